@@ -1,0 +1,234 @@
+"""A stack of recurrent layers with a dense head, over one flat parameter vector.
+
+All weights live in one contiguous vector ``theta`` (and the gradient in ``grad``),
+with named views for the layers. The optimizers then update everything with a few
+vectorised operations, clipping by global norm is one norm, and a snapshot of the
+best weights is one copy.
+"""
+
+import numpy as np
+
+from skrnn.nn._cells import GRULayer, LSTMLayer, SimpleRNNLayer
+from skrnn.nn._losses import loss_and_grad, predict_from_raw
+
+CELLS = {"rnn": SimpleRNNLayer, "lstm": LSTMLayer, "gru": GRULayer}
+
+
+class RecurrentNetwork:
+    """Stacked recurrent layers and a dense head on the last step or on every step.
+
+    Parameters
+    ----------
+    cell : {"rnn", "lstm", "gru"}
+    n_features : int
+        Features per time step of the input.
+    units : tuple of int
+        Hidden units of each stacked layer.
+    n_outputs : int
+    head : {"last", "sequence"}
+        Dense head on the last step only, or on every step.
+    dtype : numpy dtype
+    cell_kwargs : dict
+        ``activation`` (SimpleRNN), ``peephole`` (LSTM) or ``reset_after`` (GRU).
+    """
+
+    def __init__(self, cell, n_features, units, n_outputs, *, head="last",
+                 dtype=np.float64, cell_kwargs=None):
+        self.cell = cell
+        self.n_features = int(n_features)
+        self.units = tuple(int(u) for u in units)
+        self.n_outputs = int(n_outputs)
+        self.head = head
+        self.dtype = np.dtype(dtype)
+        self.cell_kwargs = dict(cell_kwargs or {})
+        self._build()
+        self.theta = np.zeros(self.size, dtype=self.dtype)
+        self.grad = np.zeros(self.size, dtype=self.dtype)
+        self._bind()
+
+    # -- structure ---------------------------------------------------------------
+
+    def _build(self):
+        n_in = self.n_features
+        self.layers = []
+        for H in self.units:
+            self.layers.append(CELLS[self.cell](n_in, H, **self.cell_kwargs))
+            n_in = H
+        self.spec = []  # (owner, name, shape, offset)
+        offset = 0
+        for k, layer in enumerate(self.layers):
+            for name, shape in layer.param_shapes().items():
+                self.spec.append((k, name, shape, offset))
+                offset += int(np.prod(shape))
+        for name, shape in (("W", (n_in, self.n_outputs)), ("b", (self.n_outputs,))):
+            self.spec.append(("head", name, shape, offset))
+            offset += int(np.prod(shape))
+        self.size = offset
+        self.decay_mask = np.zeros(self.size, dtype=bool)
+        for owner, name, shape, off in self.spec:
+            decayed = name == "W" if owner == "head" else name in self.layers[owner].decayed
+            if decayed:
+                self.decay_mask[off : off + int(np.prod(shape))] = True
+
+    def _views(self, flat):
+        layer_views = [dict() for _ in self.layers]
+        head = {}
+        for owner, name, shape, off in self.spec:
+            view = flat[off : off + int(np.prod(shape))].reshape(shape)
+            (head if owner == "head" else layer_views[owner])[name] = view
+        return layer_views, head
+
+    def _bind(self):
+        self.params, self.head_params = self._views(self.theta)
+        self.grads, self.head_grads = self._views(self.grad)
+
+    def __getstate__(self):
+        # the views alias theta/grad; pickle only the owning vector and rebuild them
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("params", "head_params", "grads", "head_grads", "grad")}
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.grad = np.zeros(self.size, dtype=self.dtype)
+        self._bind()
+
+    def copy(self):
+        new = object.__new__(type(self))
+        new.__setstate__({**self.__getstate__(), "theta": self.theta.copy()})
+        return new
+
+    # -- initialisation ------------------------------------------------------------
+
+    def initialize(self, rng, y_mean=None, loss="squared_error"):
+        """Glorot-uniform input and head weights, orthogonal recurrent weights.
+
+        Biases start at zero, except the LSTM forget gate (1, as in Keras and the
+        Jozefowicz et al. recommendation) and the head bias, which starts at the
+        mean target (through the inverse link for Poisson) so that training does not
+        spend its first epochs learning the level of the series.
+        """
+        dt = self.dtype
+        for layer, p in zip(self.layers, self.params):
+            F, H, G = layer.n_inputs, layer.units, layer.n_gates
+            lim = np.sqrt(6.0 / (F + G * H))
+            p["W_ih"][...] = rng.uniform(-lim, lim, size=(F, G * H)).astype(dt)
+            for gate in range(G):
+                p["W_hh"][:, gate * H : (gate + 1) * H] = _orthogonal(rng, H).astype(dt)
+            p["b"][...] = 0
+            if self.cell == "lstm":
+                p["b"][H : 2 * H] = 1.0
+            for name in ("b_hn", "w_peep"):
+                if name in p:
+                    p[name][...] = 0
+        H = self.units[-1]
+        lim = np.sqrt(6.0 / (H + self.n_outputs))
+        self.head_params["W"][...] = rng.uniform(-lim, lim, size=(H, self.n_outputs)).astype(dt)
+        self.head_params["b"][...] = 0
+        if y_mean is not None:
+            y_mean = np.asarray(y_mean, dtype=np.float64)
+            if loss == "poisson":
+                y_mean = np.log(np.maximum(y_mean, 1e-8))
+            self.head_params["b"][...] = y_mean.astype(dt)
+
+    # -- forward / backward ----------------------------------------------------------
+
+    def forward(self, X, masks=None, store=True):
+        """Raw head output for time-major ``X`` of shape ``(T, B, F)``.
+
+        Returns ``Z`` — ``(B, n_outputs)`` for the last-step head, ``(B, T,
+        n_outputs)`` for the sequence head — and the caches for ``backward``.
+        """
+        caches = []
+        h = X
+        for k, (layer, p) in enumerate(zip(self.layers, self.params)):
+            in_mask, rec_mask = masks[k] if masks is not None else (None, None)
+            if in_mask is not None:
+                h = h * in_mask
+            h, cache = layer.forward(h, p, mask=rec_mask, store=store)
+            caches.append(cache)
+        W, b = self.head_params["W"], self.head_params["b"]
+        if self.head == "last":
+            top = h[-1]
+            Z = top @ W
+        else:
+            T, B, H = h.shape
+            top = h
+            Z = (h.reshape(T * B, H) @ W).reshape(T, B, -1).transpose(1, 0, 2)
+        Z += b
+        return Z, (caches, top)
+
+    def backward(self, dZ, state, masks=None):
+        """Fill ``self.grad`` with the gradient of the loss whose ``dLoss/dZ`` is given."""
+        caches, top = state
+        W = self.head_params["W"]
+        hg = self.head_grads
+        T, B = caches[-1]["X"].shape[:2]
+        H = self.units[-1]
+        if self.head == "last":
+            np.matmul(top.T, dZ, out=hg["W"])
+            np.sum(dZ, axis=0, out=hg["b"])
+            dH = np.zeros((T, B, H), dtype=self.dtype)
+            np.matmul(dZ, W.T, out=dH[-1])
+        else:
+            dZt = np.ascontiguousarray(dZ.transpose(1, 0, 2)).reshape(T * B, -1)
+            np.matmul(top.reshape(T * B, H).T, dZt, out=hg["W"])
+            np.sum(dZt, axis=0, out=hg["b"])
+            dH = (dZt @ W.T).reshape(T, B, H)
+        for k in range(len(self.layers) - 1, -1, -1):
+            dX = self.layers[k].backward(dH, caches[k], self.grads[k])
+            in_mask = masks[k][0] if masks is not None else None
+            if in_mask is not None:
+                dX *= in_mask
+            dH = dX
+
+    def loss_and_gradient(self, X, y, sw, *, loss, output_activation, alpha=0.0,
+                          huber_delta=1.0, masks=None):
+        """Penalised loss of one batch; leaves its gradient in ``self.grad``.
+
+        The L2 penalty ``alpha / 2 * ||W||^2`` is divided by the batch's total
+        weight, as MLPRegressor divides it by the batch size.
+        """
+        Z, state = self.forward(X, masks=masks, store=True)
+        value, dZ = loss_and_grad(Z, y, sw, loss, output_activation, huber_delta)
+        self.backward(dZ.astype(self.dtype, copy=False), state, masks=masks)
+        if alpha:
+            n = len(Z) if sw is None else sw.sum()
+            if n > 0:
+                decayed = self.theta * self.decay_mask
+                value += 0.5 * alpha * float(decayed @ decayed) / n
+                self.grad += (alpha / n) * decayed
+        return float(value)
+
+    def predict(self, X, *, loss, output_activation):
+        """Predictions for time-major ``X``; stores no activations."""
+        Z, _ = self.forward(X, store=False)
+        return predict_from_raw(Z, loss, output_activation)
+
+    def states(self, X):
+        """Per-layer hidden states (and cell states, gates) for time-major ``X``."""
+        out = []
+        h = X
+        for layer, p in zip(self.layers, self.params):
+            seq, cache = layer.forward(h, p, store=True)
+            H = layer.units
+            entry = {"h": seq.transpose(1, 0, 2).copy()}
+            if self.cell == "lstm":
+                G = cache["G"]
+                entry["c"] = cache["C"][1:].transpose(1, 0, 2).copy()
+                for j, name in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
+                    entry[name] = G[..., j * H : (j + 1) * H].transpose(1, 0, 2).copy()
+            elif self.cell == "gru":
+                G = cache["G"]
+                for j, name in enumerate(("reset_gate", "update_gate", "candidate")):
+                    entry[name] = G[..., j * H : (j + 1) * H].transpose(1, 0, 2).copy()
+            out.append(entry)
+            h = seq
+        return out
+
+
+def _orthogonal(rng, n):
+    a = rng.standard_normal((n, n))
+    q, r = np.linalg.qr(a)
+    # sign fix so the draw is uniform over orthogonal matrices (Mezzadri 2007)
+    return q * np.sign(np.diag(r))
