@@ -1,0 +1,535 @@
+"""Lag windows for single series and panels.
+
+:class:`LagFeatures` turns a long table (one row per series and time) into lag windows laid
+out step-major, oldest step first -- the 2D sequence layout every skrnn regressor reads (see
+``n_step_features``). :func:`make_supervised` builds the aligned ``(X, y)`` pair for a forecast
+horizon and drops the rows whose window or target is incomplete.
+
+Conventions
+-----------
+A row at time ``t`` gets ``<col>_lag<L>``, the value of ``col`` at ``t - L`` in the same series,
+and ``<col>_lead<L>``, its value at ``t + L``. The targets of :func:`make_supervised` are the
+values at ``t, t+1, ..., t+h-1``: the row's index is the time of the first forecast step, so
+one-step predictions join back to the truth on the row's own date and group.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from skrnn._panel import build_grid, check_fill_gaps, group_codes, lookup_key
+
+__all__ = ["LagFeatures", "make_supervised"]
+
+_ROLLING_STATS = {
+    "mean": lambda a: a.mean(axis=1),
+    "std": lambda a: a.std(axis=1),
+    "min": lambda a: a.min(axis=1),
+    "max": lambda a: a.max(axis=1),
+    "sum": lambda a: a.sum(axis=1),
+}
+
+
+def _offsets(value, param, minimum):
+    """An int k (meaning minimum..k, here 1..k) or an explicit list, as sorted unique ints."""
+    if value is None:
+        return []
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"{param} must be >= 1 when given as an int, got {value}.")
+        return list(range(1, int(value) + 1))
+    values = np.asarray(value).ravel()
+    if values.size == 0 or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(
+            f"{param} must be an int or a non-empty list of ints, got {value!r}."
+        )
+    if values.min() < minimum:
+        raise ValueError(f"{param} must all be >= {minimum}, got {sorted(values.tolist())}.")
+    return sorted(set(int(v) for v in values))
+
+
+class LagFeatures(TransformerMixin, BaseEstimator):
+    """Lag windows of chosen columns, per series, in the sequence layout of the regressors.
+
+    The output lists the lag columns step-major, oldest step first: for ``lags=3`` and one
+    column ``y`` it is ``y_lag3, y_lag2, y_lag1``; for columns ``a, b`` and ``lags=2`` it is
+    ``a_lag2, b_lag2, a_lag1, b_lag1``. So ``make_pipeline(LagFeatures(lags=k, columns=cols),
+    LSTMRegressor(n_step_features=len(cols)))`` reads each window as a sequence of ``k`` steps
+    with ``len(cols)`` features each. Optional rolling statistics and leads are appended after
+    the lag block (they are then no longer part of a pure sequence layout).
+
+    Lags are computed inside each series only (never across groups) and on a regular time
+    grid when ``date`` is given. Rows need not be sorted: the output keeps the input's row
+    order (and, with ``set_output(transform="pandas")``, its index). Positions whose window
+    reaches before the start of their series (or, for leads, past its end) get ``fill_value``;
+    a transformer cannot drop rows -- use :func:`make_supervised` to drop them.
+
+    The transformer learns nothing from the data: ``transform`` computes the lags from the
+    rows it is given, so pass the history together with the rows to predict.
+
+    Parameters
+    ----------
+    lags : int or list of int, default=1
+        ``k`` means lags ``1, ..., k``; a list gives explicit lags (``0`` is the current value).
+    columns : str, list of str or list of int, default=None
+        Columns to lag. None: every column except those named by ``group`` and ``date``.
+        Positions for array input.
+    leads : int or list of int, default=None
+        Future values to append (``<col>_lead<L>``), e.g. to build targets. Never feed them
+        to a model as inputs: they leak the future.
+    group : str, default=None
+        Column or index level (columns take precedence) naming the series of each row. None:
+        one series, unless ``groups`` is passed to ``fit``/``transform``.
+    date : str, default=None
+        Column or index level giving the time of each row (datetimes, periods or integers).
+        None: the row order is the time order inside each series.
+    freq : str, pandas offset, Timedelta or int, default=None
+        Step of the time grid when ``date`` is given. None infers it (the most common
+        frequency pandas infers per series, else the smallest step seen).
+    fill_gaps : None, float, "ffill" or "interpolate", default=None
+        Missing steps inside a series: None refuses them with an error; a number fills them
+        with that value (e.g. ``0`` for counts); "ffill" repeats the last value;
+        "interpolate" interpolates linearly. Filled steps feed the lags but add no rows.
+    fill_value : float or "edge", default=np.nan
+        Value for positions outside the series. "edge" repeats the series' first value (last,
+        for leads), like ``numpy.pad(mode="edge")``, so every row gets a complete window.
+    rolling : int or list of int, default=None
+        Window length(s) ``w`` (an int is one window, not ``1..w``) of rolling statistics over the previous ``w`` values (lags
+        ``1..w``, never the current value), named ``<col>_roll<w>_<stat>``. Incomplete windows
+        are padded with ``fill_value`` before the statistic is taken.
+    rolling_stats : tuple of str, default=("mean",)
+        Statistics among "mean", "std", "min", "max", "sum".
+
+    Attributes
+    ----------
+    lags_ : list of int
+        Lags in output order (oldest first).
+    leads_ : list of int
+        Leads in output order.
+    rolling_ : list of int
+        Rolling window lengths.
+    columns_ : list
+        The lagged columns (labels for DataFrames, positions for arrays).
+    n_step_features_ : int
+        Features per step in the lag block, to pass as ``n_step_features`` downstream.
+    n_features_in_ : int
+        Number of input columns.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Input column names, when they are all strings.
+
+    See Also
+    --------
+    make_supervised : Aligned ``(X, y)`` with a forecast horizon, incomplete rows dropped.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skrnn import LagFeatures
+    >>> df = pd.DataFrame({"g": ["a", "a", "a", "b", "b"], "y": [1.0, 2, 3, 10, 20]})
+    >>> LagFeatures(lags=2, group="g").set_output(transform="pandas").fit_transform(df)
+       y_lag2  y_lag1
+    0     NaN     NaN
+    1     NaN     1.0
+    2     1.0     2.0
+    3     NaN     NaN
+    4     NaN    10.0
+    """
+
+    _parameter_constraints = {
+        "lags": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "columns": [None, str, "array-like"],
+        "leads": [None, Interval(Integral, 1, None, closed="left"), "array-like"],
+        "group": [None, str, Integral],
+        "date": [None, str, Integral],
+        "freq": "no_validation",  # str, offset, Timedelta or int: checked by pandas
+        "fill_gaps": [None, Real, StrOptions({"ffill", "interpolate"})],
+        "fill_value": [Real, StrOptions({"edge"})],
+        "rolling": [None, Interval(Integral, 1, None, closed="left"), "array-like"],
+        "rolling_stats": ["array-like"],
+    }
+
+    def __init__(
+        self,
+        lags=1,
+        *,
+        columns=None,
+        leads=None,
+        group=None,
+        date=None,
+        freq=None,
+        fill_gaps=None,
+        fill_value=np.nan,
+        rolling=None,
+        rolling_stats=("mean",),
+    ):
+        self.lags = lags
+        self.columns = columns
+        self.leads = leads
+        self.group = group
+        self.date = date
+        self.freq = freq
+        self.fill_gaps = fill_gaps
+        self.fill_value = fill_value
+        self.rolling = rolling
+        self.rolling_stats = rolling_stats
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # -- input handling -------------------------------------------------------------------
+
+    def _read(self, X, groups, reset):
+        """Values of the lagged columns (n, c) and the grid the rows lie on."""
+        if isinstance(X, pd.Series):
+            X = X.to_frame()
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            keys = {}
+            for param in ("group", "date"):
+                key = getattr(self, param)
+                if key is not None:
+                    keys[param] = lookup_key(X, key, param)
+            if reset:
+                used = [getattr(self, p) for p, (_, where) in keys.items() if where == "column"]
+                if self.columns is None:
+                    cols = [c for c in X.columns if c not in used]
+                else:
+                    cols = [self.columns] if isinstance(self.columns, str) else list(self.columns)
+                    missing = [c for c in cols if c not in X.columns]
+                    if missing:
+                        raise ValueError(
+                            f"columns={self.columns!r}: {missing} not in X; X has columns "
+                            f"{list(X.columns)}."
+                        )
+                if not cols:
+                    raise ValueError("columns: X has no column left to lag.")
+                bad = [c for c in cols if not pd.api.types.is_numeric_dtype(X[c].dtype)
+                       or pd.api.types.is_bool_dtype(X[c].dtype)]
+                if bad:
+                    raise TypeError(
+                        f"columns: {bad} are not numeric (dtypes "
+                        f"{[str(X[c].dtype) for c in bad]}); lag only numeric columns, or name "
+                        "the series/time columns with group=/date=."
+                    )
+                self.columns_ = cols
+                self._positions = [X.columns.get_loc(c) for c in cols]
+            values = check_array(
+                X[self.columns_], dtype=np.float64, ensure_all_finite="allow-nan",
+                ensure_min_samples=1, input_name="X",
+            )
+            group_labels = keys.get("group", (None,))[0]
+            times = keys.get("date", (None,))[0]
+        else:
+            for param in ("group", "date"):
+                if getattr(self, param) is not None:
+                    raise ValueError(
+                        f"{param}={getattr(self, param)!r} names a column or index level, so X "
+                        f"must be a pandas DataFrame; got {type(X).__name__}. For arrays, pass "
+                        "the series labels as groups= to fit/transform."
+                    )
+            X = validate_data(
+                self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan"
+            )
+            if reset:
+                if self.columns is None:
+                    cols = list(range(X.shape[1]))
+                else:
+                    cols = np.atleast_1d(np.asarray(self.columns))
+                    if not np.issubdtype(cols.dtype, np.integer) or (
+                        (cols < 0) | (cols >= X.shape[1])
+                    ).any():
+                        raise ValueError(
+                            f"columns must be column positions in [0, {X.shape[1] - 1}] for "
+                            f"array input, got {self.columns!r}."
+                        )
+                    cols = [int(c) for c in cols]
+                self.columns_ = cols
+                self._positions = cols
+            values = X[:, self._positions]
+            group_labels, times = None, None
+
+        n = values.shape[0]
+        if groups is not None:
+            if group_labels is not None:
+                raise ValueError(
+                    f"Pass either group={self.group!r} or groups=, not both."
+                )
+            group_labels = np.asarray(groups)
+            if group_labels.ndim != 1 or group_labels.shape[0] != n:
+                raise ValueError(
+                    f"groups must have shape ({n},) like X's rows, got {group_labels.shape}."
+                )
+        codes, labels = (None, None) if group_labels is None else group_codes(
+            group_labels, "group" if groups is None else "groups"
+        )
+        grid = build_grid(
+            n, codes, labels, times, freq=self.freq, fill_gaps=self.fill_gaps,
+            param_date=f"date={self.date!r}",
+        )
+        return values, grid
+
+    def _names_in(self):
+        if hasattr(self, "feature_names_in_"):
+            return [str(c) for c in self.columns_]
+        if all(isinstance(c, Integral) for c in self.columns_):
+            return [f"x{c}" for c in self.columns_]
+        return [str(c) for c in self.columns_]
+
+    def _blocks(self, values, grid):
+        """The lag, rolling and lead blocks for the input rows, in output order."""
+        gvals = grid.values(values, self.fill_gaps)
+        cache = {}
+
+        def shift(offset):
+            if offset not in cache:
+                cache[offset] = grid.shifted(gvals, offset, self.fill_value)
+            return cache[offset]
+
+        blocks = [shift(L) for L in self.lags_]
+        for w in self.rolling_:
+            window = np.stack([shift(L) for L in range(1, w + 1)], axis=1)
+            blocks += [_ROLLING_STATS[s](window) for s in self._stats]
+        blocks += [shift(-L) for L in self.leads_]
+        n = values.shape[0]
+        return np.hstack(blocks) if blocks else np.empty((n, 0))
+
+    # -- estimator API --------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, groups=None):
+        """Check the parameters and the data layout; learn the output columns.
+
+        Parameters
+        ----------
+        X : DataFrame, Series or array-like of shape (n_samples, n_features)
+            Long table: one row per series and time.
+        y : None
+            Ignored.
+        groups : array-like of shape (n_samples,), default=None
+            Series label of each row, when not given by ``group``.
+
+        Returns
+        -------
+        self : LagFeatures
+            Fitted transformer.
+        """
+        check_fill_gaps(self.fill_gaps)
+        self.lags_ = sorted(_offsets(self.lags, "lags", 0), reverse=True)
+        self.leads_ = _offsets(self.leads, "leads", 1)
+        self.rolling_ = (
+            [int(self.rolling)] if isinstance(self.rolling, Integral)
+            else _offsets(self.rolling, "rolling", 1)
+        )
+        stats = [self.rolling_stats] if isinstance(self.rolling_stats, str) else list(
+            self.rolling_stats)
+        unknown = [s for s in stats if s not in _ROLLING_STATS]
+        if unknown or not stats:
+            raise ValueError(
+                f"rolling_stats must be a non-empty list among {sorted(_ROLLING_STATS)}, got "
+                f"{self.rolling_stats!r}."
+            )
+        self._stats = stats
+        _, grid = self._read(X, groups, reset=True)
+        reach = max(self.lags_)
+        longest = int(grid.lengths.max())
+        if longest <= reach:
+            raise ValueError(
+                f"lags reach back {reach} step(s) but the longest series has only "
+                f"n_samples={longest} row(s), so no row gets a complete window; use fewer lags "
+                "or longer series."
+            )
+        names = self._names_in()
+        out = [f"{c}_lag{L}" for L in self.lags_ for c in names]
+        out += [f"{c}_roll{w}_{s}" for w in self.rolling_ for s in stats for c in names]
+        out += [f"{c}_lead{L}" for L in self.leads_ for c in names]
+        self._feature_names_out = np.asarray(out, dtype=object)
+        self.n_step_features_ = len(names)
+        return self
+
+    def transform(self, X, groups=None):
+        """Lag windows of the rows of ``X``, in the input's row order.
+
+        Parameters
+        ----------
+        X : DataFrame, Series or array-like of shape (n_samples, n_features)
+            Same layout as in ``fit``; include enough history before the rows you need.
+        groups : array-like of shape (n_samples,), default=None
+            Series label of each row, when not given by ``group``.
+
+        Returns
+        -------
+        X_lags : ndarray of shape (n_samples, n_features_out)
+            Columns named by :meth:`get_feature_names_out`.
+        """
+        check_is_fitted(self)
+        values, grid = self._read(X, groups, reset=False)
+        return self._blocks(values, grid)
+
+    def fit_transform(self, X, y=None, groups=None):
+        """Fit, then transform ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame, Series or array-like of shape (n_samples, n_features)
+            Long table: one row per series and time.
+        y : None
+            Ignored.
+        groups : array-like of shape (n_samples,), default=None
+            Series label of each row, when not given by ``group``.
+
+        Returns
+        -------
+        X_lags : ndarray of shape (n_samples, n_features_out)
+            Lag windows.
+        """
+        return self.fit(X, y, groups=groups).transform(X, groups=groups)
+
+    def get_feature_names_out(self, input_features=None):
+        """Output column names: lags (oldest first), rolling statistics, then leads.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Must match ``feature_names_in_`` when given.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            Output column names.
+        """
+        check_is_fitted(self)
+        if input_features is not None and hasattr(self, "feature_names_in_"):
+            if list(input_features) != list(self.feature_names_in_):
+                raise ValueError(
+                    "input_features must equal feature_names_in_ "
+                    f"{list(self.feature_names_in_)}, got {list(input_features)}."
+                )
+        return self._feature_names_out.copy()
+
+
+def make_supervised(
+    data,
+    target,
+    *,
+    lags=1,
+    horizon=1,
+    multi_output=True,
+    columns=None,
+    group=None,
+    date=None,
+    groups=None,
+    freq=None,
+    fill_gaps=None,
+    dropna=True,
+):
+    """Build an aligned ``(X, y)`` for forecasting ``horizon`` steps from lag windows.
+
+    Each row keeps its original index (so predictions join back to dates and groups): ``X``
+    holds the lag windows of ``columns`` in the layout of :class:`LagFeatures`
+    (``<col>_lag<L>``, oldest first) and ``y`` the target at the row's own time ``t`` and the
+    following steps. Everything is computed inside each series; rows keep the input order.
+
+    Parameters
+    ----------
+    data : DataFrame or Series
+        Long table, one row per series and time.
+    target : str
+        Column to forecast.
+    lags : int or list of int, default=1
+        ``k`` means lags ``1..k``; a list gives explicit lags.
+    horizon : int, default=1
+        Number of steps ahead ``h``.
+    multi_output : bool, default=True
+        True: ``y`` has ``h`` columns ``<target>_h1..<target>_h<h>`` (values at
+        ``t..t+h-1``), for direct multi-output forecasting. False: ``y`` is the single
+        ``h``-step target, the value at ``t+h-1``. A single target is returned as a Series,
+        named ``target`` for ``h=1``.
+    columns : str or list of str, default=None
+        Columns whose lags form ``X``; default ``[target]``. Several columns give several
+        features per step (``n_step_features=len(columns)``).
+    group, date, freq, fill_gaps
+        As in :class:`LagFeatures`: the series and time of each row (column or index level
+        names), the time step, and what to do with missing dates (refused by default).
+    groups : array-like of shape (n_samples,), default=None
+        Series label of each row, when not given by ``group``.
+    dropna : bool, default=True
+        Drop rows with any missing value in ``X`` or ``y`` -- in particular those whose
+        window reaches before the start of their series or whose targets run past its end.
+
+    Returns
+    -------
+    X : DataFrame of shape (n_rows, n_lags * n_columns)
+        Lag windows, indexed like ``data``.
+    y : Series or DataFrame of shape (n_rows,) or (n_rows, h)
+        Targets, same index.
+
+    Raises
+    ------
+    ValueError
+        If a series is too short to give a single complete row, if ``(group, date)`` keys
+        are duplicated, or if dates have gaps and ``fill_gaps`` is None.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skrnn import make_supervised
+    >>> df = pd.DataFrame({"y": [1.0, 2, 3, 4, 5]})
+    >>> X, y = make_supervised(df, "y", lags=2, horizon=2)
+    >>> pd.concat([X, y], axis=1)
+       y_lag2  y_lag1  y_h1  y_h2
+    2     1.0     2.0   3.0   4.0
+    3     2.0     3.0   4.0   5.0
+    """
+    if isinstance(data, pd.Series):
+        data = data.to_frame(name=target if data.name is None else data.name)
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(
+            f"data must be a pandas DataFrame or Series, got {type(data).__name__}."
+        )
+    if target not in data.columns:
+        raise ValueError(f"target={target!r} is not a column of data; columns: {list(data.columns)}.")
+    if not isinstance(horizon, Integral) or isinstance(horizon, bool) or horizon < 1:
+        raise ValueError(f"horizon must be an int >= 1, got {horizon!r}.")
+    cols = [target] if columns is None else ([columns] if isinstance(columns, str) else list(columns))
+    lagger = LagFeatures(lags, columns=cols, group=group, date=date, freq=freq,
+                         fill_gaps=fill_gaps)
+    lagger._validate_params()
+    check_fill_gaps(fill_gaps)
+    lagger.lags_ = sorted(_offsets(lags, "lags", 0), reverse=True)
+    lagger.leads_, lagger.rolling_, lagger._stats = [], [], []
+    values, grid = lagger._read(data, groups, reset=True)
+
+    need = max(lagger.lags_) + horizon
+    short = np.flatnonzero(grid.lengths < need)
+    if short.size:
+        shown = {grid.labels[g]: int(grid.lengths[g]) for g in short[:5]}
+        raise ValueError(
+            f"{short.size} series are too short for lags up to {max(lagger.lags_)} and "
+            f"horizon={horizon} (need at least {need} steps; series: length {shown}). Use "
+            "fewer lags or drop those series first."
+        )
+    X = lagger._blocks(values, grid)
+    names = [f"{c}_lag{L}" for L in lagger.lags_ for c in lagger._names_in()]
+
+    tvals = grid.values(check_array(data[[target]], dtype=np.float64,
+                                    ensure_all_finite="allow-nan"), fill_gaps)
+    steps = range(1, horizon + 1) if multi_output else [horizon]
+    Y = np.hstack([grid.shifted(tvals, -(k - 1), np.nan) for k in steps])
+
+    keep = np.ones(X.shape[0], dtype=bool)
+    if dropna:
+        keep = ~(np.isnan(X).any(axis=1) | np.isnan(Y).any(axis=1))
+    index = data.index[keep]
+    X = pd.DataFrame(X[keep], index=index, columns=names)
+    if Y.shape[1] == 1:
+        name = target if horizon == 1 else f"{target}_h{horizon}"
+        y = pd.Series(Y[keep, 0], index=index, name=name)
+    else:
+        y = pd.DataFrame(Y[keep], index=index, columns=[f"{target}_h{k}" for k in steps])
+    return X, y

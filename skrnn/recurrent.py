@@ -1,0 +1,1269 @@
+"""Recurrent regressors: the scikit-learn face of the NumPy engine in ``skrnn.nn``."""
+
+import copy
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.callback import CallbackSupportMixin, with_callbacks
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from skrnn.exceptions import DivergenceError, DivergenceWarning
+from skrnn.nn._losses import loss_and_grad, predict_from_raw
+from skrnn.nn._network import RecurrentNetwork
+from skrnn.nn._optimizers import clip_gradient, make_optimizer
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+# the fitted state that ``partial_fit`` carries from call to call
+_STATE_ATTRS = ("_net", "_optimizer", "_rng", "_no_improvement_count", "_best_theta")
+
+
+def _check_units(units):
+    units = (units,) if isinstance(units, Integral) else tuple(units)
+    if not units or any(not isinstance(u, Integral) or u < 1 for u in units):
+        raise ValueError(
+            f"units must be a positive int or a non-empty sequence of positive ints "
+            f"(one per stacked layer); got {units!r}."
+        )
+    return units
+
+
+class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
+    """Shared implementation of the recurrent regressors.
+
+    Do not use it directly: use :class:`SimpleRNNRegressor`, :class:`LSTMRegressor`
+    or :class:`GRURegressor`.
+    """
+
+    _cell = None
+
+    _parameter_constraints = {
+        "units": [Interval(Integral, 1, None, closed="left"), tuple, list],
+        "n_step_features": [Interval(Integral, 1, None, closed="left"), None],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "recurrent_dropout": [Interval(Real, 0, 1, closed="left")],
+        "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson"})],
+        "huber_delta": [Interval(Real, 0, None, closed="neither")],
+        "output_activation": [StrOptions({"identity", "relu", "softplus"})],
+        "solver": [StrOptions({"sgd", "adam", "rmsprop"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "rho": [Interval(Real, 0, 1, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "clipnorm": [Interval(Real, 0, None, closed="neither"), None],
+        "clipvalue": [Interval(Real, 0, None, closed="neither"), None],
+        "dtype": [StrOptions(set(_DTYPES))],
+    }
+
+    def __init__(
+        self,
+        units=32,
+        *,
+        n_step_features=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        loss="squared_error",
+        huber_delta=1.0,
+        output_activation="identity",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        rho=0.9,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        clipnorm=None,
+        clipvalue=None,
+        dtype="float64",
+    ):
+        self.units = units
+        self.n_step_features = n_step_features
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.loss = loss
+        self.huber_delta = huber_delta
+        self.output_activation = output_activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.rho = rho
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.dtype = dtype
+
+    # -- what subclasses define ----------------------------------------------------
+
+    def _cell_kwargs(self):
+        return {}
+
+    # -- input handling --------------------------------------------------------------
+
+    def _as_sequences(self, X, y="no_validation", sample_weight=None, *, reset):
+        """Validate ``X`` (2D step-major or 3D) and return it as ``(n, T, F)``.
+
+        ``n_features_in_`` counts the flattened columns ``T * F`` for both layouts,
+        so a model fitted on 3D input also accepts the same data flattened.
+        """
+        shape3 = None
+        ndim = getattr(X, "ndim", None)
+        if ndim is None and isinstance(X, (list, tuple)):
+            try:
+                ndim = np.asarray(X).ndim
+            except ValueError:  # ragged nested lists; let check_array report it
+                ndim = None
+        if ndim is not None and ndim > 3:
+            raise ValueError(
+                f"X must be 2D (n_samples, timesteps * n_step_features) or 3D "
+                f"(n_samples, timesteps, n_step_features); got a {ndim}D array with "
+                f"shape {np.shape(X)}."
+            )
+        if ndim == 3:
+            X = np.asarray(X)
+            shape3 = X.shape
+            if self.n_step_features is not None and self.n_step_features != shape3[2]:
+                raise ValueError(
+                    f"X is 3D with {shape3[2]} features per step, but "
+                    f"n_step_features={self.n_step_features}. Leave n_step_features=None "
+                    f"for 3D input, or pass X with {self.n_step_features} features per step."
+                )
+            X = X.reshape(shape3[0], -1)
+        dtype = _DTYPES[self.dtype]
+        common = dict(reset=reset, dtype=dtype, ensure_min_samples=1)
+        if isinstance(y, str) and y == "no_validation":
+            X = validate_data(self, X, **common)
+        else:
+            X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **common)
+        n, n_cols = X.shape
+        if shape3 is not None:
+            T, F = shape3[1], shape3[2]
+        else:
+            if reset or getattr(self, "n_timesteps_", None) is None:
+                F = self.n_step_features or 1
+            else:
+                F = self.n_step_features_
+            if n_cols % F:
+                raise ValueError(
+                    f"X has {n_cols} columns, which do not divide into time steps of "
+                    f"{F} features (n_step_features={F}). A 2D X must hold "
+                    f"timesteps * n_step_features columns, oldest step first."
+                )
+            T = n_cols // F
+        if not reset:
+            fitted = (getattr(self, "n_timesteps_", None), self.n_step_features_)
+            if F != fitted[1] or (fitted[0] is not None and T != fitted[0]):
+                raise ValueError(
+                    f"X has {T} time steps of {F} features, but this "
+                    f"{type(self).__name__} was fitted with {fitted[0]} time steps of "
+                    f"{fitted[1]} features."
+                )
+        X3 = X.reshape(n, T, F)
+        if isinstance(y, str):
+            return X3
+        if y.ndim == 1:
+            y2 = y.reshape(-1, 1)
+        else:
+            y2 = y
+        if self.loss == "poisson" and np.any(y2 < 0):
+            raise ValueError(
+                f"loss='poisson' needs a non-negative target y; got a minimum of "
+                f"{y2.min()}. Use another loss or shift the target."
+            )
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True)
+            if sw.sum() <= 0:
+                raise ValueError("sample_weight must have a positive sum; got all zeros.")
+        return X3, y2.astype(dtype, copy=False), y.ndim, sw
+
+    # -- fitting ---------------------------------------------------------------------
+
+    @with_callbacks
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to sequences ``X`` and targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, timesteps * n_step_features) or \
+                (n_samples, timesteps, n_step_features)
+            Input sequences. A 2D ``X`` is read step-major, oldest step first.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets; several columns give a direct multi-output (e.g. multi-step)
+            model.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights in the loss (and in the validation loss).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
+    @with_callbacks
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train for exactly one epoch on ``(X, y)``.
+
+        The optimizer state (moments, step count, learning rate), the random
+        generator and the early-stopping state (best validation loss, weights and
+        the count of epochs without improvement) carry over between calls. Weights
+        are not rolled back to the best ones here: read ``best_iteration_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, timesteps * n_step_features) or \
+                (n_samples, timesteps, n_step_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _fit(self, X, y, sample_weight, incremental):
+        units = _check_units(self.units)
+        fitted = hasattr(self, "_net")
+        keep = fitted and (incremental or self.warm_start)
+        X3, y2, y_ndim, sw = self._as_sequences(X, y, sample_weight, reset=not keep)
+        n, T, F = X3.shape
+        dtype = _DTYPES[self.dtype]
+        if keep:
+            if y2.shape[1] != self.n_outputs_:
+                raise ValueError(
+                    f"y has {y2.shape[1]} outputs, but this {type(self).__name__} was "
+                    f"fitted with {self.n_outputs_}."
+                )
+        if self.loss == "poisson" and self.output_activation != "identity":
+            raise ValueError(
+                "loss='poisson' uses a log link (predictions are exp of the head "
+                f"output); output_activation must be 'identity', got "
+                f"{self.output_activation!r}."
+            )
+
+        n_val = int(np.ceil(self.validation_fraction * n)) if self.early_stopping else 0
+        if self.early_stopping and n - n_val < 1:
+            raise ValueError(
+                f"early_stopping holds out the last {self.validation_fraction:.0%} of "
+                f"the samples for validation, which leaves no training sample out of "
+                f"{n}. Provide more samples or set early_stopping=False."
+            )
+        n_train = n - n_val
+
+        previous = {k: getattr(self, k) for k in _STATE_ATTRS + tuple(
+            a for a in vars(self) if a.endswith("_") and not a.startswith("_")
+        ) if hasattr(self, k)} if fitted else None
+        if keep and previous is not None:
+            previous["_net"] = self._net.copy()
+            previous["_optimizer"] = copy.deepcopy(self._optimizer)
+
+        if not keep:
+            rng = check_random_state(self.random_state)
+            self.n_timesteps_ = T
+            self.n_step_features_ = F
+            self.n_outputs_ = y2.shape[1]
+            self._y_ndim = y_ndim
+            self._net = RecurrentNetwork(
+                self._cell, F, units, self.n_outputs_, dtype=dtype,
+                cell_kwargs=self._cell_kwargs(),
+            )
+            w = None if sw is None else sw[:n_train]
+            self._net.initialize(
+                rng, y_mean=np.average(y2[:n_train], axis=0, weights=w), loss=self.loss
+            )
+            self._optimizer = self._make_optimizer()
+            self._rng = rng
+            self.loss_curve_ = []
+            self.grad_norm_curve_ = []
+            self.validation_loss_curve_ = [] if self.early_stopping else None
+            self.validation_scores_ = [] if self.early_stopping else None
+            self.best_validation_score_ = None
+            self.best_loss_ = None if self.early_stopping else np.inf
+            self._best_val_loss = np.inf
+            self._best_theta = None
+            self.best_iteration_ = None
+            self._no_improvement_count = 0
+            self.n_iter_ = 0
+            self.t_ = 0
+        else:
+            if not incremental:
+                self._rng = check_random_state(self.random_state)
+            if self.early_stopping and self.validation_loss_curve_ is None:
+                self.validation_loss_curve_, self.validation_scores_ = [], []
+                self._best_val_loss = np.inf
+
+        Xtr = np.ascontiguousarray(X3[:n_train].transpose(1, 0, 2))
+        ytr, swtr = y2[:n_train], None if sw is None else sw[:n_train]
+        val = None
+        if n_val:
+            val = (np.ascontiguousarray(X3[n_train:].transpose(1, 0, 2)), y2[n_train:],
+                   None if sw is None else sw[n_train:])
+
+        n_epochs = 1 if incremental else self.max_iter
+        ctx = self._init_callback_context(max_subtasks=n_epochs)
+        metadata = {"sample_weight": sample_weight} if sample_weight is not None else None
+        ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
+        try:
+            stopped = self._train(Xtr, ytr, swtr, val, n_epochs, ctx, X, y, metadata)
+        except DivergenceError:
+            self._restore(previous)
+            raise
+        except KeyboardInterrupt:
+            self._after_interrupt(previous)
+            raise
+        if self.early_stopping and not incremental and self._best_theta is not None:
+            self._net.theta[...] = self._best_theta
+        if not incremental and not stopped and self.n_iter_ >= self.max_iter and (
+            n_epochs == self.max_iter
+        ):
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and "
+                "the optimization hasn't converged yet.",
+                ConvergenceWarning,
+            )
+        ctx.call_on_fit_task_end(
+            estimator=self, X=X, y=y, metadata=metadata,
+            reconstruction_attributes=lambda: {"_net": self._net.copy()},
+        )
+        return self
+
+    def _make_optimizer(self):
+        return make_optimizer(
+            self.solver, self._net.size, self._net.dtype,
+            learning_rate_init=self.learning_rate_init, momentum=self.momentum,
+            nesterov=self.nesterovs_momentum, beta_1=self.beta_1, beta_2=self.beta_2,
+            epsilon=self.epsilon, rho=self.rho,
+        )
+
+    def _restore(self, previous):
+        """Put the estimator back as it was before the failed call."""
+        for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("__")]:
+            delattr(self, attr)
+        for attr in _STATE_ATTRS + ("_y_ndim", "_best_val_loss"):
+            self.__dict__.pop(attr, None)
+        if previous:
+            for k, v in previous.items():
+                setattr(self, k, v)
+
+    def _after_interrupt(self, previous):
+        """Keep the last complete epoch (or the best one with early stopping)."""
+        if self.n_iter_ == 0 or not hasattr(self, "_epoch_theta"):
+            self._restore(previous)
+            return
+        best = self._best_theta if self.early_stopping else None
+        self._net.theta[...] = best if best is not None else self._epoch_theta
+        warnings.warn(
+            f"fit was interrupted; the estimator keeps the weights of "
+            f"{'its best epoch' if best is not None else 'its last complete epoch'} "
+            f"({self.n_iter_} epochs done).",
+            UserWarning,
+        )
+
+    def _draw_masks(self, rng, batch):
+        if not (self.dropout or self.recurrent_dropout):
+            return None
+        dtype = self._net.dtype
+        masks, n_in = [], self._net.n_features
+        for H in self._net.units:
+            pair = []
+            for rate, width in ((self.dropout, n_in), (self.recurrent_dropout, H)):
+                if rate:
+                    keep = rng.uniform(size=(batch, width)) >= rate
+                    pair.append((keep / (1.0 - rate)).astype(dtype))
+                else:
+                    pair.append(None)
+            masks.append(tuple(pair))
+            n_in = H
+        return masks
+
+    def _train(self, Xtr, ytr, swtr, val, n_epochs, ctx, X, y, metadata):
+        net, opt, rng = self._net, self._optimizer, self._rng
+        n = ytr.shape[0]
+        if self.batch_size == "auto":
+            bs = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn(
+                    f"Got `batch_size` less than 1 or larger than sample size. It is "
+                    f"going to be clipped to {n}."
+                )
+            bs = min(self.batch_size, n)
+        total_w = float(n if swtr is None else swtr.sum())
+        kw = dict(loss=self.loss, output_activation=self.output_activation,
+                  alpha=self.alpha, huber_delta=self.huber_delta)
+        for _ in range(n_epochs):
+            ectx = ctx.subcontext(task_name="epoch")
+            ectx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
+            start_time = time.perf_counter()
+            self._epoch_theta = net.theta.copy()
+            order = rng.permutation(n) if (self.shuffle and bs < n) else None
+            acc_loss = 0.0
+            acc_norm = 0.0
+            n_batches = 0
+            for start in range(0, n, bs):
+                if order is None:
+                    sl = slice(start, start + bs)
+                    Xb, yb = Xtr[:, sl], ytr[sl]
+                    swb = None if swtr is None else swtr[sl]
+                else:
+                    idx = order[start : start + bs]
+                    Xb, yb = Xtr[:, idx], ytr[idx]
+                    swb = None if swtr is None else swtr[idx]
+                masks = self._draw_masks(rng, yb.shape[0])
+                batch_loss = net.loss_and_gradient(Xb, yb, swb, masks=masks, **kw)
+                norm = clip_gradient(net.grad, self.clipnorm, self.clipvalue)
+                if not (np.isfinite(batch_loss) and np.isfinite(norm)):
+                    if self._diverged():
+                        return True
+                opt.step(net.theta, net.grad)
+                acc_loss += batch_loss * (yb.shape[0] if swb is None else float(swb.sum()))
+                acc_norm += norm
+                n_batches += 1
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_ = acc_loss / total_w
+            self.loss_curve_.append(self.loss_)
+            self.grad_norm_curve_.append(acc_norm / n_batches)
+            if not np.isfinite(self.loss_) and self._diverged():
+                return True
+            stop = self._end_epoch(val, kw)
+            if self.verbose:
+                msg = f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}"
+                if val is not None:
+                    msg += f", validation loss = {self.validation_loss_curve_[-1]:.8f}"
+                print(f"{msg}, {time.perf_counter() - start_time:.2f}s")
+            opt.end_epoch(self.learning_rate, self.t_, self.power_t)
+            stop_cb = ectx.call_on_fit_task_end(
+                estimator=self, X=X, y=y, metadata=metadata,
+                reconstruction_attributes=lambda: {"_net": net.copy()},
+            )
+            if stop or stop_cb:
+                return True
+        return False
+
+    def _end_epoch(self, val, kw):
+        """Track the monitored loss; return True when training should stop."""
+        if val is not None:
+            Xv, yv, swv = val
+            Z, _ = self._net.forward(Xv, store=False)
+            vloss, _ = loss_and_grad(Z, yv, swv, kw["loss"], kw["output_activation"],
+                                     kw["huber_delta"])
+            pred = predict_from_raw(Z, self.loss, self.output_activation)
+            self.validation_loss_curve_.append(float(vloss))
+            score = float(r2_score(yv, pred, sample_weight=swv)) if len(yv) > 1 else np.nan
+            self.validation_scores_.append(score)
+            monitored, best = float(vloss), self._best_val_loss
+            if monitored < best:
+                self._best_val_loss = monitored
+                self._best_theta = self._net.theta.copy()
+                self.best_iteration_ = self.n_iter_
+                self.best_validation_score_ = score
+        else:
+            monitored, best = self.loss_, self.best_loss_
+            if monitored < best:
+                self.best_loss_ = monitored
+                self.best_iteration_ = self.n_iter_
+        if monitored > best - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if self._no_improvement_count > self.n_iter_no_change:
+            opt = self._optimizer
+            if self.learning_rate == "adaptive" and opt.learning_rate > 1e-6:
+                opt.learning_rate /= 5
+                self._no_improvement_count = 0
+                if self.verbose:
+                    print(f"Setting learning rate to {opt.learning_rate:f}")
+                return False
+            if self.verbose:
+                what = "Validation loss" if val is not None else "Training loss"
+                print(f"{what} did not improve more than tol={self.tol} for "
+                      f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+            return True
+        return False
+
+    def _diverged(self):
+        """Handle a non-finite loss: restore the best weights (True) or raise."""
+        if self.early_stopping and self._best_theta is not None:
+            self._net.theta[...] = self._best_theta
+            warnings.warn(
+                f"Training diverged (non-finite loss) at epoch {self.n_iter_ + 1}; the "
+                f"weights of the best epoch ({self.best_iteration_}) were restored. "
+                "Lower learning_rate_init or set clipnorm.",
+                DivergenceWarning,
+            )
+            return True
+        raise DivergenceError(
+            f"Training diverged: the loss became non-finite at epoch "
+            f"{self.n_iter_ + 1}. Lower learning_rate_init (now "
+            f"{self.learning_rate_init}), set clipnorm, or scale X and y. The "
+            "estimator was left as it was before this call."
+        )
+
+    # -- prediction --------------------------------------------------------------------
+
+    def _check_fitted_net(self):
+        check_is_fitted(self, "n_step_features_")
+
+    def predict(self, X):
+        """Predict targets for sequences ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, timesteps * n_step_features) or \
+                (n_samples, timesteps, n_step_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Float64 predictions, shaped like the ``y`` seen in ``fit``.
+        """
+        self._check_fitted_net()
+        X3 = self._as_sequences(X, reset=False)
+        pred = self._net.predict(
+            np.ascontiguousarray(X3.transpose(1, 0, 2)), loss=self.loss,
+            output_activation=self.output_activation,
+        ).astype(np.float64, copy=False)
+        return pred.ravel() if self._y_ndim == 1 else pred
+
+    def get_states(self, X):
+        """Per-step hidden states, cell states and gate activations for ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, timesteps * n_step_features) or \
+                (n_samples, timesteps, n_step_features)
+
+        Returns
+        -------
+        states : list of dict
+            One dict per stacked layer, each value of shape
+            ``(n_samples, timesteps, units)``: ``"h"`` (hidden state) for every cell;
+            ``"c"``, ``"input_gate"``, ``"forget_gate"``, ``"candidate"``,
+            ``"output_gate"`` for the LSTM; ``"reset_gate"``, ``"update_gate"``,
+            ``"candidate"`` for the GRU (``h = (1 - z) * n + z * h_prev``).
+        """
+        self._check_fitted_net()
+        X3 = self._as_sequences(X, reset=False)
+        return self._net.states(np.ascontiguousarray(X3.transpose(1, 0, 2)))
+
+    # -- weights in PyTorch layout -------------------------------------------------------
+
+    def get_weights(self):
+        """Weights in PyTorch's layout and names.
+
+        Returns
+        -------
+        state_dict : dict of str to ndarray
+            ``weight_ih_l{k}`` ``(G*H, F)``, ``weight_hh_l{k}`` ``(G*H, H)``,
+            ``bias_ih_l{k}``, ``bias_hh_l{k}`` for each layer ``k`` (gate order LSTM
+            ``i, f, g, o``, GRU ``r, z, n``), and ``head.weight`` ``(n_outputs, H)``,
+            ``head.bias``. The recurrent layers load into ``torch.nn.LSTM/GRU/RNN``
+            (``batch_first=True``) and the head into ``torch.nn.Linear``. LSTM and
+            SimpleRNN merge the two biases: the sum is in ``bias_ih`` and ``bias_hh``
+            is zero. Variants PyTorch lacks carry extra keys that make a strict
+            ``load_state_dict`` fail instead of loading wrong weights:
+            ``weight_peephole_l{k}`` (LSTM peepholes, rows ``i, f, o``) and
+            ``reset_before_l{k}`` (GRU with ``reset_after=False``).
+        """
+        self._check_fitted_net()
+        net = self._net
+        sd = {}
+        for k, (layer, p) in enumerate(zip(net.layers, net.params)):
+            H = layer.units
+            sd[f"weight_ih_l{k}"] = p["W_ih"].T.copy()
+            sd[f"weight_hh_l{k}"] = p["W_hh"].T.copy()
+            sd[f"bias_ih_l{k}"] = p["b"].copy()
+            b_hh = np.zeros_like(p["b"])
+            if "b_hn" in p:
+                b_hh[2 * H :] = p["b_hn"]
+            sd[f"bias_hh_l{k}"] = b_hh
+            if "w_peep" in p:
+                sd[f"weight_peephole_l{k}"] = p["w_peep"].copy()
+            if self._cell == "gru" and not layer.reset_after:
+                sd[f"reset_before_l{k}"] = np.ones(1, dtype=p["b"].dtype)
+        sd["head.weight"] = net.head_params["W"].T.copy()
+        sd["head.bias"] = net.head_params["b"].copy()
+        return sd
+
+    def set_weights(self, state_dict):
+        """Load weights given in PyTorch's layout (see :meth:`get_weights`).
+
+        On a fitted estimator the shapes must match. On an unfitted one the network
+        is built from the shapes (features per step, units per layer, outputs) and
+        the estimator then predicts sequences of any length; ``units`` must agree
+        with the weights.
+
+        Parameters
+        ----------
+        state_dict : mapping of str to array-like
+            Arrays or tensors (anything ``np.asarray`` takes).
+
+        Returns
+        -------
+        self : object
+        """
+        sd = {k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v)
+              for k, v in state_dict.items()}
+        n_layers = sum(1 for k in sd if k.startswith("weight_ih_l"))
+        if n_layers == 0 or "head.weight" not in sd:
+            raise ValueError(
+                "state_dict must hold weight_ih_l0, weight_hh_l0, bias_ih_l0, "
+                f"bias_hh_l0 (per layer) and head.weight, head.bias; got keys {sorted(sd)}."
+            )
+        G = RecurrentNetwork(self._cell, 1, (1,), 1).layers[0].n_gates
+        units = tuple(sd[f"weight_hh_l{k}"].shape[1] for k in range(n_layers))
+        if tuple(_check_units(self.units)) != units:
+            raise ValueError(f"units={self.units!r} does not match the weights' {units}.")
+        F = sd["weight_ih_l0"].shape[1]
+        n_out = sd["head.weight"].shape[0]
+        dtype = _DTYPES[self.dtype]
+        if not hasattr(self, "_net"):
+            self.n_step_features_ = F
+            self.n_timesteps_ = None
+            self.n_outputs_ = n_out
+            self._y_ndim = 1 if n_out == 1 else 2
+            self._net = RecurrentNetwork(self._cell, F, units, n_out, dtype=dtype,
+                                         cell_kwargs=self._cell_kwargs())
+            self.n_iter_ = 0
+        net = self._net
+        if net.n_features != F or net.units != units or net.n_outputs != n_out:
+            raise ValueError(
+                f"The weights describe {F} features per step, units {units} and "
+                f"{n_out} outputs; this estimator has {net.n_features}, {net.units} "
+                f"and {net.n_outputs}."
+            )
+        for k, (layer, p) in enumerate(zip(net.layers, net.params)):
+            H = layer.units
+            w_ih, w_hh = sd[f"weight_ih_l{k}"], sd[f"weight_hh_l{k}"]
+            if w_ih.shape != (G * H, layer.n_inputs) or w_hh.shape != (G * H, H):
+                raise ValueError(
+                    f"weight_ih_l{k}/weight_hh_l{k} have shapes {w_ih.shape}/{w_hh.shape}; "
+                    f"expected {(G * H, layer.n_inputs)}/{(G * H, H)}."
+                )
+            b_ih = sd.get(f"bias_ih_l{k}", np.zeros(G * H))
+            b_hh = sd.get(f"bias_hh_l{k}", np.zeros(G * H))
+            p["W_ih"][...] = w_ih.T
+            p["W_hh"][...] = w_hh.T
+            if "b_hn" in p:
+                p["b"][...] = b_ih
+                p["b"][: 2 * H] += b_hh[: 2 * H]
+                p["b_hn"][...] = b_hh[2 * H :]
+            else:
+                p["b"][...] = b_ih + b_hh
+            if "w_peep" in p:
+                p["w_peep"][...] = sd.get(f"weight_peephole_l{k}", 0.0)
+        net.head_params["W"][...] = sd["head.weight"].T
+        net.head_params["b"][...] = sd["head.bias"]
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+
+
+class SimpleRNNRegressor(BaseRecurrentRegressor):
+    """Elman recurrent network regressor: ``h_t = act(x_t W_ih + h_{t-1} W_hh + b)``.
+
+    A scikit-learn regressor over sequences: the last step's hidden state of the
+    top layer feeds a dense head. Trained with exact backpropagation through time.
+
+    Parameters
+    ----------
+    units : int or tuple of int, default=32
+        Hidden units; a tuple stacks one layer per entry.
+    n_step_features : int or None, default=None
+        Features per time step of a 2D ``X`` (columns ``[x(t-T+1)..., ..., x(t)...]``,
+        oldest step first). None means one feature per step; a 3D ``X`` carries its
+        own layout.
+    activation : {"tanh", "relu"}, default="tanh"
+        Activation of the recurrent layer.
+    dropout : float, default=0.0
+        Fraction of each layer's inputs dropped in training, one mask per sequence.
+    recurrent_dropout : float, default=0.0
+        Fraction of the recurrent state dropped before the recurrent product, one
+        mask per sequence.
+    loss : {"squared_error", "absolute_error", "huber", "poisson"}, default="squared_error"
+        ``"poisson"`` uses a log link (predictions ``exp(z)``) and needs ``y >= 0``.
+    huber_delta : float, default=1.0
+        Threshold of the Huber loss.
+    output_activation : {"identity", "relu", "softplus"}, default="identity"
+    solver : {"adam", "sgd", "rmsprop"}, default="adam"
+    alpha : float, default=1e-4
+        L2 penalty on the weight matrices (not the biases), divided by the batch size.
+    batch_size : int or "auto", default="auto"
+        ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Schedule as in MLPRegressor, applied to every solver.
+    learning_rate_init : float, default=0.001
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Number of epochs.
+    shuffle : bool, default=True
+        Shuffle the samples (whole sequences) each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and dropout; the same value gives
+        bit-identical fits.
+    tol : float, default=1e-4
+    verbose : bool, default=False
+        Print the loss of each epoch.
+    warm_start : bool, default=False
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    rho : float, default=0.9
+        RMSprop decay.
+    early_stopping : bool, default=False
+        Hold out the **last** ``validation_fraction`` of the samples (time order),
+        stop when the validation loss stops improving and restore the best weights.
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float
+        Adam parameters (``epsilon`` is also RMSprop's).
+    n_iter_no_change : int, default=10
+    clipnorm : float or None, default=None
+        Clip the gradient to this global norm.
+    clipvalue : float or None, default=None
+        Clip each gradient entry to ``[-clipvalue, clipvalue]``.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the computation; ``"float32"`` is about twice as fast.
+
+    Attributes
+    ----------
+    loss_ : float
+        Training loss of the last epoch (penalty included).
+    loss_curve_ : list of float
+        Training loss per epoch.
+    best_loss_ : float or None
+        Best training loss (None with early stopping).
+    validation_loss_curve_, validation_scores_ : list of float or None
+        Validation loss and R² per epoch (early stopping only).
+    best_validation_score_ : float or None
+        R² at the best validation epoch.
+    best_iteration_ : int or None
+        Epoch (1-based) with the best monitored loss.
+    grad_norm_curve_ : list of float
+        Mean global gradient norm per epoch, measured before clipping.
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Training samples seen.
+    n_features_in_ : int
+        Columns of the flattened input (``timesteps * n_step_features``).
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` is a DataFrame.
+    n_timesteps_, n_step_features_ : int
+        The sequence layout learned in ``fit``.
+    n_outputs_ : int
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrnn import SimpleRNNRegressor
+    >>> X = np.sin(np.arange(120, dtype=float) / 5).reshape(20, 6)  # 20 windows, 6 steps
+    >>> y = X[:, -1] * 0.9
+    >>> model = SimpleRNNRegressor(units=8, max_iter=5, random_state=0).fit(X, y)
+    >>> model.predict(X[:2]).shape
+    (2,)
+    """
+    _cell = "rnn"
+    _parameter_constraints = {
+        **BaseRecurrentRegressor._parameter_constraints,
+        "activation": [StrOptions({"tanh", "relu"})],
+    }
+
+    def __init__(
+        self,
+        units=32,
+        *,
+        activation="tanh",
+        n_step_features=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        loss="squared_error",
+        huber_delta=1.0,
+        output_activation="identity",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        rho=0.9,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        clipnorm=None,
+        clipvalue=None,
+        dtype="float64",
+    ):
+        super().__init__(
+            units,
+            n_step_features=n_step_features,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            loss=loss,
+            huber_delta=huber_delta,
+            output_activation=output_activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            rho=rho,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            dtype=dtype,
+        )
+        self.activation = activation
+
+    def _cell_kwargs(self):
+        return {"activation": self.activation}
+
+
+class LSTMRegressor(BaseRecurrentRegressor):
+    """Long short-term memory regressor (PyTorch gate order ``i, f, g, o``).
+
+    A scikit-learn regressor over sequences: the last step's hidden state of the
+    top layer feeds a dense head. Trained with exact backpropagation through time.
+
+    Parameters
+    ----------
+    units : int or tuple of int, default=32
+        Hidden units; a tuple stacks one layer per entry.
+    n_step_features : int or None, default=None
+        Features per time step of a 2D ``X`` (columns ``[x(t-T+1)..., ..., x(t)...]``,
+        oldest step first). None means one feature per step; a 3D ``X`` carries its
+        own layout.
+    peephole : bool, default=False
+        Add peephole connections from the cell state to the gates (Gers &
+        Schmidhuber); such a model has no PyTorch counterpart.
+    dropout : float, default=0.0
+        Fraction of each layer's inputs dropped in training, one mask per sequence.
+    recurrent_dropout : float, default=0.0
+        Fraction of the recurrent state dropped before the recurrent product, one
+        mask per sequence.
+    loss : {"squared_error", "absolute_error", "huber", "poisson"}, default="squared_error"
+        ``"poisson"`` uses a log link (predictions ``exp(z)``) and needs ``y >= 0``.
+    huber_delta : float, default=1.0
+        Threshold of the Huber loss.
+    output_activation : {"identity", "relu", "softplus"}, default="identity"
+    solver : {"adam", "sgd", "rmsprop"}, default="adam"
+    alpha : float, default=1e-4
+        L2 penalty on the weight matrices (not the biases), divided by the batch size.
+    batch_size : int or "auto", default="auto"
+        ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Schedule as in MLPRegressor, applied to every solver.
+    learning_rate_init : float, default=0.001
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Number of epochs.
+    shuffle : bool, default=True
+        Shuffle the samples (whole sequences) each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and dropout; the same value gives
+        bit-identical fits.
+    tol : float, default=1e-4
+    verbose : bool, default=False
+        Print the loss of each epoch.
+    warm_start : bool, default=False
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    rho : float, default=0.9
+        RMSprop decay.
+    early_stopping : bool, default=False
+        Hold out the **last** ``validation_fraction`` of the samples (time order),
+        stop when the validation loss stops improving and restore the best weights.
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float
+        Adam parameters (``epsilon`` is also RMSprop's).
+    n_iter_no_change : int, default=10
+    clipnorm : float or None, default=None
+        Clip the gradient to this global norm.
+    clipvalue : float or None, default=None
+        Clip each gradient entry to ``[-clipvalue, clipvalue]``.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the computation; ``"float32"`` is about twice as fast.
+
+    Attributes
+    ----------
+    loss_ : float
+        Training loss of the last epoch (penalty included).
+    loss_curve_ : list of float
+        Training loss per epoch.
+    best_loss_ : float or None
+        Best training loss (None with early stopping).
+    validation_loss_curve_, validation_scores_ : list of float or None
+        Validation loss and R² per epoch (early stopping only).
+    best_validation_score_ : float or None
+        R² at the best validation epoch.
+    best_iteration_ : int or None
+        Epoch (1-based) with the best monitored loss.
+    grad_norm_curve_ : list of float
+        Mean global gradient norm per epoch, measured before clipping.
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Training samples seen.
+    n_features_in_ : int
+        Columns of the flattened input (``timesteps * n_step_features``).
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` is a DataFrame.
+    n_timesteps_, n_step_features_ : int
+        The sequence layout learned in ``fit``.
+    n_outputs_ : int
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrnn import LSTMRegressor
+    >>> X = np.sin(np.arange(120, dtype=float) / 5).reshape(20, 6)  # 20 windows, 6 steps
+    >>> y = X[:, -1] * 0.9
+    >>> model = LSTMRegressor(units=8, max_iter=5, random_state=0).fit(X, y)
+    >>> model.predict(X[:2]).shape
+    (2,)
+    """
+    _cell = "lstm"
+    _parameter_constraints = {
+        **BaseRecurrentRegressor._parameter_constraints,
+        "peephole": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        units=32,
+        *,
+        peephole=False,
+        n_step_features=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        loss="squared_error",
+        huber_delta=1.0,
+        output_activation="identity",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        rho=0.9,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        clipnorm=None,
+        clipvalue=None,
+        dtype="float64",
+    ):
+        super().__init__(
+            units,
+            n_step_features=n_step_features,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            loss=loss,
+            huber_delta=huber_delta,
+            output_activation=output_activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            rho=rho,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            dtype=dtype,
+        )
+        self.peephole = peephole
+
+    def _cell_kwargs(self):
+        return {"peephole": self.peephole}
+
+
+class GRURegressor(BaseRecurrentRegressor):
+    """Gated recurrent unit regressor, ``h = (1 - z) * n + z * h_prev``.
+
+    A scikit-learn regressor over sequences: the last step's hidden state of the
+    top layer feeds a dense head. Trained with exact backpropagation through time.
+
+    Parameters
+    ----------
+    units : int or tuple of int, default=32
+        Hidden units; a tuple stacks one layer per entry.
+    n_step_features : int or None, default=None
+        Features per time step of a 2D ``X`` (columns ``[x(t-T+1)..., ..., x(t)...]``,
+        oldest step first). None means one feature per step; a 3D ``X`` carries its
+        own layout.
+    reset_after : bool, default=True
+        True: the cuDNN/PyTorch form, reset applied after the recurrent product
+        (``r * (h W_hn + b_hn)``). False: the original Cho form, ``(r * h) W_hn``.
+    dropout : float, default=0.0
+        Fraction of each layer's inputs dropped in training, one mask per sequence.
+    recurrent_dropout : float, default=0.0
+        Fraction of the recurrent state dropped before the recurrent product, one
+        mask per sequence.
+    loss : {"squared_error", "absolute_error", "huber", "poisson"}, default="squared_error"
+        ``"poisson"`` uses a log link (predictions ``exp(z)``) and needs ``y >= 0``.
+    huber_delta : float, default=1.0
+        Threshold of the Huber loss.
+    output_activation : {"identity", "relu", "softplus"}, default="identity"
+    solver : {"adam", "sgd", "rmsprop"}, default="adam"
+    alpha : float, default=1e-4
+        L2 penalty on the weight matrices (not the biases), divided by the batch size.
+    batch_size : int or "auto", default="auto"
+        ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Schedule as in MLPRegressor, applied to every solver.
+    learning_rate_init : float, default=0.001
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Number of epochs.
+    shuffle : bool, default=True
+        Shuffle the samples (whole sequences) each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and dropout; the same value gives
+        bit-identical fits.
+    tol : float, default=1e-4
+    verbose : bool, default=False
+        Print the loss of each epoch.
+    warm_start : bool, default=False
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    rho : float, default=0.9
+        RMSprop decay.
+    early_stopping : bool, default=False
+        Hold out the **last** ``validation_fraction`` of the samples (time order),
+        stop when the validation loss stops improving and restore the best weights.
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float
+        Adam parameters (``epsilon`` is also RMSprop's).
+    n_iter_no_change : int, default=10
+    clipnorm : float or None, default=None
+        Clip the gradient to this global norm.
+    clipvalue : float or None, default=None
+        Clip each gradient entry to ``[-clipvalue, clipvalue]``.
+    dtype : {"float64", "float32"}, default="float64"
+        Precision of the computation; ``"float32"`` is about twice as fast.
+
+    Attributes
+    ----------
+    loss_ : float
+        Training loss of the last epoch (penalty included).
+    loss_curve_ : list of float
+        Training loss per epoch.
+    best_loss_ : float or None
+        Best training loss (None with early stopping).
+    validation_loss_curve_, validation_scores_ : list of float or None
+        Validation loss and R² per epoch (early stopping only).
+    best_validation_score_ : float or None
+        R² at the best validation epoch.
+    best_iteration_ : int or None
+        Epoch (1-based) with the best monitored loss.
+    grad_norm_curve_ : list of float
+        Mean global gradient norm per epoch, measured before clipping.
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Training samples seen.
+    n_features_in_ : int
+        Columns of the flattened input (``timesteps * n_step_features``).
+    feature_names_in_ : ndarray of str
+        Column names, when ``X`` is a DataFrame.
+    n_timesteps_, n_step_features_ : int
+        The sequence layout learned in ``fit``.
+    n_outputs_ : int
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrnn import GRURegressor
+    >>> X = np.sin(np.arange(120, dtype=float) / 5).reshape(20, 6)  # 20 windows, 6 steps
+    >>> y = X[:, -1] * 0.9
+    >>> model = GRURegressor(units=8, max_iter=5, random_state=0).fit(X, y)
+    >>> model.predict(X[:2]).shape
+    (2,)
+    """
+    _cell = "gru"
+    _parameter_constraints = {
+        **BaseRecurrentRegressor._parameter_constraints,
+        "reset_after": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        units=32,
+        *,
+        reset_after=True,
+        n_step_features=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        loss="squared_error",
+        huber_delta=1.0,
+        output_activation="identity",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        rho=0.9,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        clipnorm=None,
+        clipvalue=None,
+        dtype="float64",
+    ):
+        super().__init__(
+            units,
+            n_step_features=n_step_features,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            loss=loss,
+            huber_delta=huber_delta,
+            output_activation=output_activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            rho=rho,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            dtype=dtype,
+        )
+        self.reset_after = reset_after
+
+    def _cell_kwargs(self):
+        return {"reset_after": self.reset_after}
