@@ -119,6 +119,14 @@ class Grid:
         return out
 
 
+def _in_group(labels, g):
+    """' of group <label>' for messages, empty for a single unnamed series."""
+    if labels is None:
+        return ""
+    label = labels[g]
+    return f" of group {label.item() if isinstance(label, np.generic) else label!r}"
+
+
 def _normalise_times(times, param):
     """Time stamps as sortable int64 plus their kind ("datetime", "period" or "int")."""
     times = pd.Index(times)
@@ -128,6 +136,7 @@ def _normalise_times(times, param):
             "every row needs a time."
         )
     if isinstance(times, pd.DatetimeIndex):
+        times = times.as_unit("ns")  # pandas 3 may parse to s/ms/us; keys below are ns
         return times, times.asi8, "datetime"
     if isinstance(times, pd.PeriodIndex):
         return times, times.asi8, "period"
@@ -191,8 +200,7 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
     """
     if codes is None:
         codes = np.zeros(n, dtype=np.intp)
-        labels = pd.Index([0])
-    n_groups = len(labels)
+    n_groups = 1 if labels is None else len(labels)
     counts = np.bincount(codes, minlength=n_groups)
     if times is None:
         order = np.argsort(codes, kind="stable")
@@ -212,7 +220,7 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
     dup = (s_codes[1:] == s_codes[:-1]) & (s_keys[1:] == s_keys[:-1])
     if dup.any():
         where = np.flatnonzero(dup)[:5]
-        pairs = [(labels[s_codes[i]], s_times[i]) for i in where]
+        pairs = [f"{str(s_times[i])}{_in_group(labels, s_codes[i])}" for i in where]
         raise ValueError(
             f"{int(dup.sum())} duplicated (group, {param_date}) key(s), e.g. {pairs}; each "
             "series may have one row per time stamp. Aggregate duplicates first "
@@ -237,7 +245,7 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
         if bad.any():
             i = np.flatnonzero(bad)[0]
             raise ValueError(
-                f"Irregular {param_date}: time {s_keys[i]} of group {labels[s_codes[i]]!r} is "
+                f"Irregular {param_date}: time {s_keys[i]}{_in_group(labels, s_codes[i])} is "
                 f"not on the grid of step {step} starting at {first[i]}; pass freq=."
             )
         offset_desc = f"step {step}"
@@ -254,7 +262,7 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
             if bad.any():
                 i = np.flatnonzero(bad)[0]
                 raise ValueError(
-                    f"Irregular {param_date}: {s_times[i]} of group {labels[s_codes[i]]!r} is "
+                    f"Irregular {param_date}: {s_times[i]}{_in_group(labels, s_codes[i])} is "
                     f"not on the {offset.freqstr!r} grid starting at {s_times[g_starts[s_codes[i]]]}; "
                     "pass freq= explicitly or regularise the dates."
                 )
@@ -268,7 +276,7 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
                 if (p < 0).any():
                     bad = seg[np.flatnonzero(p < 0)[0]]
                     raise ValueError(
-                        f"Irregular {param_date}: {bad} of group {labels[g]!r} is not on the "
+                        f"Irregular {param_date}: {bad}{_in_group(labels, g)} is not on the "
                         f"{offset.freqstr!r} grid starting at {seg[0]}; pass freq= explicitly "
                         "or regularise the dates."
                     )
@@ -286,7 +294,7 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
         after = s_times[g_starts[g] + missing_at]
         raise ValueError(
             f"{param_date} has gaps inside {int((gaps > 0).sum())} series (grid: "
-            f"{offset_desc}): e.g. group {labels[g]!r} misses {int(gaps[g])} step(s), the "
+            f"{offset_desc}): e.g. the series{_in_group(labels, g)} misses {int(gaps[g])} step(s), the "
             f"first right after {after}. Pass fill_gaps=<number>, 'ffill' or 'interpolate' "
             "to fill them, or fix the data."
         )

@@ -98,9 +98,10 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         Value for positions outside the series. "edge" repeats the series' first value (last,
         for leads), like ``numpy.pad(mode="edge")``, so every row gets a complete window.
     rolling : int or list of int, default=None
-        Window length(s) ``w`` (an int is one window, not ``1..w``) of rolling statistics over the previous ``w`` values (lags
-        ``1..w``, never the current value), named ``<col>_roll<w>_<stat>``. Incomplete windows
-        are padded with ``fill_value`` before the statistic is taken.
+        Window length(s) ``w`` of rolling statistics (an int is one window, not ``1..w``).
+        Each statistic covers the previous ``w`` values (lags ``1..w``, never the current
+        value) and is named ``<col>_roll<w>_<stat>``. Incomplete windows are padded with
+        ``fill_value`` before the statistic is taken.
     rolling_stats : tuple of str, default=("mean",)
         Statistics among "mean", "std", "min", "max", "sum".
 
@@ -508,7 +509,10 @@ def make_supervised(
     need = max(lagger.lags_) + horizon
     short = np.flatnonzero(grid.lengths < need)
     if short.size:
-        shown = {grid.labels[g]: int(grid.lengths[g]) for g in short[:5]}
+        shown = {
+            "all rows" if grid.labels is None else str(grid.labels[g]): int(grid.lengths[g])
+            for g in short[:5]
+        }
         raise ValueError(
             f"{short.size} series are too short for lags up to {max(lagger.lags_)} and "
             f"horizon={horizon} (need at least {need} steps; series: length {shown}). Use "

@@ -35,6 +35,12 @@ def _check_units(units):
     return units
 
 
+def _torch_rows(layer):
+    """Row index that puts the engine's gate blocks in PyTorch's gate order."""
+    H = layer.units
+    return np.concatenate([np.arange(b * H, (b + 1) * H) for b in layer.TORCH_ORDER])
+
+
 class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator):
     """Shared implementation of the recurrent regressors.
 
@@ -180,6 +186,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                     f"n_step_features={self.n_step_features}. Leave n_step_features=None "
                     f"for 3D input, or pass X with {self.n_step_features} features per step."
                 )
+            if not reset:
+                self._check_layout(*shape3[1:])
             X = X.reshape(shape3[0], -1)
         dtype = _DTYPES[self.dtype]
         common = dict(reset=reset, dtype=dtype, ensure_min_samples=1)
@@ -202,14 +210,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                     f"timesteps * n_step_features columns, oldest step first."
                 )
             T = n_cols // F
-        if not reset:
-            fitted = (getattr(self, "n_timesteps_", None), self.n_step_features_)
-            if F != fitted[1] or (fitted[0] is not None and T != fitted[0]):
-                raise ValueError(
-                    f"X has {T} time steps of {F} features, but this "
-                    f"{type(self).__name__} was fitted with {fitted[0]} time steps of "
-                    f"{fitted[1]} features."
-                )
+            if not reset:
+                self._check_layout(T, F)
         X3 = X.reshape(n, T, F)
         if isinstance(y, str):
             return X3
@@ -228,6 +230,15 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             if sw.sum() <= 0:
                 raise ValueError("sample_weight must have a positive sum; got all zeros.")
         return X3, y2.astype(dtype, copy=False), y.ndim, sw
+
+    def _check_layout(self, T, F):
+        fitted_T, fitted_F = getattr(self, "n_timesteps_", None), self.n_step_features_
+        if F != fitted_F or (fitted_T is not None and T != fitted_T):
+            raise ValueError(
+                f"X has {T} time steps of {F} features, but this "
+                f"{type(self).__name__} was fitted with {fitted_T} time steps of "
+                f"{fitted_F} features."
+            )
 
     # -- fitting ---------------------------------------------------------------------
 
@@ -360,7 +371,9 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         metadata = {"sample_weight": sample_weight} if sample_weight is not None else None
         ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
         try:
-            stopped = self._train(Xtr, ytr, swtr, val, n_epochs, ctx, X, y, metadata)
+            # overflow is detected (and explained) by the finiteness checks in _train
+            with np.errstate(over="ignore", invalid="ignore"):
+                stopped = self._train(Xtr, ytr, swtr, val, n_epochs, ctx, X, y, metadata)
         except DivergenceError:
             self._restore(previous)
             raise
@@ -627,9 +640,10 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         sd = {}
         for k, (layer, p) in enumerate(zip(net.layers, net.params)):
             H = layer.units
-            sd[f"weight_ih_l{k}"] = p["W_ih"].T.copy()
-            sd[f"weight_hh_l{k}"] = p["W_hh"].T.copy()
-            sd[f"bias_ih_l{k}"] = p["b"].copy()
+            rows = _torch_rows(layer)
+            sd[f"weight_ih_l{k}"] = p["W_ih"].T[rows].copy()
+            sd[f"weight_hh_l{k}"] = p["W_hh"].T[rows].copy()
+            sd[f"bias_ih_l{k}"] = p["b"][rows].copy()
             b_hh = np.zeros_like(p["b"])
             if "b_hn" in p:
                 b_hh[2 * H :] = p["b_hn"]
@@ -697,10 +711,12 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                     f"weight_ih_l{k}/weight_hh_l{k} have shapes {w_ih.shape}/{w_hh.shape}; "
                     f"expected {(G * H, layer.n_inputs)}/{(G * H, H)}."
                 )
-            b_ih = sd.get(f"bias_ih_l{k}", np.zeros(G * H))
-            b_hh = sd.get(f"bias_hh_l{k}", np.zeros(G * H))
-            p["W_ih"][...] = w_ih.T
-            p["W_hh"][...] = w_hh.T
+            # PyTorch row j holds gate j; the engine's block order may differ
+            to_internal = np.argsort(_torch_rows(layer))
+            b_ih = np.asarray(sd.get(f"bias_ih_l{k}", np.zeros(G * H)))[to_internal]
+            b_hh = np.asarray(sd.get(f"bias_hh_l{k}", np.zeros(G * H)))[to_internal]
+            p["W_ih"][...] = w_ih[to_internal].T
+            p["W_hh"][...] = w_hh[to_internal].T
             if "b_hn" in p:
                 p["b"][...] = b_ih
                 p["b"][: 2 * H] += b_hh[: 2 * H]

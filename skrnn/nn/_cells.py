@@ -3,17 +3,25 @@
 Arrays are time-major inside the engine: a layer input is ``(T, B, F)`` and its
 output sequence ``(T, B, H)``, so that the per-step slice ``x[t]`` is contiguous.
 
-Every layer follows the same plan, which keeps Python work per time step to one
-recurrent matrix product plus a few fused element-wise operations:
+Python work per time step is one recurrent matrix product plus a few fused
+element-wise NumPy calls; everything that does not depend on the previous step is
+done for all steps at once:
 
 * the input projection of all steps is one product ``X @ W_ih`` before the loop;
-* the loop stores the activated gates in place of the pre-activations;
-* the backward loop writes the gate-gradients of every step into one buffer, and
-  the weight gradients are then single products over all steps
-  (``X.T @ dA`` and ``H_prev.T @ dA``).
+* the loop overwrites the pre-activations with the activated gates;
+* the backward pass first computes the gate derivatives of all steps in a few large
+  operations, and its loop only chains them;
+* the gate-gradients of every step land in one buffer, and the weight gradients are
+  single products over all steps (``X.T @ dA`` and ``H_prev.T @ dA``).
 
-Weight layout (internal): ``W_ih`` is ``(F, G*H)``, ``W_hh`` is ``(H, G*H)``, the
-gate blocks in PyTorch's order (LSTM ``i, f, g, o``; GRU ``r, z, n``).
+Sigmoids are computed as ``0.5 * tanh(a / 2) + 0.5``: the ``1/2`` is folded into a
+copy of the weights of the sigmoid gates (a power-of-two scale, so exact), which
+lets one ``tanh`` call activate all gates of a step. NumPy's ``tanh`` is also several
+times faster than ``scipy.special.expit``.
+
+Weight layout (internal): ``W_ih`` is ``(F, G*H)``, ``W_hh`` is ``(H, G*H)``, gate
+blocks ordered so the sigmoid gates are contiguous: LSTM ``i, f, o, g``, GRU
+``r, z, n``. ``TORCH_ORDER`` maps them to PyTorch's order at the export boundary.
 
 Recurrent dropout multiplies the previous hidden state by one mask per sequence
 before it enters the recurrent product (the Gal & Ghahramani / Keras form); the
@@ -21,22 +29,20 @@ state itself, and the GRU's direct ``z * h_prev`` path, are not masked.
 """
 
 import numpy as np
-from scipy.special import expit
-
-
-def _sigmoid(a, out):
-    return expit(a, out=out)
 
 
 class _Layer:
     """Shared structure of the three recurrent layers.
 
-    Subclasses define ``n_gates``, the parameter spec, and ``_step_forward`` /
-    ``_backward_loop``. Parameters are passed as a dict of views into the
-    network's flat parameter vector, gradients likewise.
+    Subclasses define ``n_gates``, ``n_sigmoid`` (leading gate blocks that are
+    sigmoids), ``forward`` and ``backward``. Parameters come as a dict of views into
+    the network's flat parameter vector, gradients likewise.
     """
 
     n_gates = 1
+    n_sigmoid = 0
+    # names whose entries the L2 penalty applies to
+    decayed = ("W_ih", "W_hh")
 
     def __init__(self, n_inputs, units):
         self.n_inputs = n_inputs
@@ -46,34 +52,74 @@ class _Layer:
         F, H, G = self.n_inputs, self.units, self.n_gates
         return {"W_ih": (F, G * H), "W_hh": (H, G * H), "b": (G * H,)}
 
-    # names whose entries the L2 penalty applies to
-    decayed = ("W_ih", "W_hh")
+    def _scaled(self, p):
+        """``W_ih``, ``W_hh`` and ``b`` with the sigmoid-gate columns halved."""
+        k = self.n_sigmoid * self.units
+        if k == 0:
+            return p["W_ih"], p["W_hh"], p["b"]
+        out = []
+        for name in ("W_ih", "W_hh", "b"):
+            w = p[name].copy()
+            w[..., :k] *= 0.5
+            out.append(w)
+        return out
 
-    def _project_inputs(self, X, p):
+    def _project_inputs(self, X, W_ih, b):
         T, B, F = X.shape
-        A = X.reshape(T * B, F) @ p["W_ih"]
-        A += p["b"]
+        A = X.reshape(T * B, F) @ W_ih
+        A += b
         return A.reshape(T, B, -1)
 
-    def _weight_grads(self, cache, dA, g):
-        """Gradients of ``W_ih``, ``b`` and the input, each one product over all steps."""
-        X = cache["X"]
+    def _activate(self, a):
+        """tanh over all gates, then turn the sigmoid block's tanh(a/2) into sigmoid(a)."""
+        np.tanh(a, out=a)
+        s = a[:, : self.n_sigmoid * self.units]
+        s *= 0.5
+        s += 0.5
+
+    def _input_grads(self, cache, dA, g, dA_rest=None):
+        """Gradients of ``W_ih``, ``b`` and the layer input: products over all steps.
+
+        ``dA_rest``, when given, replaces the last gate block of ``dA`` (the GRU keeps
+        the input-side gradient of its ``n`` gate apart).
+        """
+        X, W_ih = cache["X"], cache["p"]["W_ih"]
         T, B, F = X.shape
+        X2 = X.reshape(T * B, F)
         dA2 = dA.reshape(T * B, -1)
-        np.matmul(X.reshape(T * B, F).T, dA2, out=g["W_ih"])
-        np.sum(dA2, axis=0, out=g["b"])
-        dX = (dA2 @ cache["p"]["W_ih"].T).reshape(T, B, F)
-        return dX
+        if dA_rest is None:
+            np.matmul(X2.T, dA2, out=g["W_ih"])
+            np.sum(dA2, axis=0, out=g["b"])
+            return (dA2 @ W_ih.T).reshape(T, B, F)
+        k = dA2.shape[1] - dA_rest.shape[-1]
+        R2 = dA_rest.reshape(T * B, -1)
+        np.matmul(X2.T, dA2[:, :k], out=g["W_ih"][:, :k])
+        np.matmul(X2.T, R2, out=g["W_ih"][:, k:])
+        np.sum(dA2[:, :k], axis=0, out=g["b"][:k])
+        np.sum(R2, axis=0, out=g["b"][k:])
+        dX = dA2[:, :k] @ W_ih[:, :k].T
+        dX += R2 @ W_ih[:, k:].T
+        return dX.reshape(T, B, F)
 
     @staticmethod
-    def _masked(H_prev, mask):
-        return H_prev if mask is None else H_prev * mask
+    def _recurrent_grad(Hs, mask, dA, out):
+        """``W_hh`` gradient: one product of the (masked) previous states and ``dA``."""
+        T, B, H = Hs.shape[0] - 1, Hs.shape[1], Hs.shape[2]
+        H_prev = Hs[:-1] if mask is None else Hs[:-1] * mask
+        np.matmul(H_prev.reshape(T * B, H).T, dA.reshape(T * B, -1), out=out)
+
+    @staticmethod
+    def _seed(dH_out, dh_last, t, T):
+        """Gradient reaching step ``t``'s output from above (head or next layer)."""
+        if dH_out is not None:
+            return dH_out[t]
+        return dh_last if t == T - 1 else None
 
 
 class SimpleRNNLayer(_Layer):
     """Elman RNN: ``h_t = act(x_t W_ih + h_{t-1} W_hh + b)``."""
 
-    n_gates = 1
+    TORCH_ORDER = (0,)
 
     def __init__(self, n_inputs, units, activation="tanh"):
         super().__init__(n_inputs, units)
@@ -82,14 +128,16 @@ class SimpleRNNLayer(_Layer):
     def forward(self, X, p, mask=None, store=True):
         T, B, _ = X.shape
         H = self.units
-        A = self._project_inputs(X, p)
+        A = self._project_inputs(X, p["W_ih"], p["b"])
         Hs = np.zeros((T + 1, B, H), dtype=X.dtype)
         W_hh = p["W_hh"]
+        buf = np.empty((B, H), dtype=X.dtype)
         tanh = self.activation == "tanh"
         for t in range(T):
             h_prev = Hs[t] if mask is None else Hs[t] * mask
             a = A[t]
-            a += h_prev @ W_hh
+            np.matmul(h_prev, W_hh, out=buf)
+            a += buf
             if tanh:
                 np.tanh(a, out=Hs[t + 1])
             else:
@@ -97,38 +145,38 @@ class SimpleRNNLayer(_Layer):
         cache = {"X": X, "H": Hs, "p": p, "mask": mask} if store else None
         return Hs[1:], cache
 
-    def backward(self, dH_out, cache, g):
+    def backward(self, dH_out, cache, g, dh_last=None):
         Hs, p, mask = cache["H"], cache["p"], cache["mask"]
-        T, B, H = dH_out.shape
-        W_hhT = p["W_hh"].T
-        dA = np.empty((T, B, H), dtype=dH_out.dtype)
-        dh = np.zeros((B, H), dtype=dH_out.dtype)
-        tanh = self.activation == "tanh"
+        T, B, H = Hs.shape[0] - 1, Hs.shape[1], Hs.shape[2]
+        W_hhT = np.ascontiguousarray(p["W_hh"].T)
+        # activation derivative of every step, then chained backwards in place
+        dA = Hs[1:] * Hs[1:] if self.activation == "tanh" else (Hs[1:] > 0).astype(Hs.dtype)
+        if self.activation == "tanh":
+            np.subtract(1.0, dA, out=dA)
+        dh = np.zeros((B, H), dtype=Hs.dtype)
         for t in range(T - 1, -1, -1):
-            dh += dH_out[t]
-            h = Hs[t + 1]
-            if tanh:
-                np.multiply(h, h, out=dA[t])
-                np.subtract(1.0, dA[t], out=dA[t])
-                dA[t] *= dh
-            else:
-                np.multiply(dh, h > 0, out=dA[t])
-            dh = dA[t] @ W_hhT
+            seed = self._seed(dH_out, dh_last, t, T)
+            if seed is not None:
+                dh += seed
+            d = dA[t]
+            d *= dh
+            np.matmul(d, W_hhT, out=dh)
             if mask is not None:
                 dh *= mask
-        H_prev = self._masked(Hs[:-1], mask).reshape(T * B, H)
-        np.matmul(H_prev.T, dA.reshape(T * B, H), out=g["W_hh"])
-        return self._weight_grads(cache, dA, g)
+        self._recurrent_grad(Hs, mask, dA, g["W_hh"])
+        return self._input_grads(cache, dA, g)
 
 
 class LSTMLayer(_Layer):
-    """LSTM with PyTorch's gate order ``i, f, g, o``, optionally with peepholes.
+    """LSTM (internal gate order ``i, f, o, g``), optionally with peepholes.
 
     Peephole connections (Gers & Schmidhuber) add ``w_ci * c_{t-1}`` to the input
     gate, ``w_cf * c_{t-1}`` to the forget gate and ``w_co * c_t`` to the output gate.
     """
 
     n_gates = 4
+    n_sigmoid = 3
+    TORCH_ORDER = (0, 1, 3, 2)  # internal block of each PyTorch gate i, f, g, o
 
     def __init__(self, n_inputs, units, peephole=False):
         super().__init__(n_inputs, units)
@@ -143,34 +191,45 @@ class LSTMLayer(_Layer):
     def forward(self, X, p, mask=None, store=True):
         T, B, _ = X.shape
         H = self.units
-        A = self._project_inputs(X, p)  # becomes the activated gates in place
-        Hs = np.zeros((T + 1, B, H), dtype=X.dtype)
-        Cs = np.zeros((T + 1, B, H), dtype=X.dtype)
-        TC = np.empty((T, B, H), dtype=X.dtype) if store else None
-        tc = np.empty((B, H), dtype=X.dtype)
-        W_hh = p["W_hh"]
+        W_ih, W_hh, b = self._scaled(p)
+        A = self._project_inputs(X, W_ih, b)  # becomes the activated gates in place
+        dt = X.dtype
+        Hs = np.zeros((T + 1, B, H), dtype=dt)
+        Cs = np.zeros((T + 1, B, H), dtype=dt)
+        TC = np.empty((T, B, H), dtype=dt) if store else np.empty((1, B, H), dtype=dt)
+        buf = np.empty((B, 4 * H), dtype=dt)
+        tmp = np.empty((B, H), dtype=dt)
         peep = p.get("w_peep")
+        if peep is not None:
+            half_peep = 0.5 * peep
         for t in range(T):
             h_prev = Hs[t] if mask is None else Hs[t] * mask
-            c_prev = Cs[t]
+            c_prev, c = Cs[t], Cs[t + 1]
             a = A[t]
-            a += h_prev @ W_hh
+            np.matmul(h_prev, W_hh, out=buf)
+            a += buf
+            i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+            if peep is None:
+                self._activate(a)
+            else:
+                # i and f see c_{t-1}; o sees c_t, so it is activated after c
+                a[:, :H] += half_peep[0] * c_prev
+                a[:, H : 2 * H] += half_peep[1] * c_prev
+                np.tanh(a[:, : 2 * H], out=a[:, : 2 * H])
+                a[:, : 2 * H] *= 0.5
+                a[:, : 2 * H] += 0.5
+                np.tanh(g, out=g)
+            np.multiply(f, c_prev, out=c)
+            np.multiply(i, g, out=tmp)
+            c += tmp
             if peep is not None:
-                a[:, :H] += peep[0] * c_prev
-                a[:, H : 2 * H] += peep[1] * c_prev
-            _sigmoid(a[:, : 2 * H], a[:, : 2 * H])
-            g_ = a[:, 2 * H : 3 * H]
-            np.tanh(g_, out=g_)
-            c = Cs[t + 1]
-            np.multiply(a[:, H : 2 * H], c_prev, out=c)
-            c += a[:, :H] * g_
-            o = a[:, 3 * H :]
-            if peep is not None:
-                o += peep[2] * c
-            _sigmoid(o, o)
-            tct = TC[t] if store else tc
-            np.tanh(c, out=tct)
-            np.multiply(o, tct, out=Hs[t + 1])
+                o += half_peep[2] * c
+                np.tanh(o, out=o)
+                o *= 0.5
+                o += 0.5
+            tc = TC[t] if store else TC[0]
+            np.tanh(c, out=tc)
+            np.multiply(o, tc, out=Hs[t + 1])
         cache = (
             {"X": X, "H": Hs, "C": Cs, "TC": TC, "G": A, "p": p, "mask": mask}
             if store
@@ -178,67 +237,62 @@ class LSTMLayer(_Layer):
         )
         return Hs[1:], cache
 
-    def backward(self, dH_out, cache, g):
+    def backward(self, dH_out, cache, g, dh_last=None):
         Hs, Cs, TC, G, p, mask = (cache[k] for k in ("H", "C", "TC", "G", "p", "mask"))
-        T, B, H = dH_out.shape
-        W_hhT = p["W_hh"].T
+        T, B, H = TC.shape
+        dt = TC.dtype
+        W_hhT = np.ascontiguousarray(p["W_hh"].T)
         peep = p.get("w_peep")
-        dA = np.empty((T, B, 4 * H), dtype=dH_out.dtype)
-        dh = np.zeros((B, H), dtype=dH_out.dtype)
-        dc = np.zeros((B, H), dtype=dH_out.dtype)
-        tmp = np.empty((B, H), dtype=dH_out.dtype)
+        # derivatives of every step at once: s(1-s) for i, f, o; 1-g^2 for g
+        DG = np.subtract(1.0, G, dtype=dt)
+        DG[..., : 3 * H] *= G[..., : 3 * H]
+        DG[..., 3 * H :] *= np.add(1.0, G[..., 3 * H :])
+        # o * (1 - tanh(c)^2): how h reaches c
+        OTC = np.multiply(TC, TC)
+        np.subtract(1.0, OTC, out=OTC)
+        OTC *= G[..., 2 * H : 3 * H]
+        dA = np.empty((T, B, 4 * H), dtype=dt)
+        dh = np.zeros((B, H), dtype=dt)
+        dc = np.zeros((B, H), dtype=dt)
+        tmp = np.empty((B, H), dtype=dt)
         for t in range(T - 1, -1, -1):
-            dh += dH_out[t]
-            gt = G[t]
-            i, f, gg, o = gt[:, :H], gt[:, H : 2 * H], gt[:, 2 * H : 3 * H], gt[:, 3 * H :]
-            tc = TC[t]
-            d = dA[t]
-            di, df, dg, do = d[:, :H], d[:, H : 2 * H], d[:, 2 * H : 3 * H], d[:, 3 * H :]
-            # output gate
-            np.multiply(dh, tc, out=do)
-            np.subtract(1.0, o, out=tmp)
-            tmp *= o
-            do *= tmp
-            # cell state: through h = o * tanh(c), and the carried dc
-            np.multiply(tc, tc, out=tmp)
-            np.subtract(1.0, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
+            seed = self._seed(dH_out, dh_last, t, T)
+            if seed is not None:
+                dh += seed
+            gt, d = G[t], dA[t]
+            i, f, g_ = gt[:, :H], gt[:, H : 2 * H], gt[:, 3 * H :]
+            np.multiply(dh, OTC[t], out=tmp)
             dc += tmp
+            np.multiply(dh, TC[t], out=d[:, 2 * H : 3 * H])
             if peep is not None:
-                dc += do * peep[2]
-            # input, forget and candidate gates
-            np.multiply(dc, gg, out=di)
-            np.subtract(1.0, i, out=tmp)
-            tmp *= i
-            di *= tmp
-            np.multiply(dc, Cs[t], out=df)
-            np.subtract(1.0, f, out=tmp)
-            tmp *= f
-            df *= tmp
-            np.multiply(dc, i, out=dg)
-            np.multiply(gg, gg, out=tmp)
-            np.subtract(1.0, tmp, out=tmp)
-            dg *= tmp
+                d[:, 2 * H : 3 * H] *= DG[t, :, 2 * H : 3 * H]
+                dc += d[:, 2 * H : 3 * H] * peep[2]
+            np.multiply(dc, g_, out=d[:, :H])
+            np.multiply(dc, Cs[t], out=d[:, H : 2 * H])
+            np.multiply(dc, i, out=d[:, 3 * H :])
+            if peep is None:
+                d *= DG[t]
+            else:
+                d[:, : 2 * H] *= DG[t, :, : 2 * H]
+                d[:, 3 * H :] *= DG[t, :, 3 * H :]
             dc *= f
             if peep is not None:
-                dc += di * peep[0]
-                dc += df * peep[1]
-            dh = d @ W_hhT
+                dc += d[:, :H] * peep[0]
+                dc += d[:, H : 2 * H] * peep[1]
+            np.matmul(d, W_hhT, out=dh)
             if mask is not None:
                 dh *= mask
-        H_prev = self._masked(Hs[:-1], mask).reshape(T * B, H)
-        np.matmul(H_prev.T, dA.reshape(T * B, 4 * H), out=g["W_hh"])
+        self._recurrent_grad(Hs, mask, dA, g["W_hh"])
         if peep is not None:
             gp = g["w_peep"]
             gp[0] = np.einsum("tbh,tbh->h", dA[..., :H], Cs[:-1])
             gp[1] = np.einsum("tbh,tbh->h", dA[..., H : 2 * H], Cs[:-1])
-            gp[2] = np.einsum("tbh,tbh->h", dA[..., 3 * H :], Cs[1:])
-        return self._weight_grads(cache, dA, g)
+            gp[2] = np.einsum("tbh,tbh->h", dA[..., 2 * H : 3 * H], Cs[1:])
+        return self._input_grads(cache, dA, g)
 
 
 class GRULayer(_Layer):
-    """GRU with PyTorch's gate order ``r, z, n`` and ``h = (1 - z) * n + z * h_prev``.
+    """GRU with gate order ``r, z, n`` and ``h = (1 - z) * n + z * h_prev``.
 
     ``reset_after=True`` is the cuDNN/PyTorch form: ``n = tanh(x W_in + b_in +
     r * (h W_hn + b_hn))``; its recurrent ``n`` bias ``b_hn`` sits inside the reset
@@ -248,6 +302,8 @@ class GRULayer(_Layer):
     """
 
     n_gates = 3
+    n_sigmoid = 2
+    TORCH_ORDER = (0, 1, 2)
 
     def __init__(self, n_inputs, units, reset_after=True):
         super().__init__(n_inputs, units)
@@ -262,102 +318,97 @@ class GRULayer(_Layer):
     def forward(self, X, p, mask=None, store=True):
         T, B, _ = X.shape
         H = self.units
-        A = self._project_inputs(X, p)  # becomes [r, z, n] in place
-        Hs = np.zeros((T + 1, B, H), dtype=X.dtype)
+        dt = X.dtype
+        W_ih, W_hh, b = self._scaled(p)
+        A = self._project_inputs(X, W_ih, b)  # becomes [r, z, n] in place
+        Hs = np.zeros((T + 1, B, H), dtype=dt)
         # reset_after: h W_hn + b_hn of each step; Cho form: r * h of each step
-        S = np.empty((T, B, H), dtype=X.dtype) if store else np.empty((1, B, H), X.dtype)
-        W_hh = p["W_hh"]
+        S = np.empty((T, B, H), dtype=dt) if store else np.empty((1, B, H), dtype=dt)
         W_rz, W_n = W_hh[:, : 2 * H], W_hh[:, 2 * H :]
         b_hn = p.get("b_hn")
+        gh = np.empty((B, 3 * H), dtype=dt)
+        grz = np.empty((B, 2 * H), dtype=dt)
+        tmp = np.empty((B, H), dtype=dt)
         for t in range(T):
             h_prev = Hs[t]
             hm = h_prev if mask is None else h_prev * mask
             a = A[t]
+            rz, n = a[:, : 2 * H], a[:, 2 * H :]
             s = S[t] if store else S[0]
             if self.reset_after:
-                gh = hm @ W_hh
-                a[:, : 2 * H] += gh[:, : 2 * H]
-                _sigmoid(a[:, : 2 * H], a[:, : 2 * H])
+                np.matmul(hm, W_hh, out=gh)
+                rz += gh[:, : 2 * H]
+                self._activate(rz)
                 np.add(gh[:, 2 * H :], b_hn, out=s)
-                n = a[:, 2 * H :]
-                n += a[:, :H] * s
+                np.multiply(rz[:, :H], s, out=tmp)
             else:
-                a[:, : 2 * H] += hm @ W_rz
-                _sigmoid(a[:, : 2 * H], a[:, : 2 * H])
-                np.multiply(a[:, :H], hm, out=s)
-                n = a[:, 2 * H :]
-                n += s @ W_n
+                np.matmul(hm, W_rz, out=grz)
+                rz += grz
+                self._activate(rz)
+                np.multiply(rz[:, :H], hm, out=s)
+                np.matmul(s, W_n, out=tmp)
+            n += tmp
             np.tanh(n, out=n)
             h = Hs[t + 1]
             np.subtract(h_prev, n, out=h)
-            h *= a[:, H : 2 * H]
+            h *= rz[:, H:]
             h += n
         cache = {"X": X, "H": Hs, "S": S, "G": A, "p": p, "mask": mask} if store else None
         return Hs[1:], cache
 
-    def backward(self, dH_out, cache, g):
+    def backward(self, dH_out, cache, g, dh_last=None):
         Hs, S, G, p, mask = (cache[k] for k in ("H", "S", "G", "p", "mask"))
-        T, B, H = dH_out.shape
+        T, B, H = S.shape
+        dt = S.dtype
         W_hh = p["W_hh"]
-        W_hhT = W_hh.T
-        W_rzT, W_nT = W_hh[:, : 2 * H].T, W_hh[:, 2 * H :].T
-        dtype = dH_out.dtype
-        dA = np.empty((T, B, 3 * H), dtype=dtype)  # gradients of the input projection
-        dN_h = np.empty((T, B, H), dtype=dtype)  # of the recurrent n-product
-        dh = np.zeros((B, H), dtype=dtype)
-        tmp = np.empty((B, H), dtype=dtype)
-        dgh = np.empty((B, 3 * H), dtype=dtype)
+        W_hhT = np.ascontiguousarray(W_hh.T)
+        W_rzT, W_nT = W_hhT[: 2 * H], W_hhT[2 * H :]
+        # per-step factors, all steps at once
+        DG = np.subtract(1.0, G, dtype=dt)  # 1 - r, 1 - z, 1 - n
+        ONE_MINUS_Z = DG[..., H : 2 * H].copy()
+        DG[..., : 2 * H] *= G[..., : 2 * H]  # r(1-r), z(1-z)
+        DG[..., 2 * H :] *= np.add(1.0, G[..., 2 * H :])  # 1 - n^2
+        HMN = np.subtract(Hs[:-1], G[..., 2 * H :])  # h_prev - n
+        if mask is not None and not self.reset_after:
+            HM = Hs[:-1] * mask
+        # DR: gradients of the recurrent products; DN: of the n gate's input side
+        DR = np.empty((T, B, 3 * H), dtype=dt)
+        DN = np.empty((T, B, H), dtype=dt)
+        dh = np.zeros((B, H), dtype=dt)
+        dh_new = np.empty((B, H), dtype=dt)
+        d_rh = np.empty((B, H), dtype=dt)
         for t in range(T - 1, -1, -1):
-            dh += dH_out[t]
-            gt = G[t]
-            r, z, n = gt[:, :H], gt[:, H : 2 * H], gt[:, 2 * H :]
-            h_prev = Hs[t]
-            d = dA[t]
-            dr, dz, dn = d[:, :H], d[:, H : 2 * H], d[:, 2 * H :]
-            # n pre-activation: dh * (1 - z) * (1 - n^2)
-            np.subtract(1.0, z, out=dn)
-            dn *= dh
-            np.multiply(n, n, out=tmp)
-            np.subtract(1.0, tmp, out=tmp)
-            dn *= tmp
-            # z pre-activation: dh * (h_prev - n) * z * (1 - z)
-            np.subtract(h_prev, n, out=dz)
-            dz *= dh
-            np.subtract(1.0, z, out=tmp)
-            tmp *= z
-            dz *= tmp
-            np.subtract(1.0, r, out=tmp)
-            tmp *= r
-            dh_new = dh * z
+            seed = self._seed(dH_out, dh_last, t, T)
+            if seed is not None:
+                dh += seed
+            gt, d, dn = G[t], DR[t], DN[t]
+            r, z = gt[:, :H], gt[:, H : 2 * H]
+            dr, dz = d[:, :H], d[:, H : 2 * H]
+            np.multiply(dh, ONE_MINUS_Z[t], out=dn)
+            dn *= DG[t, :, 2 * H :]
+            np.multiply(dh, HMN[t], out=dz)
+            dz *= DG[t, :, H : 2 * H]
+            np.multiply(dh, z, out=dh_new)
             if self.reset_after:
-                # r pre-activation: dn * (h W_hn + b_hn) * r * (1 - r)
                 np.multiply(dn, S[t], out=dr)
-                dr *= tmp
-                dnh = dN_h[t]
-                np.multiply(dn, r, out=dnh)
-                dgh[:, : 2 * H] = d[:, : 2 * H]
-                dgh[:, 2 * H :] = dnh
-                drec = dgh @ W_hhT
+                dr *= DG[t, :, :H]
+                np.multiply(dn, r, out=d[:, 2 * H :])
+                np.matmul(d, W_hhT, out=dh)
             else:
-                dnh = dN_h[t]
-                np.copyto(dnh, dn)
-                d_rh = dn @ W_nT
-                hm = h_prev if mask is None else h_prev * mask
-                np.multiply(d_rh, hm, out=dr)
-                dr *= tmp
-                drec = d[:, : 2 * H] @ W_rzT
-                drec += d_rh * r
+                np.matmul(dn, W_nT, out=d_rh)
+                np.multiply(d_rh, Hs[t] if mask is None else HM[t], out=dr)
+                dr *= DG[t, :, :H]
+                np.matmul(d[:, : 2 * H], W_rzT, out=dh)
+                d_rh *= r
+                dh += d_rh
             if mask is not None:
-                drec *= mask
-            dh_new += drec
-            dh = dh_new
+                dh *= mask
+            dh += dh_new
         gW = g["W_hh"]
-        H_prev = self._masked(Hs[:-1], mask).reshape(T * B, H)
-        dA2 = dA.reshape(T * B, 3 * H)
-        np.matmul(H_prev.T, dA2[:, : 2 * H], out=gW[:, : 2 * H])
         if self.reset_after:
-            np.matmul(H_prev.T, dN_h.reshape(T * B, H), out=gW[:, 2 * H :])
-            np.sum(dN_h.reshape(T * B, H), axis=0, out=g["b_hn"])
+            self._recurrent_grad(Hs, mask, DR, gW)
+            np.sum(DR[..., 2 * H :].reshape(T * B, H), axis=0, out=g["b_hn"])
         else:
-            np.matmul(S.reshape(T * B, H).T, dN_h.reshape(T * B, H), out=gW[:, 2 * H :])
-        return self._weight_grads(cache, dA, g)
+            self._recurrent_grad(Hs, mask, DR[..., : 2 * H], gW[:, : 2 * H])
+            np.matmul(S.reshape(T * B, H).T, DN.reshape(T * B, H), out=gW[:, 2 * H :])
+        return self._input_grads(cache, DR, g, dA_rest=DN)

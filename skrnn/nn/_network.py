@@ -165,18 +165,19 @@ class RecurrentNetwork:
         hg = self.head_grads
         T, B = caches[-1]["X"].shape[:2]
         H = self.units[-1]
+        dH, dh_last = None, None
         if self.head == "last":
             np.matmul(top.T, dZ, out=hg["W"])
             np.sum(dZ, axis=0, out=hg["b"])
-            dH = np.zeros((T, B, H), dtype=self.dtype)
-            np.matmul(dZ, W.T, out=dH[-1])
+            dh_last = dZ @ W.T
         else:
             dZt = np.ascontiguousarray(dZ.transpose(1, 0, 2)).reshape(T * B, -1)
             np.matmul(top.reshape(T * B, H).T, dZt, out=hg["W"])
             np.sum(dZt, axis=0, out=hg["b"])
             dH = (dZt @ W.T).reshape(T, B, H)
         for k in range(len(self.layers) - 1, -1, -1):
-            dX = self.layers[k].backward(dH, caches[k], self.grads[k])
+            dX = self.layers[k].backward(dH, caches[k], self.grads[k], dh_last=dh_last)
+            dh_last = None
             in_mask = masks[k][0] if masks is not None else None
             if in_mask is not None:
                 dX *= in_mask
@@ -200,9 +201,16 @@ class RecurrentNetwork:
                 self.grad += (alpha / n) * decayed
         return float(value)
 
-    def predict(self, X, *, loss, output_activation):
-        """Predictions for time-major ``X``; stores no activations."""
-        Z, _ = self.forward(X, store=False)
+    def predict(self, X, *, loss, output_activation, chunk=512):
+        """Predictions for time-major ``X``; stores no activations.
+
+        Long batches go through in chunks of ``chunk`` sequences so that the
+        per-step working set stays in cache instead of streaming through memory.
+        """
+        B = X.shape[1]
+        Z = np.concatenate(
+            [self.forward(X[:, s : s + chunk], store=False)[0] for s in range(0, B, chunk)]
+        ) if B > chunk else self.forward(X, store=False)[0]
         return predict_from_raw(Z, loss, output_activation)
 
     def states(self, X):
@@ -216,7 +224,8 @@ class RecurrentNetwork:
             if self.cell == "lstm":
                 G = cache["G"]
                 entry["c"] = cache["C"][1:].transpose(1, 0, 2).copy()
-                for j, name in enumerate(("input_gate", "forget_gate", "candidate", "output_gate")):
+                names = ("input_gate", "forget_gate", "output_gate", "candidate")
+                for j, name in enumerate(names):
                     entry[name] = G[..., j * H : (j + 1) * H].transpose(1, 0, 2).copy()
             elif self.cell == "gru":
                 G = cache["G"]

@@ -1,0 +1,378 @@
+"""Plots for forecasting work: fits per series, training curves, forecasts, diagnostics.
+
+matplotlib is imported inside each function, so ``import skrnn`` stays light and headless
+machines only pay for it when they plot. Every function returns the matplotlib Figure;
+save it with ``fig.savefig(...)`` or let a notebook display it.
+"""
+
+import numpy as np
+import pandas as pd
+
+from skrnn._panel import lookup_key
+
+__all__ = [
+    "plot_fit",
+    "plot_loss_curves",
+    "plot_forecast",
+    "plot_chow_test",
+    "plot_residual_diagnostics",
+    "plot_impulse_response",
+]
+
+
+def _pyplot():
+    import matplotlib.pyplot as plt  # lazy: see the module docstring
+
+    return plt
+
+
+def _align(pred, data, name):
+    """Predictions as a float array aligned with the rows of ``data`` (NaN where absent)."""
+    if pred is None:
+        return None
+    if isinstance(pred, pd.DataFrame):
+        if pred.shape[1] != 1:
+            raise ValueError(
+                f"{name} must have one column (plot one forecast step), got {pred.shape[1]}."
+            )
+        pred = pred.iloc[:, 0]
+    if isinstance(pred, pd.Series):
+        if not data.index.is_unique:
+            raise ValueError(
+                f"{name} is a Series aligned by index, so data's index must be unique; put "
+                "the date and group in the index or pass an array aligned with data's rows."
+            )
+        missing = pred.index.difference(data.index)
+        if len(missing):
+            raise ValueError(
+                f"{name} has {len(missing)} index label(s) not in data, e.g. "
+                f"{list(missing[:3])}."
+            )
+        return pred.reindex(data.index).to_numpy(dtype=np.float64)
+    arr = np.asarray(pred, dtype=np.float64).ravel()
+    if arr.shape[0] != len(data):
+        raise ValueError(
+            f"{name} as an array must have one value per row of data ({len(data)}), got "
+            f"{arr.shape[0]}; pass a Series indexed like the rows it predicts instead."
+        )
+    return arr
+
+
+def plot_fit(data, y_train_pred=None, y_test_pred=None, *, value, date=None, group=None,
+             groups=None, max_groups=12, figsize=None):
+    """Truth, training fit and test fit of each series, one panel per series.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Long table with the observed ``value`` (one row per series and time).
+    y_train_pred, y_test_pred : Series or array-like, default=None
+        One-step predictions. A Series is aligned with ``data`` by index (e.g. predictions on
+        the ``X`` of :func:`~skrnn.make_supervised`, which keeps ``data``'s index); an array
+        must have one value per row of ``data`` (NaN where there is none).
+    value : str
+        Column of observed values.
+    date : str, default=None
+        Column or index level on the x axis; None plots against the position in the series.
+    group : str, default=None
+        Column or index level naming the series; None: one series.
+    groups : list, default=None
+        Series to plot; None: the first ``max_groups`` in sorted order.
+    max_groups : int, default=12
+        Most panels drawn when ``groups`` is None.
+    figsize : tuple, default=None
+        Figure size; None scales the height with the number of panels.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One axis per series; a dashed line marks where the test predictions start.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    if value not in data.columns:
+        raise ValueError(f"value={value!r} is not a column of data; columns: {list(data.columns)}.")
+    truth = data[value].to_numpy(dtype=np.float64)
+    train = _align(y_train_pred, data, "y_train_pred")
+    test = _align(y_test_pred, data, "y_test_pred")
+    x = (lookup_key(data, date, "date")[0] if date is not None
+         else pd.Index(np.arange(len(data))))
+    labels = (pd.Index(lookup_key(data, group, "group")[0]) if group is not None
+              else pd.Index(np.zeros(len(data), dtype=int)))
+    if groups is None:
+        shown = list(pd.Index(labels.unique()).sort_values()[:max_groups])
+    else:
+        shown = list(groups)
+        unknown = [g for g in shown if g not in set(labels)]
+        if unknown:
+            raise ValueError(f"groups {unknown} are not in the data.")
+
+    plt = _pyplot()
+    n = len(shown)
+    fig, axes = plt.subplots(n, 1, figsize=figsize or (9, 2.4 * n + 0.6), sharex=True,
+                             squeeze=False)
+    for ax, g in zip(axes[:, 0], shown):
+        rows = np.flatnonzero(labels == g)
+        order = rows[np.argsort(np.asarray(x[rows]), kind="stable")] if date is not None else rows
+        xs = x[order] if date is not None else np.arange(order.shape[0])
+        ax.plot(xs, truth[order], color="0.2", lw=1.0, label="truth")
+        if train is not None:
+            ax.plot(xs, train[order], color="tab:blue", lw=1.0, label="train fit")
+        if test is not None:
+            ax.plot(xs, test[order], color="tab:orange", lw=1.2, label="test fit")
+            has = np.flatnonzero(~np.isnan(test[order]))
+            if has.size:
+                ax.axvline(xs[has[0]], color="tab:red", ls="--", lw=0.8)
+        if group is not None:
+            ax.set_title(f"{group} = {g}", fontsize=9, loc="left")
+        ax.set_ylabel(value)
+    axes[0, 0].legend(loc="upper right", fontsize=8, ncol=3)
+    axes[-1, 0].set_xlabel(date if date is not None else "step")
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_curves(estimator, *, ax=None, logy=False):
+    """Training loss and validation loss per epoch of a fitted regressor.
+
+    Parameters
+    ----------
+    estimator : object
+        Fitted regressor with ``loss_curve_`` (list of floats per epoch) and optionally
+        ``validation_loss_curve_`` (absent or None without a validation split) and
+        ``best_iteration_``.
+    ax : matplotlib Axes, default=None
+        Axis to draw on; None creates a figure.
+    logy : bool, default=False
+        Logarithmic loss axis.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure holding the curves.
+    """
+    loss = getattr(estimator, "loss_curve_", None)
+    if loss is None or len(loss) == 0:
+        raise ValueError(
+            f"{type(estimator).__name__} has no loss_curve_; fit it first (only iterative "
+            "regressors record one)."
+        )
+    plt = _pyplot()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    else:
+        fig = ax.figure
+    epochs = np.arange(1, len(loss) + 1)
+    ax.plot(epochs, np.asarray(loss, dtype=float), label="training loss", color="tab:blue")
+    val = getattr(estimator, "validation_loss_curve_", None)
+    if val is not None and len(val):
+        ax.plot(np.arange(1, len(val) + 1), np.asarray(val, dtype=float),
+                label="validation loss", color="tab:orange")
+    best = getattr(estimator, "best_iteration_", None)
+    if best is not None:
+        ax.axvline(best, color="0.5", ls=":", lw=1, label=f"best epoch ({best})")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _future_index(history_index, h):
+    """Index of the ``h`` steps after ``history_index``."""
+    if isinstance(history_index, pd.DatetimeIndex):
+        freq = history_index.freq or (pd.infer_freq(history_index)
+                                      if len(history_index) >= 3 else None)
+        if freq is None:
+            raise ValueError(
+                "Cannot infer the step of the history's dates; pass forecast as a Series "
+                "with its own dates."
+            )
+        return pd.date_range(history_index[-1], periods=h + 1, freq=freq)[1:]
+    if isinstance(history_index, pd.PeriodIndex):
+        return pd.period_range(history_index[-1] + 1, periods=h, freq=history_index.freq)
+    last = history_index[-1] if len(history_index) else -1
+    return pd.Index(np.arange(h) + last + 1)
+
+
+def plot_forecast(history, forecast, truth=None, *, ax=None, title=None):
+    """History, forecast and (optionally) the truth over the horizon, horizon shaded.
+
+    Parameters
+    ----------
+    history : Series or array-like of shape (n_history,)
+        Observed values up to the forecast origin; a Series supplies the time axis.
+    forecast : Series or array-like of shape (h,)
+        Forecast for the next ``h`` steps; an array continues the history's index.
+    truth : Series or array-like of shape (h,), default=None
+        Observed values over the horizon.
+    ax : matplotlib Axes, default=None
+        Axis to draw on; None creates a figure.
+    title : str, default=None
+        Axis title.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure; the forecast origin is a dashed line, the horizon a shaded band.
+    """
+    history = history if isinstance(history, pd.Series) else pd.Series(
+        np.asarray(history, dtype=np.float64).ravel())
+    if not isinstance(forecast, pd.Series):
+        values = np.asarray(forecast, dtype=np.float64).ravel()
+        forecast = pd.Series(values, index=_future_index(history.index, values.shape[0]))
+    if truth is not None and not isinstance(truth, pd.Series):
+        values = np.asarray(truth, dtype=np.float64).ravel()
+        if values.shape[0] != len(forecast):
+            raise ValueError(
+                f"truth must have one value per forecast step ({len(forecast)}), got "
+                f"{values.shape[0]}."
+            )
+        truth = pd.Series(values, index=forecast.index)
+
+    def axis(index):
+        return index.to_timestamp() if isinstance(index, pd.PeriodIndex) else index
+
+    plt = _pyplot()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+    else:
+        fig = ax.figure
+    ax.plot(axis(history.index), history.to_numpy(dtype=float), color="0.2", lw=1,
+            label="history")
+    fx = axis(forecast.index)
+    if truth is not None:
+        ax.plot(axis(truth.index), truth.to_numpy(dtype=float), color="0.2", lw=1, ls=":",
+                marker=".", label="truth")
+    ax.plot(fx, forecast.to_numpy(dtype=float), color="tab:orange", lw=1.5, marker="o",
+            ms=3, label="forecast")
+    origin = axis(history.index)[-1] if len(history) else fx[0]
+    ax.axvline(origin, color="tab:red", ls="--", lw=0.8)
+    ax.axvspan(origin, fx[-1], color="tab:orange", alpha=0.08,
+               label=f"horizon ({len(forecast)} steps)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_chow_test(result, *, ax=None):
+    """F statistic of a Chow scan against its critical value.
+
+    Parameters
+    ----------
+    result : DataFrame
+        Output of :func:`skrnn.diagnostics.chow_test`.
+    ax : matplotlib Axes, default=None
+        Axis to draw on; None creates a figure.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        F per candidate break (line), critical value (dashed), rejections (red dots).
+    """
+    plt = _pyplot()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+    else:
+        fig = ax.figure
+    x = result["label"].to_numpy()
+    ax.plot(x, result["F"].to_numpy(), color="tab:blue", lw=1.2, label="Chow F")
+    ax.plot(x, result["critical_value"].to_numpy(), color="tab:red", ls="--", lw=1,
+            label="critical value")
+    rej = result["reject"].to_numpy(dtype=bool)
+    if rej.any():
+        ax.scatter(x[rej], result["F"].to_numpy()[rej], color="tab:red", s=10, zorder=3,
+                   label="break rejected at alpha")
+    ax.set_xlabel("candidate break")
+    ax.set_ylabel("F")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_residual_diagnostics(diagnostics):
+    """Residuals, their autocorrelation with Ljung-Box p-values, and the Chow scan.
+
+    Parameters
+    ----------
+    diagnostics : Bunch
+        Output of :func:`skrnn.diagnostics.residual_diagnostics`.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        Three axes: residuals over time, ACF (bars, with the +-1.96/sqrt(n) band and the
+        Ljung-Box p-value per lag), Chow F against its critical value.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 1, figsize=(8, 8))
+    resid = diagnostics.residuals
+    axes[0].plot(resid.index, resid.to_numpy(), color="0.3", lw=0.8)
+    axes[0].axhline(0, color="0.6", lw=0.8)
+    axes[0].set_title("residuals", fontsize=9, loc="left")
+    lb = diagnostics.ljung_box
+    axes[1].bar(lb.index, lb["acf"], color="tab:blue", width=0.6)
+    band = 1.96 / np.sqrt(len(resid))
+    axes[1].axhspan(-band, band, color="0.85")
+    axes[1].set_title("autocorrelation", fontsize=9, loc="left")
+    twin = axes[1].twinx()
+    twin.plot(lb.index, lb["lb_pvalue"], color="tab:red", marker="o", ms=3, lw=1)
+    twin.set_ylim(0, 1)
+    twin.set_ylabel("Ljung-Box p", color="tab:red")
+    plot_chow_test(diagnostics.chow, ax=axes[2])
+    fig.tight_layout()
+    return fig
+
+
+def plot_impulse_response(result, *, max_units=16, figsize=None):
+    """Response of each recorded state to the spike of :func:`~skrnn.diagnostics.impulse_response`.
+
+    Parameters
+    ----------
+    result : Bunch
+        Output of :func:`skrnn.diagnostics.impulse_response`.
+    max_units : int, default=16
+        Most units drawn per state (the first ones).
+    figsize : tuple, default=None
+        Figure size.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The input on top, then one axis per state whose first axis is time: one line per
+        unit, a dashed line at the spike.
+    """
+    n_steps = result.n_steps
+    panels = {}
+    for name, value in result.response.items():
+        value = np.asarray(value, dtype=np.float64)
+        if value.ndim >= 1 and value.shape[0] == n_steps:
+            panels[name] = value.reshape(n_steps, -1)
+    if not panels:
+        raise ValueError(
+            "No state in the result has a time axis of length n_steps="
+            f"{n_steps}; states: { {k: np.shape(v) for k, v in result.response.items()} }."
+        )
+    plt = _pyplot()
+    n = len(panels) + 1
+    fig, axes = plt.subplots(n, 1, figsize=figsize or (7, 1.9 * n + 0.6), sharex=True,
+                             squeeze=False)
+    steps = np.arange(n_steps)
+    F = result.X.shape[1] // n_steps
+    axes[0, 0].step(steps, result.X.reshape(n_steps, F), where="mid", color="0.2")
+    axes[0, 0].set_title("input", fontsize=9, loc="left")
+    for ax, (name, value) in zip(axes[1:, 0], panels.items()):
+        ax.plot(steps, value[:, :max_units], lw=1)
+        ax.axhline(0, color="0.7", lw=0.6)
+        ax.set_title(f"{name}: response ({value.shape[1]} units"
+                     f"{', first %d shown' % max_units if value.shape[1] > max_units else ''})",
+                     fontsize=9, loc="left")
+    for ax in axes[:, 0]:
+        ax.axvline(result.spike_at, color="tab:red", ls="--", lw=0.8)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    return fig

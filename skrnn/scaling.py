@@ -1,0 +1,329 @@
+"""Per-series scaling for panels.
+
+Series in a panel live on very different scales (a quiet district and a busy one); one
+global scaler squashes the quiet ones to noise. :class:`GroupScaler` keeps one min-max or
+standard scaling per series, learned on the training rows only.
+"""
+
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from skrnn._panel import group_codes, lookup_key
+
+__all__ = ["GroupScaler"]
+
+
+class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Standard or min-max scaling with one set of statistics per series.
+
+    Where the groups come from:
+
+    - ``group`` names a column or index level of a DataFrame (or an index level of a
+      Series). A group *column* is only read, never scaled, and is left out of the output;
+      an index level survives in pandas output (``set_output(transform="pandas")``), which
+      is how groups travel through a Pipeline.
+    - ``groups=`` passed to ``fit``, ``transform`` and ``inverse_transform`` (arrays).
+    - Otherwise all rows are one group: a plain global scaler.
+
+    Inside :class:`~sklearn.compose.TransformedTargetRegressor` the transformer only ever
+    sees ``y`` converted to a NumPy array, so the group index is lost there and GroupScaler
+    scales the target globally. For per-series target scaling, scale ``y`` yourself
+    (``GroupScaler(group=...).fit(y_train)``) and undo it on the predictions with
+    ``inverse_transform(pred, groups=...)``.
+
+    Series whose values are constant (a district with only zeros) get a scale of 1 instead
+    of a division by zero: they map to 0 (standard) or to ``feature_range[0]`` (min-max).
+    Missing values are ignored when fitting and kept as NaN by ``transform``.
+
+    Parameters
+    ----------
+    method : {"standard", "minmax"}, default="standard"
+        ``(x - mean) / std`` or ``(x - min) / (max - min)`` mapped onto ``feature_range``.
+    group : str, default=None
+        Column or index level naming the series of each row.
+    feature_range : tuple (min, max), default=(0, 1)
+        Target range of the min-max scaling.
+    n_step_features : int, default=None
+        None: statistics per column (like scikit-learn's scalers). An int ``F`` reads the
+        columns as a step-major lag window with ``F`` features per step (the layout of
+        :class:`~skrnn.LagFeatures`) and shares one statistic per feature across all steps,
+        so a window keeps its shape after scaling.
+    handle_unknown : {"error", "global"}, default="error"
+        Rows of a group not seen in ``fit``: raise, or use the statistics of all training
+        rows together.
+
+    Attributes
+    ----------
+    groups_ : ndarray of shape (n_groups,)
+        Group labels seen in ``fit`` (``[None]`` for one global group).
+    center_ : ndarray of shape (n_groups, n_scaled_features)
+        Mean (standard) or minimum (min-max) per group and scaled column.
+    scale_ : ndarray of shape (n_groups, n_scaled_features)
+        Divisor per group and scaled column; 1 where the series is constant.
+    global_center_ : ndarray of shape (n_scaled_features,)
+        Center over all training rows, used by ``handle_unknown="global"``.
+    global_scale_ : ndarray of shape (n_scaled_features,)
+        Scale over all training rows.
+    n_features_in_ : int
+        Number of input columns (including a group column).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Input column names, when they are all strings.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skrnn import GroupScaler
+    >>> df = pd.DataFrame({"g": ["a", "a", "b", "b"], "y": [0.0, 2.0, 5.0, 5.0]})
+    >>> GroupScaler("minmax", group="g").fit_transform(df).ravel()
+    array([0., 1., 0., 0.])
+    """
+
+    _parameter_constraints = {
+        "method": [StrOptions({"standard", "minmax"})],
+        "group": [None, str, Integral],
+        "feature_range": [tuple],
+        "n_step_features": [None, Interval(Integral, 1, None, closed="left")],
+        "handle_unknown": [StrOptions({"error", "global"})],
+    }
+
+    def __init__(self, method="standard", *, group=None, feature_range=(0, 1),
+                 n_step_features=None, handle_unknown="error"):
+        self.method = method
+        self.group = group
+        self.feature_range = feature_range
+        self.n_step_features = n_step_features
+        self.handle_unknown = handle_unknown
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _read(self, X, groups, reset):
+        """Numeric values (n, p) and group labels (n,) or None."""
+        labels = None
+        if isinstance(X, pd.Series) and self.group is not None:
+            labels = lookup_key(X, self.group, "group")[0]
+            X = X.to_frame()
+        if isinstance(X, pd.DataFrame) and self.group is not None:
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            labels, where = lookup_key(X, self.group, "group")
+            if where == "column":
+                X = X.drop(columns=[self.group])
+            values = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan",
+                                 input_name="X")
+            if reset:
+                self._kept_columns = np.asarray(X.columns, dtype=object)
+        else:
+            if self.group is not None:
+                raise ValueError(
+                    f"group={self.group!r} names a column or index level, so X must be a "
+                    f"pandas DataFrame or Series; got {type(X).__name__}. For arrays pass "
+                    "groups= instead."
+                )
+            values = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32],
+                                   ensure_all_finite="allow-nan")
+            if reset:
+                self._kept_columns = None
+        if groups is not None:
+            if labels is not None:
+                raise ValueError(f"Pass either group={self.group!r} or groups=, not both.")
+            labels = np.asarray(groups)
+            if labels.ndim != 1 or labels.shape[0] != values.shape[0]:
+                raise ValueError(
+                    f"groups must have shape ({values.shape[0]},) like X's rows, got "
+                    f"{labels.shape}."
+                )
+        return values, labels
+
+    def _steps(self, p):
+        """Columns -> shared statistic index, for n_step_features."""
+        if self.n_step_features is None:
+            return np.arange(p)
+        if p % self.n_step_features:
+            raise ValueError(
+                f"n_step_features={self.n_step_features} must divide the number of scaled "
+                f"columns, got {p} columns."
+            )
+        return np.arange(p) % self.n_step_features
+
+    def _stats(self, values, codes, n_groups):
+        """Center and scale per group (rows) and statistic (columns)."""
+        p = values.shape[1]
+        share = self._steps(p)
+        n_stats = share.max() + 1 if p else 0
+        # Stack the steps under each other so each shared statistic is one long column.
+        long = np.full((values.shape[0] * (p // max(n_stats, 1)), n_stats), np.nan)
+        for j in range(n_stats):
+            cols = np.flatnonzero(share == j)
+            long[:, j] = values[:, cols].T.ravel()
+        long_codes = np.tile(codes, p // max(n_stats, 1))
+        frame = pd.DataFrame(long).groupby(long_codes)
+        def per_group(stat):
+            # np.array copies: pandas' copy-on-write hands out read-only arrays
+            return np.array(stat.reindex(range(n_groups)), dtype=np.float64)
+
+        if self.method == "standard":
+            center = per_group(frame.mean())
+            scale = per_group(frame.std(ddof=0))
+        else:
+            lo, hi = self.feature_range
+            center = per_group(frame.min())
+            scale = (per_group(frame.max()) - center) / (hi - lo)
+        # Constant or empty series: scale 1 keeps them finite instead of dividing by zero.
+        # (the tolerance catches the rounding noise of a constant non-zero series)
+        bad = ~np.isfinite(scale) | (scale <= 10 * np.finfo(np.float64).eps * np.abs(center))
+        scale[bad] = 1.0
+        center[~np.isfinite(center)] = 0.0
+        return center[:, share], scale[:, share]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, groups=None):
+        """Learn the statistics of each series from the training rows.
+
+        Parameters
+        ----------
+        X : DataFrame, Series or array-like of shape (n_samples, n_features)
+            Training rows.
+        y : None
+            Ignored.
+        groups : array-like of shape (n_samples,), default=None
+            Series label of each row, when not given by ``group``.
+
+        Returns
+        -------
+        self : GroupScaler
+            Fitted scaler.
+        """
+        if len(self.feature_range) != 2 or not self.feature_range[0] < self.feature_range[1]:
+            raise ValueError(
+                f"feature_range must be (min, max) with min < max, got {self.feature_range!r}."
+            )
+        values, labels = self._read(X, groups, reset=True)
+        if labels is None:
+            codes, self.groups_ = np.zeros(values.shape[0], dtype=np.intp), np.array([None])
+        else:
+            codes, uniques = group_codes(labels, "group" if groups is None else "groups")
+            self.groups_ = np.asarray(uniques)
+        self.center_, self.scale_ = self._stats(values, codes, len(self.groups_))
+        g_center, g_scale = self._stats(values, np.zeros(values.shape[0], dtype=np.intp), 1)
+        self.global_center_, self.global_scale_ = g_center[0], g_scale[0]
+        return self
+
+    def _row_stats(self, labels, n):
+        if labels is None:
+            if len(self.groups_) != 1 or self.groups_[0] is not None:
+                if self.handle_unknown == "global":
+                    return self.global_center_, self.global_scale_
+                raise ValueError(
+                    "This GroupScaler was fitted per group; pass the data with its group "
+                    "column/level or groups=, or set handle_unknown='global'."
+                )
+            return self.center_[0], self.scale_[0]
+        if self.groups_[0] is None and len(self.groups_) == 1:
+            raise ValueError(
+                "This GroupScaler was fitted without groups; do not pass groups now."
+            )
+        idx = pd.Index(self.groups_).get_indexer(pd.Index(labels))
+        unknown = idx < 0
+        if unknown.any():
+            if self.handle_unknown == "error":
+                new = pd.unique(np.asarray(labels)[unknown])[:5].tolist()
+                raise ValueError(
+                    f"{int(unknown.sum())} row(s) belong to group(s) not seen in fit, e.g. "
+                    f"{new}. Fit on data covering them or set handle_unknown='global'."
+                )
+        center = np.where(unknown[:, None], self.global_center_, self.center_[idx])
+        scale = np.where(unknown[:, None], self.global_scale_, self.scale_[idx])
+        return center, scale
+
+    def _offset(self):
+        return float(self.feature_range[0]) if self.method == "minmax" else 0.0
+
+    def transform(self, X, groups=None):
+        """Scale each row with the statistics of its series.
+
+        Parameters
+        ----------
+        X : DataFrame, Series or array-like of shape (n_samples, n_features)
+            Rows to scale, same layout as in ``fit``.
+        groups : array-like of shape (n_samples,), default=None
+            Series label of each row, when not given by ``group``.
+
+        Returns
+        -------
+        X_scaled : ndarray of shape (n_samples, n_scaled_features)
+            Scaled values (a group column is dropped).
+        """
+        check_is_fitted(self)
+        values, labels = self._read(X, groups, reset=False)
+        center, scale = self._row_stats(labels, values.shape[0])
+        return ((values - center) / scale + self._offset()).astype(values.dtype, copy=False)
+
+    def inverse_transform(self, X, groups=None):
+        """Undo the scaling.
+
+        Parameters
+        ----------
+        X : DataFrame, Series or array-like of shape (n_samples, n_scaled_features)
+            Scaled values. With ``group`` set, a DataFrame or Series carrying the group
+            column or index level; otherwise pass ``groups``.
+        groups : array-like of shape (n_samples,), default=None
+            Series label of each row, when not given by ``group``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_scaled_features)
+            Values on the original scale.
+        """
+        check_is_fitted(self)
+        labels = None
+        if self.group is not None and isinstance(X, (pd.DataFrame, pd.Series)):
+            labels, where = lookup_key(X, self.group, "group")
+            if where == "column":
+                X = X.drop(columns=[self.group])
+        if groups is not None:
+            if labels is not None:
+                raise ValueError(f"Pass either group={self.group!r} or groups=, not both.")
+            labels = np.asarray(groups)
+        values = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan",
+                             ensure_2d=False, input_name="X")
+        one_d = values.ndim == 1
+        values = values.reshape(-1, 1) if one_d else values
+        if values.shape[1] != self.center_.shape[1]:
+            raise ValueError(
+                f"X has {values.shape[1]} columns, but this GroupScaler scaled "
+                f"{self.center_.shape[1]}."
+            )
+        if labels is not None and len(labels) != values.shape[0]:
+            raise ValueError(
+                f"groups must have shape ({values.shape[0]},) like X's rows, got "
+                f"({len(labels)},)."
+            )
+        center, scale = self._row_stats(labels, values.shape[0])
+        out = ((values - self._offset()) * scale + center).astype(values.dtype, copy=False)
+        return out.ravel() if one_d else out
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the scaled columns (a group column is left out).
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Input names, used when the scaler was fitted on an array.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            Output column names.
+        """
+        check_is_fitted(self)
+        if getattr(self, "_kept_columns", None) is not None:
+            return np.asarray([str(c) for c in self._kept_columns], dtype=object)
+        return super().get_feature_names_out(input_features)
