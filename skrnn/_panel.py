@@ -263,8 +263,9 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
                 i = np.flatnonzero(bad)[0]
                 raise ValueError(
                     f"Irregular {param_date}: {s_times[i]}{_in_group(labels, s_codes[i])} is "
-                    f"not on the {offset.freqstr!r} grid starting at {s_times[g_starts[s_codes[i]]]}; "
-                    "pass freq= explicitly or regularise the dates."
+                    f"not on the {offset.freqstr!r} grid starting at "
+                    f"{s_times[g_starts[s_codes[i]]]}; pass freq= explicitly or regularise "
+                    "the dates."
                 )
         else:  # calendar offsets (months, business days...): no fixed length in ns
             step_pos = np.empty(n, dtype=np.int64)
@@ -294,8 +295,8 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
         after = s_times[g_starts[g] + missing_at]
         raise ValueError(
             f"{param_date} has gaps inside {int((gaps > 0).sum())} series (grid: "
-            f"{offset_desc}): e.g. the series{_in_group(labels, g)} misses {int(gaps[g])} step(s), the "
-            f"first right after {after}. Pass fill_gaps=<number>, 'ffill' or 'interpolate' "
+            f"{offset_desc}): e.g. the series{_in_group(labels, g)} misses {int(gaps[g])} "
+            f"step(s), the first right after {after}. Pass fill_gaps=<number>, 'ffill' or 'interpolate' "
             "to fill them, or fix the data."
         )
     starts = np.cumsum(lengths) - lengths

@@ -192,7 +192,9 @@ def residual_diagnostics(y_true, y_pred, *, lags=10, alpha=0.05, min_size=None):
     index = y_true.index if isinstance(y_true, pd.Series) else None
     t, p = _as_1d(y_true, "y_true"), _as_1d(y_pred, "y_pred")
     if t.shape != p.shape:
-        raise ValueError(f"y_true and y_pred must have the same shape, got {t.shape} and {p.shape}.")
+        raise ValueError(
+            f"y_true and y_pred must have the same shape, got {t.shape} and {p.shape}."
+        )
     resid = pd.Series(t - p, index=index, name="residual")
     lb = ljung_box(resid.to_numpy(), lags=min(lags, t.shape[0] - 1))
     chow = chow_test(resid, alpha=alpha, min_size=min_size)
@@ -242,7 +244,8 @@ def impulse_response(estimator, n_steps=None, spike_at=0, magnitude=1.0, *,
     estimator : object
         Fitted regressor with a ``get_states(X)`` method (e.g. ``skrnn.LSTMRegressor``).
     n_steps : int, default=None
-        Sequence length; None uses ``n_features_in_ // n_step_features`` of the estimator.
+        Sequence length; None uses the estimator's ``n_timesteps_``, else
+        ``n_features_in_ // n_step_features``.
     spike_at : int, default=0
         Step of the spike (0 is the oldest step).
     magnitude : float, default=1.0
@@ -275,12 +278,14 @@ def impulse_response(estimator, n_steps=None, spike_at=0, magnitude=1.0, *,
     if not isinstance(F, Integral) or F < 1:
         raise ValueError(f"n_step_features must be an int >= 1, got {F!r}.")
     if n_steps is None:
+        n_steps = getattr(estimator, "n_timesteps_", None)
         n_in = getattr(estimator, "n_features_in_", None)
-        if n_in is None:
+        if n_steps is None and n_in is None:
             raise ValueError(
-                "n_steps is None and the estimator has no n_features_in_; pass n_steps."
+                "n_steps is None and the estimator has neither n_timesteps_ nor "
+                "n_features_in_; pass n_steps."
             )
-        n_steps = int(n_in) // F
+        n_steps = int(n_steps) if n_steps is not None else int(n_in) // F
     if not isinstance(n_steps, Integral) or n_steps < 1:
         raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}.")
     if not isinstance(spike_at, Integral) or not 0 <= spike_at < n_steps:

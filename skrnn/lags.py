@@ -232,7 +232,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                     raise ValueError(
                         f"{param}={getattr(self, param)!r} names a column or index level, so X "
                         f"must be a pandas DataFrame; got {type(X).__name__}. For arrays, pass "
-                        "the series labels as groups= to fit/transform."
+                        "the series labels as groups= to fit/transform; in a Pipeline, "
+                        "set_output(transform='pandas') keeps the frame and its index."
                     )
             X = validate_data(
                 self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan"
@@ -494,10 +495,15 @@ def make_supervised(
             f"data must be a pandas DataFrame or Series, got {type(data).__name__}."
         )
     if target not in data.columns:
-        raise ValueError(f"target={target!r} is not a column of data; columns: {list(data.columns)}.")
+        raise ValueError(
+            f"target={target!r} is not a column of data; columns: {list(data.columns)}."
+        )
     if not isinstance(horizon, Integral) or isinstance(horizon, bool) or horizon < 1:
         raise ValueError(f"horizon must be an int >= 1, got {horizon!r}.")
-    cols = [target] if columns is None else ([columns] if isinstance(columns, str) else list(columns))
+    if columns is None:
+        cols = [target]
+    else:
+        cols = [columns] if isinstance(columns, str) else list(columns)
     lagger = LagFeatures(lags, columns=cols, group=group, date=date, freq=freq,
                          fill_gaps=fill_gaps)
     lagger._validate_params()

@@ -26,6 +26,16 @@ def _pyplot():
     return plt
 
 
+def _concise_dates(ax):
+    """Short date tick labels (no overlapping '2020-09-08' labels) when x holds dates."""
+    import matplotlib.dates as mdates
+
+    if isinstance(ax.xaxis.get_major_locator(), mdates.DateLocator):
+        locator = mdates.AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
 def _align(pred, data, name):
     """Predictions as a float array aligned with the rows of ``data`` (NaN where absent)."""
     if pred is None:
@@ -128,6 +138,7 @@ def plot_fit(data, y_train_pred=None, y_test_pred=None, *, value, date=None, gro
         ax.set_ylabel(value)
     axes[0, 0].legend(loc="upper right", fontsize=8, ncol=3)
     axes[-1, 0].set_xlabel(date if date is not None else "step")
+    _concise_dates(axes[-1, 0])
     fig.tight_layout()
     return fig
 
@@ -254,6 +265,7 @@ def plot_forecast(history, forecast, truth=None, *, ax=None, title=None):
                label=f"horizon ({len(forecast)} steps)")
     if title:
         ax.set_title(title)
+    _concise_dates(ax)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
@@ -289,6 +301,7 @@ def plot_chow_test(result, *, ax=None):
                    label="break rejected at alpha")
     ax.set_xlabel("candidate break")
     ax.set_ylabel("F")
+    _concise_dates(ax)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -314,10 +327,13 @@ def plot_residual_diagnostics(diagnostics):
     axes[0].plot(resid.index, resid.to_numpy(), color="0.3", lw=0.8)
     axes[0].axhline(0, color="0.6", lw=0.8)
     axes[0].set_title("residuals", fontsize=9, loc="left")
+    _concise_dates(axes[0])
     lb = diagnostics.ljung_box
-    axes[1].bar(lb.index, lb["acf"], color="tab:blue", width=0.6)
     band = 1.96 / np.sqrt(len(resid))
-    axes[1].axhspan(-band, band, color="0.85")
+    axes[1].axhspan(-band, band, color="0.9", zorder=0, label="white-noise band")
+    axes[1].bar(lb.index, lb["acf"], color="tab:blue", width=0.6, zorder=2)
+    axes[1].axhline(0, color="0.6", lw=0.8)
+    axes[1].set_xlabel("lag")
     axes[1].set_title("autocorrelation", fontsize=9, loc="left")
     twin = axes[1].twinx()
     twin.plot(lb.index, lb["lb_pvalue"], color="tab:red", marker="o", ms=3, lw=1)

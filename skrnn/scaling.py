@@ -108,8 +108,7 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _read(self, X, groups, reset):
         """Numeric values (n, p) and group labels (n,) or None."""
         labels = None
-        if isinstance(X, pd.Series) and self.group is not None:
-            labels = lookup_key(X, self.group, "group")[0]
+        if isinstance(X, pd.Series):  # one column; its index may carry the group level
             X = X.to_frame()
         if isinstance(X, pd.DataFrame) and self.group is not None:
             validate_data(self, X, skip_check_array=True, reset=reset)
@@ -125,7 +124,8 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(
                     f"group={self.group!r} names a column or index level, so X must be a "
                     f"pandas DataFrame or Series; got {type(X).__name__}. For arrays pass "
-                    "groups= instead."
+                    "groups= instead; in a Pipeline, set_output(transform='pandas') lets the "
+                    "index (and its group level) reach this step."
                 )
             values = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32],
                                    ensure_all_finite="allow-nan")

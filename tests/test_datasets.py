@@ -121,7 +121,8 @@ def test_read_series_csv_errors(tmp_path):
         read_series_csv(semi, date="d", value="v")
     bad_date = tmp_path / "bad_date.csv"
     bad_date.write_text("d,v\n2024-01-01,1\n2024-01-02,2\nyesterday,3\n")
-    with pytest.raises(ValueError, match=r"1 value\(s\) of date='d' could not be parsed.*\(4, 'yesterday'\)"):
+    with pytest.raises(ValueError,
+                       match=r"1 value\(s\) of date='d' could not be parsed.*\(4, 'yesterday'\)"):
         read_series_csv(bad_date, date="d", value="v")
     bad_value = tmp_path / "bad_value.csv"
     bad_value.write_text("d,v\n2024-01-01,1\n2024-01-02,two\n")
