@@ -1,0 +1,205 @@
+"""Optuna tuning: pruning, resuming, several workers, OptunaSearchCV."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import mean_absolute_error
+from sklearn.model_selection import TimeSeriesSplit
+from sklearn.pipeline import make_pipeline
+
+optuna = pytest.importorskip("optuna")
+
+from skrnn import GRURegressor, LagFeatures  # noqa: E402
+from skrnn.tuning import TimeHoldout, default_search_space, make_storage, tune  # noqa: E402
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    # Optuna flags its own newer features (e.g. MaxTrialsCallback states) experimental
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+]
+
+SERIES_SCRIPT = """
+import numpy as np, pandas as pd
+def series(n=360, seed=0):
+    rng = np.random.RandomState(seed)
+    t = np.arange(n)
+    v = 10 + 3 * np.sin(2 * np.pi * t / 7) + 0.01 * t + rng.normal(scale=0.5, size=n)
+    return pd.DataFrame({"value": v})
+"""
+exec(SERIES_SCRIPT)  # defines series(); the worker scripts below reuse the same text
+
+
+def _pipeline():
+    return make_pipeline(
+        LagFeatures(lags=7, fill_value="edge"),
+        GRURegressor(units=8, max_iter=10, batch_size=32, early_stopping=True,
+                     validation_fraction=0.2, n_iter_no_change=4, random_state=0),
+    )
+
+
+def test_study_over_lags_and_gru_prunes_and_beats_naive(tmp_path):
+    df = series(n=300)  # noqa: F821
+    train, test = df.iloc[:240], df.iloc[240:]
+    space = default_search_space(_pipeline(), max_lags=14)
+    assert {"lagfeatures__lags", "gruregressor__units", "gruregressor__n_layers"} <= set(space)
+    # a smaller space keeps the test quick: lags, units, learning rate and solver
+    space = {k: v for k, v in space.items()
+             if k.split("__")[1] in ("lags", "units", "learning_rate_init", "solver")}
+    result = tune(
+        _pipeline(), train[["value"]], train["value"], search_space=space,
+        cv=TimeHoldout(test_size=0.25), n_trials=10, seed=0,
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+        study_name="lags-gru", storage=f"sqlite:///{tmp_path}/study.db",
+    )
+    states = result.trials["state"].value_counts()
+    assert states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 10
+    assert states.get("PRUNED", 0) >= 1, states
+    assert 2 <= result.best_params["lagfeatures__lags"] <= 14
+    # the refit best model against "yesterday's value" on the held-out range
+    history = pd.concat([train, test])
+    pred = result.best_estimator.predict(history[["value"]])[240:]
+    naive = history["value"].shift(1).iloc[240:]
+    assert mean_absolute_error(test["value"], pred) < mean_absolute_error(test["value"], naive)
+    files = result.save(tmp_path / "out")
+    assert json.loads(files["best_params"].read_text())["best_params"]
+    assert len(pd.read_csv(files["trials"])) == 10
+    assert files["plot_history"].stat().st_size > 1000
+
+
+def test_rerunning_a_study_resumes_it(tmp_path):
+    df = series()  # noqa: F821
+    kw = dict(cv=TimeHoldout(0.25), study_name="resume", seed=1,
+              storage=f"sqlite:///{tmp_path}/s.db", refit=False,
+              search_space={"gruregressor__units": optuna.distributions.IntDistribution(2, 40)})
+    first = tune(_pipeline(), df[["value"]], df["value"], n_trials=2, **kw)
+    before = [(t.number, t.params, t.value) for t in first.study.trials]
+    assert len(before) == 2
+    again = tune(_pipeline(), df[["value"]], df["value"], n_trials=4, **kw)
+    after = [(t.number, t.params, t.value) for t in again.study.trials]
+    assert len(after) == 4 and after[:2] == before  # ran 2 more, kept the first 2
+    # the resumed sampler does not replay the first run's random draws
+    assert [p for _, p, _ in after[2:]] != [p for _, p, _ in before]
+
+
+WORKER = SERIES_SCRIPT + """
+import sys, time
+from sklearn.pipeline import make_pipeline
+import optuna
+from skrnn import GRURegressor, LagFeatures
+from skrnn.tuning import tune, TimeHoldout
+storage, name, n_trials, seed, slow = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+df = series()
+pipe = make_pipeline(LagFeatures(lags=5, fill_value="edge"),
+                     GRURegressor(units=4, max_iter=3, random_state=0))
+space = {"gruregressor__units": optuna.distributions.IntDistribution(2, 30),
+         "gruregressor__learning_rate_init": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}
+if slow:  # each trial lasts long enough to be killed in the middle of one
+    from sklearn.base import BaseEstimator, TransformerMixin
+    class Sleep(TransformerMixin, BaseEstimator):
+        def fit(self, X, y=None): time.sleep(slow); return self
+        def transform(self, X): return X
+    pipe.steps.insert(0, ("sleep", Sleep()))
+tune(pipe, df[["value"]], df["value"], search_space=space, cv=TimeHoldout(0.25),
+     study_name=name, storage=storage, n_trials=n_trials, seed=seed, refit=False)
+"""
+
+
+def _worker(tmp_path, storage, name, n_trials, seed, slow=0.0):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    return subprocess.Popen([sys.executable, str(script), storage, name, str(n_trials),
+                             str(seed), str(slow)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _finished(storage, name):
+    study = optuna.load_study(study_name=name, storage=make_storage(storage))
+    return [t for t in study.trials if t.state.is_finished()]
+
+
+def test_killed_study_resumes_without_losing_completed_trials(tmp_path):
+    storage, name = f"sqlite:///{tmp_path}/kill.db", "killed"
+    from skrnn.tuning import create_study
+
+    create_study(name, storage)
+    proc = _worker(tmp_path, storage, name, 6, 0, slow=0.7)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(_finished(storage, name)) < 2:
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up
+    proc.wait()
+    before = {t.number: t.value for t in _finished(storage, name)}
+    assert len(before) >= 2
+    proc = _worker(tmp_path, storage, name, 6, 0)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    after = {t.number: t.value for t in _finished(storage, name)}
+    assert len(after) == 6
+    assert all(after[k] == v for k, v in before.items())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_worker_processes_share_one_study(tmp_path, kind):
+    storage = (f"sqlite:///{tmp_path}/w.db" if kind == "sqlite"
+               else f"journal:{tmp_path}/w.log")
+    from skrnn.tuning import create_study
+
+    create_study("shared", storage)  # create first: concurrent creation races
+    procs = [_worker(tmp_path, storage, "shared", 6, seed) for seed in (1, 2)]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+    trials = _finished(storage, "shared")
+    assert 6 <= len(trials) <= 7  # each worker may finish the trial it had started
+    assert len({t.number for t in trials}) == len(trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took trials
+    study = optuna.load_study(study_name="shared", storage=make_storage(storage))
+    assert study.best_value == max(t.value for t in trials if t.value is not None)
+
+
+def test_failed_trials_are_recorded_with_their_error(tmp_path):
+    df = series()  # noqa: F821
+    space = {"gruregressor__units": optuna.distributions.CategoricalDistribution([4, -1])}
+    result = tune(_pipeline(), df[["value"]], df["value"], search_space=space, n_trials=6,
+                  cv=TimeHoldout(0.25), seed=0, refit=False)
+    failed = [t for t in result.study.trials if t.state.name == "FAIL"]
+    assert failed and "units" in failed[0].user_attrs["error"]
+
+
+def test_unreachable_storage_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"Could not open the Optuna storage 'postgresql"):
+        make_storage("postgresql+psycopg2://u:secret@127.0.0.1:9/db")
+
+
+def test_time_holdout_by_date_on_a_panel():
+    idx = pd.MultiIndex.from_product(
+        [pd.date_range("2020-01-01", periods=10), ["a", "b"]], names=["date", "district"])
+    X = pd.DataFrame({"v": np.arange(20.0)}, index=idx)
+    (train, test), = TimeHoldout(start="2020-01-08", gap=2).split(X)
+    dates = X.index.get_level_values("date")
+    assert dates[test].min() == pd.Timestamp("2020-01-08") and len(test) == 6
+    assert dates[train].max() == pd.Timestamp("2020-01-05")
+
+
+def test_optuna_search_cv_prunes_through_partial_fit():
+    from optuna_integration import OptunaSearchCV
+
+    df = series()  # noqa: F821
+    X = np.lib.stride_tricks.sliding_window_view(df["value"].to_numpy()[:-1], 7)
+    y = df["value"].to_numpy()[7:]
+    search = OptunaSearchCV(
+        GRURegressor(units=4, random_state=0),
+        {"learning_rate_init": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)},
+        enable_pruning=True, max_iter=4, n_trials=4, cv=TimeSeriesSplit(2), random_state=0,
+        verbose=0,
+    )
+    search.fit(X, y)
+    assert search.best_estimator_.n_iter_ >= 1
+    assert np.all(np.isfinite(search.predict(X[:5])))
