@@ -19,6 +19,7 @@ _LAZY = {
     "GRURegressor": "skrnn.recurrent",
     "LagFeatures": "skrnn.lags",
     "make_supervised": "skrnn.lags",
+    "LastSteps": "skrnn.lags",
     "GroupScaler": "skrnn.scaling",
     "LastValueRegressor": "skrnn.baselines",
     "SeasonalNaiveRegressor": "skrnn.baselines",

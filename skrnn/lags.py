@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from skrnn._panel import build_grid, check_fill_gaps, group_codes, lookup_key
 
@@ -543,3 +548,83 @@ def make_supervised(
     else:
         y = pd.DataFrame(Y[keep], index=index, columns=[f"{target}_h{k}" for k in steps])
     return X, y
+
+
+class LastSteps(TransformerMixin, BaseEstimator):
+    """Keep the most recent ``n_steps`` steps of a step-major lag window.
+
+    Build the window once for the largest lag you consider (``make_supervised(...,
+    lags=max_lags)``), then tune ``n_steps`` as a pipeline parameter: every candidate
+    sees exactly the same rows, so their validation scores are comparable, and no row
+    is lost to a longer window.
+
+    Parameters
+    ----------
+    n_steps : int or None, default=None
+        Steps to keep (the last ``n_steps * n_step_features`` columns). None keeps all.
+    n_step_features : int, default=1
+        Features per step of the window.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        When fitted on a DataFrame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrnn.lags import LastSteps
+    >>> LastSteps(n_steps=2).fit_transform(np.array([[1.0, 2, 3], [4, 5, 6]]))
+    array([[2., 3.],
+           [5., 6.]])
+    """
+
+    _parameter_constraints = {
+        "n_steps": [Interval(Integral, 1, None, closed="left"), None],
+        "n_step_features": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, n_steps=None, *, n_step_features=1):
+        self.n_steps = n_steps
+        self.n_step_features = n_step_features
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the window layout; learns nothing else."""
+        X = validate_data(self, X, ensure_all_finite="allow-nan")
+        self._check_width(X.shape[1])
+        return self
+
+    def _check_width(self, n_columns):
+        F = self.n_step_features
+        if n_columns % F:
+            raise ValueError(
+                f"X has {n_columns} columns, which do not divide into steps of "
+                f"n_step_features={F}."
+            )
+        if self.n_steps is not None and self.n_steps * F > n_columns:
+            raise ValueError(
+                f"n_steps={self.n_steps} needs {self.n_steps * F} columns, but the window "
+                f"has {n_columns} ({n_columns // F} steps). Build a longer window."
+            )
+
+    def _keep(self):
+        return self.n_features_in_ if self.n_steps is None else self.n_steps * self.n_step_features
+
+    def transform(self, X):
+        """The last ``n_steps`` steps of each window, oldest first."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
+        return X[:, -self._keep():]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # it only selects columns
+        return tags
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the kept columns."""
+        check_is_fitted(self)
+        names = _check_feature_names_in(self, input_features)
+        return names[-self._keep():]

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline
@@ -420,7 +421,10 @@ def _fit_score(estimator, X, y, train, test, scorer, trial, fold, fit_params):
         if cb is not None:
             reg.set_callbacks(*getattr(reg, "_skl_callbacks", []), cb)
             callbacks.append(cb)
-    est.fit(_take(X, train), _take(y, train), **fit_params)
+    with warnings.catch_warnings():
+        # trials are short by design; "max_iter reached" says nothing about them
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(_take(X, train), _take(y, train), **fit_params)
     pruned = next((cb.pruned_step for cb in callbacks if cb.pruned_step is not None), None)
     if pruned is not None:
         return est, None, pruned
@@ -452,6 +456,8 @@ def tune(
     heartbeat_interval=None,
     max_retry=None,
     fit_params=None,
+    parent_run_id=None,
+    progress=False,
 ):
     """Search hyperparameters of ``estimator`` with Optuna (TPE by default).
 
@@ -492,7 +498,11 @@ def tune(
     heartbeat_interval, max_retry : int, default=None
         Database storages: see :func:`make_storage`.
     fit_params : dict, default=None
-        Passed to ``fit`` (e.g. ``sample_weight``... sliced per split is up to you).
+        Passed to every ``fit`` as they are (not sliced per split).
+    parent_run_id : str, default=None
+        With ``track``: nest the study's MLflow run under this run.
+    progress : bool, default=False
+        Show Optuna's progress bar of the trials.
 
     Returns
     -------
@@ -517,7 +527,7 @@ def tune(
     n_done = len(study.get_trials(deepcopy=False, states=finished))
     splits = list(cv.split(X, y))
 
-    parent_run = _start_parent_run(study) if track else None
+    parent_run = _start_parent_run(study, parent_run_id) if track else None
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -556,6 +566,7 @@ def tune(
                 objective, n_trials=remaining, timeout=timeout, n_jobs=n_jobs,
                 catch=(Exception,),
                 callbacks=[MaxTrialsCallback(n_trials, states=finished)],
+                show_progress_bar=progress,
             )
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
@@ -577,19 +588,19 @@ def tune(
 # -- MLflow records of a study ----------------------------------------------------------------
 
 
-def _start_parent_run(study):
-    import mlflow
+def _start_parent_run(study, parent_run_id=None):
     from mlflow import MlflowClient
 
     from skrnn.tracking import configure_tracking
 
-    configure_tracking()
-    experiment = mlflow.get_experiment_by_name(
-        os.environ.get("MLFLOW_EXPERIMENT_NAME", "Default")) or mlflow.get_experiment("0")
-    run = MlflowClient().create_run(
-        experiment.experiment_id, run_name=f"study-{study.study_name}",
-        tags={"optuna.study_name": study.study_name, "skrnn.role": "study"},
-    )
+    client = MlflowClient()
+    tags = {"optuna.study_name": study.study_name, "skrnn.role": "study"}
+    if parent_run_id is not None:
+        tags["mlflow.parentRunId"] = parent_run_id
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+    else:
+        experiment_id = configure_tracking()
+    run = client.create_run(experiment_id, run_name=f"study-{study.study_name}", tags=tags)
     return run.info.run_id
 
 
