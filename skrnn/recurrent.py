@@ -35,6 +35,53 @@ def _check_units(units):
     return units
 
 
+def _sequence_targets(y):
+    """``y`` as an ndarray when it is 3D (per-step targets), else None."""
+    ndim = getattr(y, "ndim", None)
+    if ndim is None and isinstance(y, (list, tuple)):
+        try:
+            ndim = np.asarray(y).ndim
+        except ValueError:  # ragged nested lists; let validate_data report it
+            return None
+    if ndim is not None and ndim > 3:
+        raise ValueError(
+            f"y must be 1D (n_samples,), 2D (n_samples, n_outputs) or 3D per-step "
+            f"targets (n_samples, timesteps, n_outputs); got a {ndim}D array with "
+            f"shape {np.shape(y)}."
+        )
+    return np.asarray(y) if ndim == 3 else None
+
+
+def _check_sequence_targets(y, n, T, dtype):
+    """Validate per-step targets of shape ``(n, T, n_outputs)``; return them as ``dtype``."""
+    if y.dtype.kind not in "biuf":
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"per-step targets y must be numeric; got an array of dtype {y.dtype}."
+            ) from None
+    if y.shape[0] != n:
+        raise ValueError(
+            f"per-step targets y hold {y.shape[0]} sequences, but X holds {n}; they "
+            f"must have the same n_samples."
+        )
+    if y.shape[1] != T:
+        raise ValueError(
+            f"per-step targets y of shape (n_samples, timesteps, n_outputs) need one "
+            f"target row per time step of X: X has {T} time steps, y has {y.shape[1]} "
+            f"(y.shape = {y.shape})."
+        )
+    if y.shape[2] < 1:
+        raise ValueError(f"per-step targets y need at least one output; got shape {y.shape}.")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(
+            f"per-step targets y contain {int(np.sum(~np.isfinite(y)))} NaN or infinite "
+            f"value(s); drop or impute them before fitting."
+        )
+    return y.astype(dtype, copy=False)
+
+
 def _torch_rows(layer):
     """Row index that puts the engine's gate blocks in PyTorch's gate order."""
     H = layer.units
@@ -191,10 +238,18 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             X = X.reshape(shape3[0], -1)
         dtype = _DTYPES[self.dtype]
         common = dict(reset=reset, dtype=dtype, ensure_min_samples=1)
-        if isinstance(y, str) and y == "no_validation":
+        no_y = isinstance(y, str) and y == "no_validation"
+        y_seq = None if no_y else _sequence_targets(y)
+        if no_y or y_seq is not None:
             X = validate_data(self, X, **common)
         else:
-            X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **common)
+            try:
+                X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **common)
+            except TypeError as exc:  # e.g. y of Python objects: float() fails deep inside
+                raise ValueError(
+                    f"X and y must be numeric; y must be numeric values of shape "
+                    f"(n_samples,) or (n_samples, n_outputs). Converting them failed: {exc}"
+                ) from exc
         n, n_cols = X.shape
         if shape3 is not None:
             T, F = shape3[1], shape3[2]
@@ -213,9 +268,11 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             if not reset:
                 self._check_layout(T, F)
         X3 = X.reshape(n, T, F)
-        if isinstance(y, str):
+        if no_y:
             return X3
-        if y.ndim == 1:
+        if y_seq is not None:
+            y = y2 = _check_sequence_targets(y_seq, n, T, dtype)
+        elif y.ndim == 1:
             y2 = y.reshape(-1, 1)
         else:
             y2 = y
@@ -252,9 +309,13 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         X : array-like of shape (n_samples, timesteps * n_step_features) or \
                 (n_samples, timesteps, n_step_features)
             Input sequences. A 2D ``X`` is read step-major, oldest step first.
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        y : array-like of shape (n_samples,), (n_samples, n_outputs) or \
+                (n_samples, timesteps, n_outputs)
             Targets; several columns give a direct multi-output (e.g. multi-step)
-            model.
+            model. A 3D ``y`` holds per-step targets (sequence-to-sequence
+            training): the dense head is applied to every time step and the loss
+            averages over all steps; ``predict`` then returns the last step's
+            prediction, of shape ``(n_samples, n_outputs)``.
         sample_weight : array-like of shape (n_samples,), default=None
             Per-sample weights in the loss (and in the validation loss).
 
@@ -279,7 +340,9 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         ----------
         X : array-like of shape (n_samples, timesteps * n_step_features) or \
                 (n_samples, timesteps, n_step_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        y : array-like of shape (n_samples,), (n_samples, n_outputs) or \
+                (n_samples, timesteps, n_outputs)
+            Must have the layout (and, for 3D, the steps) of the first fit.
         sample_weight : array-like of shape (n_samples,), default=None
 
         Returns
@@ -296,9 +359,16 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         n, T, F = X3.shape
         dtype = _DTYPES[self.dtype]
         if keep:
-            if y2.shape[1] != self.n_outputs_:
+            if (y_ndim == 3) != (self._y_ndim == 3):
                 raise ValueError(
-                    f"y has {y2.shape[1]} outputs, but this {type(self).__name__} was "
+                    f"y is {y_ndim}D, but this {type(self).__name__} was fitted with "
+                    f"{'per-step (3D)' if self._y_ndim == 3 else 'last-step (1D/2D)'} "
+                    "targets; per-step and last-step targets need different networks. "
+                    "Fit from scratch (warm_start=False) to change."
+                )
+            if y2.shape[-1] != self.n_outputs_:
+                raise ValueError(
+                    f"y has {y2.shape[-1]} outputs, but this {type(self).__name__} was "
                     f"fitted with {self.n_outputs_}."
                 )
         if self.loss == "poisson" and self.output_activation != "identity":
@@ -328,15 +398,17 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             rng = check_random_state(self.random_state)
             self.n_timesteps_ = T
             self.n_step_features_ = F
-            self.n_outputs_ = y2.shape[1]
+            self.n_outputs_ = y2.shape[-1]
             self._y_ndim = y_ndim
             self._net = RecurrentNetwork(
-                self._cell, F, units, self.n_outputs_, dtype=dtype,
+                self._cell, F, units, self.n_outputs_,
+                head="sequence" if y_ndim == 3 else "last", dtype=dtype,
                 cell_kwargs=self._cell_kwargs(),
             )
             w = None if sw is None else sw[:n_train]
+            y_init = y2[:n_train] if y_ndim != 3 else y2[:n_train].mean(axis=1)
             self._net.initialize(
-                rng, y_mean=np.average(y2[:n_train], axis=0, weights=w), loss=self.loss
+                rng, y_mean=np.average(y_init, axis=0, weights=w), loss=self.loss
             )
             self._optimizer = self._make_optimizer()
             self._rng = rng
@@ -493,7 +565,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             self.loss_ = acc_loss / total_w
             self.loss_curve_.append(self.loss_)
             self.grad_norm_curve_.append(acc_norm / n_batches)
-            if not np.isfinite(self.loss_) and self._diverged():
+            if self._exploded() and self._diverged():
                 return True
             stop = self._end_epoch(val, kw)
             if self.verbose:
@@ -519,6 +591,10 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                                      kw["huber_delta"])
             pred = predict_from_raw(Z, self.loss, self.output_activation)
             self.validation_loss_curve_.append(float(vloss))
+            if yv.ndim == 3:  # per-step targets: R² over every step of every sequence
+                T = yv.shape[1]
+                yv, pred = yv.reshape(-1, yv.shape[2]), pred.reshape(-1, pred.shape[2])
+                swv = None if swv is None else np.repeat(swv, T)
             score = float(r2_score(yv, pred, sample_weight=swv)) if len(yv) > 1 else np.nan
             self.validation_scores_.append(score)
             monitored, best = float(vloss), self._best_val_loss
@@ -551,19 +627,30 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             return True
         return False
 
+    def _exploded(self):
+        """A non-finite epoch loss, or one a million times the best so far.
+
+        The second rule catches a learning rate that makes the loss grow
+        geometrically: such a run would otherwise stop on ``n_iter_no_change`` with
+        finite but meaningless weights.
+        """
+        loss = self.loss_
+        return not np.isfinite(loss) or loss > 1e6 * max(min(self.loss_curve_), 1e-12)
+
     def _diverged(self):
         """Handle a non-finite loss: restore the best weights (True) or raise."""
         if self.early_stopping and self._best_theta is not None:
             self._net.theta[...] = self._best_theta
             warnings.warn(
-                f"Training diverged (non-finite loss) at epoch {self.n_iter_ + 1}; the "
+                f"Training diverged (the loss exploded) at epoch {self.n_iter_ + 1}; the "
                 f"weights of the best epoch ({self.best_iteration_}) were restored. "
                 "Lower learning_rate_init or set clipnorm.",
                 DivergenceWarning,
             )
             return True
         raise DivergenceError(
-            f"Training diverged: the loss became non-finite at epoch "
+            f"Training diverged: the loss exploded (non-finite, or a million times its "
+            f"best) at epoch "
             f"{self.n_iter_ + 1}. Lower learning_rate_init (now "
             f"{self.learning_rate_init}), set clipnorm, or scale X and y. The "
             "estimator was left as it was before this call."
@@ -585,7 +672,9 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Float64 predictions, shaped like the ``y`` seen in ``fit``.
+            Float64 predictions, shaped like the ``y`` seen in ``fit``. A model
+            fitted on per-step (3D) targets returns its last step's prediction,
+            always of shape ``(n_samples, n_outputs)``.
         """
         self._check_fitted_net()
         X3 = self._as_sequences(X, reset=False)
@@ -593,7 +682,32 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             np.ascontiguousarray(X3.transpose(1, 0, 2)), loss=self.loss,
             output_activation=self.output_activation,
         ).astype(np.float64, copy=False)
+        if self._y_ndim == 3:
+            return np.ascontiguousarray(pred[:, -1, :])
         return pred.ravel() if self._y_ndim == 1 else pred
+
+    def score(self, X, y, sample_weight=None):
+        """R² of ``predict(X)`` against ``y``.
+
+        A 3D ``y`` (per-step targets) is scored on its last step, the step that
+        ``predict`` returns.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, timesteps * n_step_features) or \
+                (n_samples, timesteps, n_step_features)
+        y : array-like of shape (n_samples,), (n_samples, n_outputs) or \
+                (n_samples, timesteps, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        y_seq = _sequence_targets(y)
+        if y_seq is not None:
+            y = y_seq[:, -1, :]
+        return super().score(X, y, sample_weight=sample_weight)
 
     def get_states(self, X):
         """Per-step hidden states, cell states and gate activations for ``X``.
