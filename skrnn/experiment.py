@@ -434,7 +434,7 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
     table.to_csv(out / "results.csv", index=False)
     preds = pd.DataFrame({"y": yte, **predictions})
     preds.to_csv(out / "predictions.csv")
-    plots = _plots(exp, frame, Xtr, fitted, predictions, out)
+    plots = _plots(exp, frame, Xtr, fitted, predictions, table, out)
     _save_models(fitted, exp, out)
     if parent:
         _finish_tracking(parent, exp, table, fitted, predictions, plots, Xte, yte, out)
@@ -487,7 +487,7 @@ def _final(est):
     return None
 
 
-def _plots(exp, frame, Xtr, fitted, predictions, out):
+def _plots(exp, frame, Xtr, fitted, predictions, table, out):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -497,8 +497,8 @@ def _plots(exp, frame, Xtr, fitted, predictions, out):
 
     d = exp.data
     files = {}
-    learned = [m.name for m in exp.models if m.kind not in BASELINES]
-    best = learned[0] if learned else exp.models[0].name
+    learned = table[~table["kind"].isin(BASELINES)]
+    best = (learned if len(learned) else table).sort_values("MAE")["model"].iloc[0]
     framed = frame.set_index([d.date] + ([d.group] if d.group else []))
     train_pred = pd.Series(np.asarray(fitted[best].predict(Xtr)).ravel(), index=Xtr.index)
     fig = plot_fit(framed.reset_index(), train_pred.reindex(framed.index).to_numpy(),
