@@ -488,9 +488,6 @@ def _final(est):
 
 
 def _plots(exp, frame, Xtr, fitted, predictions, table, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from skrnn.plotting import plot_fit, plot_loss_curves

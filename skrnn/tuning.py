@@ -386,9 +386,6 @@ def _jsonable(params):
 
 def save_study_plots(study, directory):
     """Optimization history, parameter importances and slice plots as PNG files."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as vis
     from optuna.exceptions import ExperimentalWarning
@@ -582,7 +579,22 @@ def tune(
     if track:
         _end_parent_run(parent_run, study)
     return TuningResult(study=study, best_params=best_params, best_score=study.best_value,
-                        best_estimator=best, trials=study.trials_dataframe())
+                        best_estimator=best, trials=trials_table(study))
+
+
+def trials_table(study):
+    """The study's trials as a DataFrame, with pruned trials' ``value`` blanked.
+
+    Optuna stores a pruned trial's last intermediate value (here a negated
+    validation loss) as its value; beside the scores of complete trials it reads like
+    a score, which it is not. It is kept in ``last_intermediate_value``.
+    """
+    table = study.trials_dataframe()
+    if "value" in table and "state" in table:
+        pruned = table["state"] == "PRUNED"
+        table["last_intermediate_value"] = table["value"].where(pruned)
+        table.loc[pruned, "value"] = np.nan
+    return table
 
 
 # -- MLflow records of a study ----------------------------------------------------------------
