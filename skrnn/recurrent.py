@@ -355,6 +355,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         units = _check_units(self.units)
         fitted = hasattr(self, "_net")
         keep = fitted and (incremental or self.warm_start)
+        if keep:
+            self._ensure_training_state()
         X3, y2, y_ndim, sw = self._as_sequences(X, y, sample_weight, reset=not keep)
         n, T, F = X3.shape
         dtype = _DTYPES[self.dtype]
@@ -467,6 +469,31 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             reconstruction_attributes=lambda: {"_net": self._net.copy()},
         )
         return self
+
+    def _ensure_training_state(self):
+        """Re-create the training state that a weights-only model lacks.
+
+        Files written by ``skrnn.persistence`` (and MLflow models logged by
+        ``skrnn.tracking``) hold the network and the fitted attributes, not the
+        optimizer, the random generator or the early-stopping snapshot; ``set_weights``
+        on an unfitted estimator builds only the network. Training such a model further
+        (``partial_fit``, ``warm_start``) starts those afresh: new optimizer moments, a
+        generator from ``random_state``, and early stopping that tracks the best epoch
+        from here on.
+        """
+        if hasattr(self, "_optimizer"):
+            return
+        self._optimizer = self._make_optimizer()
+        self._rng = check_random_state(self.random_state)
+        self._best_theta = None
+        self._best_val_loss = np.inf
+        self._no_improvement_count = 0
+        for name, value in (("loss_curve_", []), ("grad_norm_curve_", []), ("t_", 0),
+                            ("best_iteration_", None), ("best_validation_score_", None),
+                            ("validation_loss_curve_", None), ("validation_scores_", None),
+                            ("best_loss_", None if self.early_stopping else np.inf)):
+            if not hasattr(self, name):
+                setattr(self, name, value)
 
     def _make_optimizer(self):
         return make_optimizer(

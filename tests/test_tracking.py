@@ -1,0 +1,349 @@
+"""MLflow tracking: per-epoch metrics, failed runs, logged models, Optuna trial runs."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+mlflow = pytest.importorskip("mlflow")
+
+from skrnn import GRURegressor, LSTMRegressor, tracking  # noqa: E402
+from skrnn.persistence import IncompatibleVersionError  # noqa: E402
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+    # SQLAlchemy 2.x deprecates the `noload` loader strategy that MLflow's SQL store
+    # mappings still use; it is raised when the store's mappers are first configured
+    pytest.mark.filterwarnings(
+        "ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"),
+]
+
+X = np.sin(np.arange(480, dtype=float) / 5).reshape(80, 6)  # 80 windows of 6 steps
+Y = X[:, -1] * 0.9 + 0.1
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory):
+    """One SQLite store per session, created the way skrnn's default creates ./mlruns.
+
+    Creating an MLflow database runs its migrations (seconds), so tests share it and
+    keep apart by experiment.
+    """
+    root = tmp_path_factory.mktemp("tracking")
+    with pytest.MonkeyPatch.context() as mp:
+        _isolate(mp)
+        mp.chdir(root)
+        assert tracking.configure_tracking() == "0"  # the Default experiment
+        uri = mlflow.get_tracking_uri()
+    return {"root": root, "uri": uri}
+
+
+def _isolate(mp):
+    """Undo, after the test, what MLflow keeps in globals and the environment."""
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    import mlflow.tracking.fluent as fluent
+
+    mp.setattr(tracking_utils, "_tracking_uri", None)
+    mp.setattr(fluent, "_active_experiment_id", None)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+        mp.delenv(name, raising=False)
+    mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")  # no network from tests
+
+
+@pytest.fixture
+def tracked(store, monkeypatch, request):
+    """MLflow on the session store, in an experiment of this test's own."""
+    _isolate(monkeypatch)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
+    tracking.configure_tracking(experiment_name=request.node.name)
+    yield mlflow.MlflowClient()
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+def _history(client, run_id, key):
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+class _RaiseAtEpoch:
+    """A callback that raises at the end of a given epoch."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def setup(self, estimator, context):
+        pass
+
+    def teardown(self, estimator, context):
+        pass
+
+    def on_fit_task_begin(self, estimator, context, **kwargs):
+        pass
+
+    def on_fit_task_end(self, estimator, context, **kwargs):
+        if context.task_name == "epoch" and estimator.n_iter_ == self.epoch:
+            raise RuntimeError(f"stopped at epoch {self.epoch}")
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+def test_default_store_is_sqlite_under_mlruns(store, tmp_path, monkeypatch):
+    _isolate(monkeypatch)
+    root = store["root"]
+    assert store["uri"] == "sqlite:///" + (root / "mlruns" / "mlflow.db").as_posix()
+    assert (root / "mlruns" / "mlflow.db").is_file()
+    assert (root / "mlruns" / "artifacts").is_dir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
+    default = mlflow.MlflowClient().get_experiment("0")
+    assert default.artifact_location == (root / "mlruns" / "artifacts" / "0").as_uri()
+    # a set MLFLOW_TRACKING_URI always wins; unset, the current folder's ./mlruns is used
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "postgresql://host/db")
+    assert tracking.default_tracking_uri() == "postgresql://host/db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    assert tracking.default_tracking_uri() == f"sqlite:///{tmp_path.as_posix()}/mlruns/mlflow.db"
+
+
+def test_experiments_keep_artifacts_beside_the_database(tracked, store, request):
+    experiment = mlflow.get_experiment_by_name(request.node.name)
+    assert experiment.artifact_location.startswith(
+        (store["root"] / "mlruns" / "artifacts").as_uri())
+    # configure_tracking returns the experiment runs go to, also when it exists already
+    assert tracking.configure_tracking(experiment_name=request.node.name) == \
+        experiment.experiment_id
+    with mlflow.start_run() as run:
+        pass
+    assert run.info.experiment_id == experiment.experiment_id
+
+
+# -- per-epoch metrics ------------------------------------------------------------------------
+
+
+def test_callback_logs_every_epoch_to_the_active_run(tracked):
+    model = LSTMRegressor(units=4, max_iter=5, early_stopping=True, n_iter_no_change=50,
+                          random_state=0)
+    with mlflow.start_run() as run:
+        model.set_callbacks(tracking.MLflowCallback())
+        model.fit(X, Y)
+    loss = _history(tracked, run.info.run_id, "loss")
+    assert len(loss) == model.n_iter_ == 5
+    assert loss == [(i + 1, v) for i, v in enumerate(model.loss_curve_)]
+    assert [v for _, v in _history(tracked, run.info.run_id, "validation_loss")] == \
+        model.validation_loss_curve_
+    assert [v for _, v in _history(tracked, run.info.run_id, "grad_norm")] == \
+        model.grad_norm_curve_
+    assert len(_history(tracked, run.info.run_id, "learning_rate")) == 5
+    assert tracked.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_callback_every_n_epochs_keeps_the_last(tracked):
+    model = GRURegressor(units=4, max_iter=5, random_state=0)
+    model.set_callbacks(tracking.MLflowCallback(log_every_n_epochs=2, prefix="fold0/"))
+    with mlflow.start_run() as run:
+        model.fit(X, Y)
+    assert [s for s, _ in _history(tracked, run.info.run_id, "fold0/loss")] == [2, 4, 5]
+
+
+def test_callback_starts_its_own_run_per_fit(tracked):
+    callback = tracking.MLflowCallback()
+    model = GRURegressor(units=4, max_iter=3, random_state=0).set_callbacks(callback)
+    model.fit(X, Y)
+    run = tracked.get_run(callback.last_run_id_)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["units"] == "4"
+    assert run.data.tags["skrnn.estimator"] == "skrnn.recurrent.GRURegressor"
+    assert len(_history(tracked, run.info.run_id, "loss")) == model.n_iter_
+    assert mlflow.active_run() is None
+    # nested=True: one child run per fit under the active run (searches, CV)
+    callback = tracking.MLflowCallback(nested=True)
+    model.set_callbacks(callback)
+    with mlflow.start_run() as parent:
+        model.fit(X, Y)
+        model.fit(X, Y)
+    children = mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        output_format="list")
+    assert len(children) == 2
+    assert all(len(_history(tracked, c.info.run_id, "loss")) == 3 for c in children)
+
+
+def test_pipeline_params_and_metrics(tracked):
+    pipe = make_pipeline(StandardScaler(), LSTMRegressor(units=(3,) * 200, max_iter=2,
+                                                         random_state=0))
+    with mlflow.start_run() as run:
+        params = tracking.log_params(pipe)
+        regressors = tracking.attach_callback(pipe, tracking.MLflowCallback())
+        pipe.fit(X, Y)
+    assert regressors == [pipe[-1]]
+    logged = tracked.get_run(run.info.run_id).data.params
+    assert logged == params
+    assert logged["steps"] == "[(standardscaler, StandardScaler), (lstmregressor, LSTMRegressor)]"
+    assert logged["standardscaler__with_mean"] == "True"
+    assert len(logged["lstmregressor__units"]) == 500
+    assert logged["lstmregressor__units"].endswith("...")
+    assert len(_history(tracked, run.info.run_id, "loss")) == pipe[-1].n_iter_ == 2
+    with pytest.raises(ValueError, match="no skrnn recurrent regressor"):
+        tracking.attach_callback(StandardScaler(), tracking.MLflowCallback())
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+def test_fit_that_raises_leaves_the_run_failed_with_metrics_so_far(tracked):
+    model = LSTMRegressor(units=4, max_iter=6, random_state=0)
+    model.set_callbacks(tracking.MLflowCallback(), _RaiseAtEpoch(3))
+    with pytest.raises(RuntimeError, match="stopped at epoch 3"):
+        tracking.track_fit(model, X, Y, run_name="failing")
+    (run,) = mlflow.search_runs(filter_string="attributes.run_name = 'failing'",
+                                output_format="list")
+    assert run.info.status == "FAILED"
+    # track_fit's callback replaced the model's MLflowCallback and runs after the raising
+    # one: epochs 1 and 2 are logged, epoch 3 raised before it was
+    assert [s for s, _ in _history(tracked, run.info.run_id, "loss")] == [1, 2]
+    assert [type(c) for c in model._skl_callbacks] == [tracking.MLflowCallback, _RaiseAtEpoch]
+    # a run the callback started itself ends FAILED too
+    callback = tracking.MLflowCallback()
+    model.set_callbacks(_RaiseAtEpoch(2), callback)
+    with pytest.raises(RuntimeError):
+        model.fit(X, Y)
+    run = tracked.get_run(callback.last_run_id_)
+    assert run.info.status == "FAILED"
+    assert [s for s, _ in _history(tracked, run.info.run_id, "loss")] == [1]
+    assert mlflow.active_run() is None
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def logged(tracked):
+    """A Pipeline fitted and logged by track_fit."""
+    pipe = make_pipeline(StandardScaler(), LSTMRegressor(units=32, max_iter=3, random_state=0,
+                                                         early_stopping=True))
+    run_id = tracking.track_fit(pipe, X[:64], Y[:64], X_test=X[64:], y_test=Y[64:],
+                                run_name="logged")
+    model = mlflow.last_logged_model()
+    return {"pipe": pipe, "run_id": run_id, "model_uri": f"models:/{model.model_id}",
+            "client": tracked}
+
+
+def test_track_fit_records_run_and_model(logged, tmp_path):
+    client, run_id, pipe = logged["client"], logged["run_id"], logged["pipe"]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert len(_history(client, run_id, "loss")) == pipe[-1].n_iter_ == 3
+    assert {"test_mae", "test_rmse", "test_r2", "n_iter", "final_loss",
+            "best_validation_score"} <= set(run.data.metrics)
+    assert run.data.params["lstmregressor__units"] == "32"
+    assert [a.path for a in client.list_artifacts(run_id, "plots")] == ["plots/loss_curves.png"]
+    # the model: skops, skrnn's types declared trusted, signature, input example
+    local = Path(mlflow.artifacts.download_artifacts(logged["model_uri"], dst_path=tmp_path))
+    mlmodel = mlflow.models.Model.load(local)
+    flavor = mlmodel.flavors["sklearn"]
+    assert flavor["serialization_format"] == "skops"
+    assert all(t.split(".")[0] in ("skrnn", "numpy") for t in flavor["skops_trusted_types"])
+    assert mlmodel.metadata["skrnn_version"] == __import__("skrnn").__version__
+    assert tuple(mlmodel.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, 6)
+    assert (local / "input_example.json").is_file()
+    # weights only: the model file is about the size of the weights
+    weights = pipe[-1]._net.theta.nbytes
+    assert (local / "model.skops").stat().st_size < 1.25 * weights + 8_000
+    assert not list(local.glob("*.pkl"))
+
+
+def test_logged_model_loads_in_a_fresh_process(logged, store, tmp_path):
+    np.save(tmp_path / "X.npy", X)
+    code = textwrap.dedent(f"""
+        import numpy as np
+        import mlflow
+        from skrnn import tracking
+        X = np.load({str(tmp_path / "X.npy")!r})
+        out = {{"pyfunc": mlflow.pyfunc.load_model({logged["model_uri"]!r}).predict(X),
+               "skrnn": tracking.load_model({logged["model_uri"]!r}).predict(X)}}
+        np.savez({str(tmp_path / "pred.npz")!r}, **out)
+    """)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store["uri"], "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env.pop("MLFLOW_EXPERIMENT_NAME", None)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, env=env,
+                   cwd=tmp_path)
+    expected = logged["pipe"].predict(X)
+    with np.load(tmp_path / "pred.npz") as pred:
+        np.testing.assert_array_equal(pred["pyfunc"], expected)
+        np.testing.assert_array_equal(pred["skrnn"], expected)
+
+
+def test_load_model_checks_the_major_version(logged, monkeypatch):
+    import skrnn.persistence
+
+    loaded = tracking.load_model(logged["model_uri"])
+    np.testing.assert_array_equal(loaded.predict(X), logged["pipe"].predict(X))
+    monkeypatch.setattr(skrnn.persistence, "__version__", "99.0.0")
+    with pytest.raises(IncompatibleVersionError, match="same major version"):
+        tracking.load_model(logged["model_uri"])
+
+
+# -- Optuna -----------------------------------------------------------------------------------
+
+
+def test_trial_runs_nest_under_the_study_run(tracked, request):
+    optuna = pytest.importorskip("optuna")
+    study = optuna.create_study(study_name="s", direction="maximize")
+    parent = tracking.start_study_run(study.study_name, experiment_name=request.node.name)
+    outcomes = {}
+    for state in ("COMPLETE", "PRUNED", "FAIL"):
+        trial = study.ask()
+        units = trial.suggest_int("units", 2, 8)
+        run_id = tracking.start_trial_run(parent, trial)
+        model = GRURegressor(units=units, max_iter=2, random_state=0)
+        model.set_callbacks(tracking.MLflowCallback(run_id=run_id))
+        model.fit(X, Y)
+        tracking.end_trial_run(run_id, state, value=0.5 if state == "COMPLETE" else None,
+                               pruned_step=2 if state == "PRUNED" else None,
+                               error=RuntimeError("bad") if state == "FAIL" else None)
+        study.tell(trial, 0.5 if state == "COMPLETE" else None,
+                   state=getattr(optuna.trial.TrialState, state))
+        outcomes[state] = (trial.number, run_id, units)
+    children = {r.info.run_id: r for r in mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{parent}'", output_format="list")}
+    assert set(children) == {run_id for _, run_id, _ in outcomes.values()}
+    for state, (number, run_id, units) in outcomes.items():
+        run = children[run_id]
+        assert run.data.tags["optuna.trial_number"] == str(number)
+        assert run.data.tags["optuna.state"] == state
+        assert run.data.tags["optuna.study_name"] == "s"
+        assert run.data.params["units"] == str(units)
+        assert len(_history(tracked, run_id, "loss")) == 2
+        assert run.info.status == ("FAILED" if state == "FAIL" else "FINISHED")
+    assert children[outcomes["PRUNED"][1]].data.metrics["pruned_step"] == 2
+    assert children[outcomes["COMPLETE"][1]].data.metrics["value"] == 0.5
+    assert children[outcomes["FAIL"][1]].data.tags["error"] == "RuntimeError: bad"
+    tracking.end_study_run(parent, study)
+    parent_run = tracked.get_run(parent)
+    assert parent_run.info.status == "FINISHED"
+    assert parent_run.data.tags["optuna.study_name"] == "s"
+    assert parent_run.data.tags["optuna.best_trial"] == str(outcomes["COMPLETE"][0])
+    assert parent_run.data.params == {"units": str(outcomes["COMPLETE"][2])}
+    assert parent_run.data.metrics["best_value"] == 0.5
+
+
+def test_import_skrnn_stays_light():
+    code = ("import sys, skrnn, skrnn.tracking, skrnn.persistence; "
+            "heavy = {'mlflow', 'skops', 'optuna', 'matplotlib'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_param_texts_are_short_and_stable():
+    from skrnn.tracking import _param_text
+
+    assert _param_text(np.log1p) == "numpy.log1p"
+    assert _param_text((4,)) == "(4,)"
+    assert _param_text({"a": StandardScaler()}) == "{a: StandardScaler}"
+    assert _param_text(None) == "None"
