@@ -410,14 +410,22 @@ def save_study_plots(study, directory):
     return files
 
 
-def _fit_score(estimator, X, y, train, test, scorer, trial, fold, fit_params):
+def _fit_score(estimator, X, y, train, test, scorer, trial, fold, fit_params, run_id=None):
     est = clone(estimator)
     callbacks = []
     for reg in _recurrent_steps(est):
-        cb = PruningCallback(trial, step_offset=fold * reg.max_iter) if trial else None
-        if cb is not None:
-            reg.set_callbacks(*getattr(reg, "_skl_callbacks", []), cb)
+        extra = []
+        if trial is not None:
+            cb = PruningCallback(trial, step_offset=fold * reg.max_iter)
             callbacks.append(cb)
+            extra.append(cb)
+        if run_id is not None:  # per-epoch curves of the trial, folds one after another
+            from skrnn.tracking import MLflowCallback
+
+            extra.append(MLflowCallback(run_id=run_id, step_offset=fold * reg.max_iter,
+                                        log_params=False))
+        if extra:
+            reg.set_callbacks(*getattr(reg, "_skl_callbacks", []), *extra)
     with warnings.catch_warnings():
         # trials are short by design; "max_iter reached" says nothing about them
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -537,7 +545,7 @@ def tune(
         try:
             for fold, (train, test) in enumerate(splits):
                 _, score, pruned = _fit_score(est, X, y, train, test, scorer, trial, fold,
-                                              fit_params)
+                                              fit_params, run_id=run)
                 if pruned is not None:
                     trial.set_user_attr("pruned_step", pruned)
                     _end_trial_run(run, "PRUNED", pruned_step=pruned)
@@ -597,67 +605,41 @@ def trials_table(study):
     return table
 
 
-# -- MLflow records of a study ----------------------------------------------------------------
+# -- MLflow records of a study (see skrnn.tracking) -----------------------------------------
 
 
 def _start_parent_run(study, parent_run_id=None):
+    from skrnn.tracking import start_study_run
+
+    if parent_run_id is None:
+        return start_study_run(study.study_name)
     from mlflow import MlflowClient
 
-    from skrnn.tracking import configure_tracking
-
-    client = MlflowClient()
-    tags = {"optuna.study_name": study.study_name, "skrnn.role": "study"}
-    if parent_run_id is not None:
-        tags["mlflow.parentRunId"] = parent_run_id
-        experiment_id = client.get_run(parent_run_id).info.experiment_id
-    else:
-        experiment_id = configure_tracking()
-    run = client.create_run(experiment_id, run_name=f"study-{study.study_name}", tags=tags)
-    return run.info.run_id
+    client = MlflowClient()  # the study run lives in its parent's experiment
+    experiment = client.get_experiment(client.get_run(parent_run_id).info.experiment_id)
+    return start_study_run(study.study_name, experiment_name=experiment.name,
+                           tags={"mlflow.parentRunId": parent_run_id})
 
 
 def _start_trial_run(parent_run_id, trial, sampled):
-    from mlflow import MlflowClient
+    from skrnn.tracking import start_trial_run
 
-    client = MlflowClient()
-    parent = client.get_run(parent_run_id)
-    run = client.create_run(
-        parent.info.experiment_id,
-        run_name=f"trial-{trial.number}",
-        tags={"mlflow.parentRunId": parent_run_id, "optuna.trial_number": str(trial.number)},
-    )
-    client.log_batch(run.info.run_id, params=_mlflow_params(sampled))
-    return client, run.info.run_id
-
-
-def _mlflow_params(params):
-    from mlflow.entities import Param
-
-    return [Param(k, str(v)[:500]) for k, v in params.items()]
+    return start_trial_run(parent_run_id, trial, params=sampled)
 
 
 def _end_trial_run(run, state, *, score=None, pruned_step=None, error=None):
     if run is None:
         return
-    client, run_id = run
-    client.set_tag(run_id, "optuna.state", state)
-    if score is not None:
-        client.log_metric(run_id, "score", score)
-    if pruned_step is not None:
-        client.log_metric(run_id, "pruned_step", pruned_step)
-    if error is not None:
-        client.set_tag(run_id, "error", f"{error.__class__.__name__}: {error}"[:5000])
-    client.set_terminated(run_id, status="FAILED" if state == "FAILED" else "FINISHED")
+    from skrnn.tracking import end_trial_run
+
+    end_trial_run(run, "FAIL" if state == "FAILED" else state, value=score,
+                  value_name="score", pruned_step=pruned_step, error=error)
 
 
 def _end_parent_run(run_id, study):
-    from mlflow import MlflowClient
+    from skrnn.tracking import end_study_run
 
-    client = MlflowClient()
-    client.log_batch(run_id, params=_mlflow_params(study.best_params))
-    client.log_metric(run_id, "best_score", study.best_value)
-    client.set_tag(run_id, "optuna.n_trials", str(len(study.trials)))
-    client.set_terminated(run_id, status="FINISHED")
+    end_study_run(run_id, study, value_name="best_score")
 
 
 # The spawn-safe entry point of a separate worker process sharing a study.

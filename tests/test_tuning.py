@@ -203,3 +203,25 @@ def test_optuna_search_cv_prunes_through_partial_fit():
     search.fit(X, y)
     assert search.best_estimator_.n_iter_ >= 1
     assert np.all(np.isfinite(search.predict(X[:5])))
+
+
+def test_tracked_study_nests_one_run_per_trial(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    df = series()  # noqa: F821
+    space = {"gruregressor__units": optuna.distributions.IntDistribution(2, 6)}
+    result = tune(_pipeline(), df[["value"]], df["value"], search_space=space, n_trials=3,
+                  cv=TimeHoldout(0.25), seed=0, refit=False, track=True, study_name="tracked")
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    study_run = next(r for r in runs if r.data.tags.get("skrnn.role") == "study")
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == study_run.info.run_id]
+    assert len(trials) == 3
+    assert {r.data.tags["optuna.trial_number"] for r in trials} == {"0", "1", "2"}
+    assert all(r.data.tags["optuna.state"] == "COMPLETE" for r in trials)
+    best = max(trials, key=lambda r: r.data.metrics["score"])
+    assert best.data.metrics["score"] == pytest.approx(result.best_score)
+    # each trial run holds its per-epoch training loss
+    history = client.get_metric_history(trials[0].info.run_id, "loss")
+    assert len(history) >= 1
+    assert study_run.data.metrics["best_score"] == pytest.approx(result.best_score)
