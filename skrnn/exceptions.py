@@ -13,3 +13,12 @@ class DivergenceError(FloatingPointError, ValueError):
 
 class DivergenceWarning(UserWarning):
     """Training diverged; the best weights seen so far were restored."""
+
+
+class NonNumericInputError(TypeError, ValueError):
+    """``X`` or ``y`` holds values that are not numbers (strings, objects, dicts).
+
+    A ``TypeError`` as NumPy's conversion error is (and scikit-learn expects), and a
+    ``ValueError`` as every other bad-input error of skrnn, so either ``except``
+    catches it.
+    """

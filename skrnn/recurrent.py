@@ -14,7 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from skrnn.exceptions import DivergenceError, DivergenceWarning
+from skrnn.exceptions import DivergenceError, DivergenceWarning, NonNumericInputError
 from skrnn.nn._losses import loss_and_grad, predict_from_raw
 from skrnn.nn._network import RecurrentNetwork
 from skrnn.nn._optimizers import clip_gradient, make_optimizer
@@ -246,7 +246,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             try:
                 X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **common)
             except TypeError as exc:  # e.g. y of Python objects: float() fails deep inside
-                raise ValueError(
+                raise NonNumericInputError(
                     f"X and y must be numeric; y must be numeric values of shape "
                     f"(n_samples,) or (n_samples, n_outputs). Converting them failed: {exc}"
                 ) from exc

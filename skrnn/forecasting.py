@@ -1,0 +1,864 @@
+"""sktime forecasters built on skrnn's recurrent regressors.
+
+:class:`RecurrentForecaster` is a native sktime ``BaseForecaster``: it cuts each series
+into windows itself (never across series boundaries), scales each series on its training
+data, trains one recurrent regressor (or one per step) with a recursive, direct,
+multi-output or sequence-to-sequence strategy, and gives conformal prediction intervals
+from forecast residuals on a time-ordered holdout.
+
+This is the only skrnn module that imports sktime; ``import skrnn`` does not.
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sktime.datatypes import update_data
+from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
+
+from skrnn.recurrent import (
+    BaseRecurrentRegressor,
+    GRURegressor,
+    LSTMRegressor,
+    SimpleRNNRegressor,
+)
+
+__all__ = ["RecurrentForecaster"]
+
+_CELLS = {"lstm": LSTMRegressor, "gru": GRURegressor, "rnn": SimpleRNNRegressor}
+_STRATEGIES = ("recursive", "direct", "multioutput", "seq2seq")
+_SCALINGS = ("auto", "standard", "mean", "none")
+
+
+class _Series:
+    """One univariate series: its key in the panel (None for a lone series), times, values."""
+
+    __slots__ = ("key", "times", "values")
+
+    def __init__(self, key, times, values):
+        self.key, self.times, self.values = key, times, values
+
+    def __len__(self):
+        return len(self.values)
+
+
+def _split_y(y):
+    """The series of a ``pd.Series`` or of a univariate (hierarchical) multi-index frame."""
+    s = y.iloc[:, 0] if isinstance(y, pd.DataFrame) else y
+    if not isinstance(s.index, pd.MultiIndex):
+        return [_Series(None, s.index, s.to_numpy(dtype=np.float64))]
+    out = []
+    levels = list(range(s.index.nlevels - 1))
+    for key, part in s.groupby(level=levels, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        times = part.index.get_level_values(-1)
+        values = part.to_numpy(dtype=np.float64)
+        if not times.is_monotonic_increasing:
+            order = np.argsort(times, kind="stable")
+            times, values = times[order], values[order]
+        out.append(_Series(key, times, values))
+    return out
+
+
+def _split_X(X):
+    """Exogenous frame per series key (``None`` key for a lone series)."""
+    if X is None:
+        return None
+    X = X.astype(np.float64)
+    if not isinstance(X.index, pd.MultiIndex):
+        return {None: X}
+    levels = list(range(X.index.nlevels - 1))
+    out = {}
+    for key, part in X.groupby(level=levels, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        out[key] = part.droplevel(levels)
+    return out
+
+
+def _cutoff_index(times):
+    """The last time of a series as a length-1 index (what sktime's fh arithmetic takes)."""
+    return times[-1:]
+
+
+def _with_freq(fh, times):
+    """``fh`` with a frequency for datetime arithmetic, inferred from ``times`` if missing.
+
+    Time levels of a multi-index carry no ``freq``, so sktime's horizon may have none.
+    """
+    if fh.freq is not None or not isinstance(times, pd.DatetimeIndex):
+        return fh
+    freq = times.freq or (pd.infer_freq(times) if len(times) >= 3 else None)
+    if freq is None:
+        raise ValueError(
+            "Cannot infer the frequency of a series with a DatetimeIndex (irregular or "
+            "fewer than 3 time points); forecasting needs regular time steps. Resample "
+            "the series or use a PeriodIndex."
+        )
+    return ForecastingHorizon(fh.to_pandas(), is_relative=fh.is_relative, freq=freq)
+
+
+class RecurrentForecaster(BaseForecaster):
+    """Forecast with a skrnn recurrent regressor (SimpleRNN, LSTM or GRU).
+
+    Each series is scaled on its training data, cut into windows of ``window_length``
+    steps (never across series boundaries), and the windows train the regressor with one
+    of four multi-step strategies. Forecasts are mapped back to the original scale.
+
+    Parameters
+    ----------
+    regressor : skrnn recurrent regressor, {"lstm", "gru", "rnn"} or None, default=None
+        The model to train: an unfitted :class:`~skrnn.LSTMRegressor`,
+        :class:`~skrnn.GRURegressor` or :class:`~skrnn.SimpleRNNRegressor` (cloned, never
+        modified), a cell name, or None for ``LSTMRegressor()``. Its ``random_state``
+        seeds every fit, so a fixed value gives identical forecasts; its
+        ``early_stopping`` holds out the latest windows of every series.
+    regressor_params : dict or None, default=None
+        Parameters set on (a clone of) ``regressor``, e.g. ``{"units": 16}``.
+    window_length : int, default=10
+        Time steps in each input sequence.
+    strategy : {"recursive", "direct", "multioutput", "seq2seq"}, default="recursive"
+        - ``"recursive"``: one model predicts the next value; longer horizons feed
+          predictions back in. ``fh`` may be given in ``predict`` only.
+        - ``"direct"``: one model per step of ``fh``.
+        - ``"multioutput"``: one model with ``h = max(fh)`` outputs, steps ``1..h``.
+        - ``"seq2seq"``: one model trained with per-step targets: every step of the
+          window learns to predict the ``h`` values that follow it; forecasts come from
+          the last step.
+    pooling : {"global", "local"}, default="global"
+        On panels and hierarchies: one model for all series (``"global"``, natively), or
+        one model per series (``"local"``, sktime fits a clone per series).
+    scaling : {"auto", "standard", "mean", "none"}, default="auto"
+        Per-series scaling, fitted on the series' training data and inverted on output:
+        ``"standard"`` ``(y - mean) / std``, ``"mean"`` ``y / mean(|y|)`` (keeps counts
+        non-negative), ``"none"``. ``"auto"`` is ``"mean"`` for ``loss="poisson"``, else
+        ``"standard"``. A constant series gets scale 1 (no division by zero).
+        Exogenous columns are standardised on the pooled training data.
+    differences : {0, 1}, default=0
+        1: the inputs are first differences of the scaled series and the targets the
+        change from the window's last value (from each step's own value for
+        ``"seq2seq"``); forecasts add the last value back. Suits trending series.
+    exog : {"future", "past"}, default="future"
+        How exogenous ``X`` enters each time step ``s`` of a window:
+        ``"future"`` (known-future covariates) gives step ``s`` the values of ``X`` at the
+        times its targets refer to (``s + k``; all ``k`` of a multi-output model), so
+        ``predict`` needs ``X`` over the forecast horizon. ``"past"`` gives step ``s``
+        ``X`` at ``s``: direct, multi-output and seq2seq forecasts then need no future
+        ``X``; recursive ones need it for steps ``1..h-1``.
+    calibration_fraction : float in (0, 0.5] or None, default=0.2
+        Prediction intervals: the last ``calibration_fraction`` of every series is held
+        out, a copy of the model is fitted on the rest (with its own scaling) and
+        forecasts the held-out part from every origin in it; the residuals per step
+        ahead (in units of each series' scale) give the quantiles
+        (split-conformal: the ``ceil((n + 1) p) / n`` empirical quantile of ``n``
+        residuals; clipped at 0 for ``loss="poisson"``). The final model is then
+        fitted on all the data. This doubles the
+        cost of ``fit``; None skips it and disables ``predict_interval`` /
+        ``predict_quantiles``.
+    random_state : int, RandomState instance or None, default=None
+        If not None, replaces the regressor's ``random_state``. Either one fixed gives
+        identical fits and forecasts (every model of a fit, the calibration copy
+        included, starts from the same seed).
+
+    Attributes
+    ----------
+    regressor_ : fitted regressor
+        The model (recursive, multioutput, seq2seq strategies).
+    regressors_ : dict of int to fitted regressor
+        One model per step ahead (direct strategy).
+    steps_ : list of int
+        The steps ahead the model(s) predict directly.
+    series_scales_ : pd.DataFrame
+        Per series (rows) ``loc`` and ``scale`` used to scale ``y``.
+    calibration_residuals_ : dict of int to ndarray or None
+        Scaled holdout residuals ``(y - y_pred) / scale`` per step ahead.
+    n_training_windows_ : int
+        Windows the final model(s) were trained on (per model).
+
+    Notes
+    -----
+    In-sample predictions (``fh <= 0``) are one-step-ahead forecasts from the actual
+    history (fitted values); the first ``window_length (+ differences)`` points of a
+    series have no full window and are NaN. Intervals are out-of-sample only.
+    ``update(update_params=True)`` refits the model(s) on all data seen so far (the
+    calibration residuals of ``fit`` are kept); ``update_params=False`` forecasts from
+    the new data with the fitted model and scaling.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktime.datasets import load_airline
+    >>> from skrnn import GRURegressor
+    >>> from skrnn.forecasting import RecurrentForecaster
+    >>> y = np.log(load_airline())
+    >>> forecaster = RecurrentForecaster(
+    ...     GRURegressor(units=8, max_iter=30, learning_rate_init=0.01, random_state=0),
+    ...     window_length=24, strategy="multioutput", differences=1,
+    ... )
+    >>> y_pred = forecaster.fit(y, fh=range(1, 13)).predict()
+    >>> y_pred.shape
+    (12,)
+    >>> forecaster.predict_interval(coverage=0.9).shape
+    (12, 2)
+    """
+
+    _tags = {
+        "authors": ["skrnn developers"],
+        "maintainers": ["skrnn developers"],
+        "object_type": "forecaster",
+        "capability:multivariate": False,  # univariate y; sktime loops over columns
+        "capability:exogenous": True,
+        "capability:insample": True,
+        "capability:pred_int": True,
+        "capability:pred_int:insample": False,
+        "capability:missing_values": False,
+        "capability:non_contiguous_X": False,
+        "capability:categorical_in_X": False,
+        "capability:update": True,
+        "capability:unequal_length": True,
+        "y_inner_mtype": ["pd.Series", "pd-multiindex", "pd_multiindex_hier"],
+        "X_inner_mtype": ["pd.DataFrame", "pd-multiindex", "pd_multiindex_hier"],
+        "requires-fh-in-fit": True,
+        "X-y-must-have-same-index": True,
+        "fit_is_empty": False,
+        "property:randomness": "derandomized",
+        "capability:random_state": True,
+    }
+
+    _config = {"remember_data": False}
+
+    def __init__(
+        self,
+        regressor=None,
+        regressor_params=None,
+        window_length=10,
+        strategy="recursive",
+        pooling="global",
+        scaling="auto",
+        differences=0,
+        exog="future",
+        calibration_fraction=0.2,
+        random_state=None,
+    ):
+        self.regressor = regressor
+        self.regressor_params = regressor_params
+        self.window_length = window_length
+        self.strategy = strategy
+        self.pooling = pooling
+        self.scaling = scaling
+        self.differences = differences
+        self.exog = exog
+        self.calibration_fraction = calibration_fraction
+        self.random_state = random_state
+        super().__init__()
+        # sktime's suite may switch remember_data on after construction; the base class
+        # then pools data into _y/_X, which must exist (empty) from the start
+        self._y = None
+        self._X = None
+
+        tags = {}
+        if strategy == "recursive":
+            tags["requires-fh-in-fit"] = False
+        if pooling == "local":
+            tags["y_inner_mtype"] = "pd.Series"
+            tags["X_inner_mtype"] = "pd.DataFrame"
+        if calibration_fraction is None:
+            tags["capability:pred_int"] = False
+        if tags:
+            self.set_tags(**tags)
+
+    # -- parameters ---------------------------------------------------------------
+
+    def _check_params(self):
+        if self.strategy not in _STRATEGIES:
+            raise ValueError(f"strategy must be one of {_STRATEGIES}; got {self.strategy!r}.")
+        if self.pooling not in ("global", "local"):
+            raise ValueError(f"pooling must be 'global' or 'local'; got {self.pooling!r}.")
+        if self.scaling not in _SCALINGS and self.scaling is not None:
+            raise ValueError(f"scaling must be one of {_SCALINGS}; got {self.scaling!r}.")
+        if self.exog not in ("future", "past"):
+            raise ValueError(f"exog must be 'future' or 'past'; got {self.exog!r}.")
+        w = self.window_length
+        if not isinstance(w, Integral) or isinstance(w, bool) or w < 1:
+            raise ValueError(f"window_length must be a positive int; got {w!r}.")
+        if self.differences not in (0, 1) or isinstance(self.differences, bool):
+            raise ValueError(f"differences must be 0 or 1; got {self.differences!r}.")
+        c = self.calibration_fraction
+        if c is not None and (not isinstance(c, Real) or isinstance(c, bool)
+                              or not 0 < c <= 0.5):
+            raise ValueError(
+                f"calibration_fraction must be a float in (0, 0.5] or None; got {c!r}."
+            )
+
+    def _make_regressor(self):
+        reg = self.regressor
+        if reg is None:
+            reg = LSTMRegressor()
+        elif isinstance(reg, str):
+            if reg not in _CELLS:
+                raise ValueError(
+                    f"regressor must be a skrnn recurrent regressor or one of "
+                    f"{sorted(_CELLS)}; got {reg!r}."
+                )
+            reg = _CELLS[reg]()
+        elif not isinstance(reg, BaseRecurrentRegressor):
+            raise TypeError(
+                "regressor must be an skrnn recurrent regressor (LSTMRegressor, "
+                f"GRURegressor, SimpleRNNRegressor) or a cell name; got "
+                f"{type(reg).__name__}. For other sklearn regressors use "
+                "sktime.forecasting.compose.make_reduction."
+            )
+        reg = clone(reg)
+        if self.regressor_params:
+            reg.set_params(**self.regressor_params)
+        if self.random_state is not None:
+            reg.set_params(random_state=self.random_state)
+        # windows are handed over as 3D arrays, which carry their own layout
+        reg.set_params(n_step_features=None)
+        return reg
+
+    def _scaling_mode(self, reg):
+        mode = "none" if self.scaling is None else self.scaling
+        if mode == "auto":
+            mode = "mean" if reg.loss == "poisson" else "standard"
+        if reg.loss == "poisson":
+            if mode == "standard":
+                raise ValueError(
+                    "loss='poisson' needs non-negative targets, which scaling='standard' "
+                    "does not keep; use scaling='mean' (or 'auto') or 'none'."
+                )
+            if self.differences:
+                raise ValueError(
+                    "loss='poisson' cannot model changes (differences=1 makes targets "
+                    "negative); use differences=0."
+                )
+        return mode
+
+    # -- sktime interface ---------------------------------------------------------
+
+    def _fit(self, y, X, fh):
+        return self._fit_models(y, X, fh, calibrate=True)
+
+    def _fit_models(self, y, X, fh, calibrate):
+        self._check_params()
+        self._cur_y = y
+        self._cur_X = X
+        self._series = _split_y(y)
+        reg = self._make_regressor()
+        self._mode = self._scaling_mode(reg)
+        self._counts = reg.loss == "poisson"
+        self._has_X = X is not None
+        self._x_columns = list(X.columns) if X is not None else []
+
+        steps_pos, any_insample = self._fh_steps(fh)
+        self._plan_steps(steps_pos, any_insample)
+        Xd = _split_X(X)
+
+        # conformal calibration: a copy of the model on the data minus each series' tail
+        if calibrate:
+            self.calibration_residuals_ = None
+            if self.calibration_fraction is not None:
+                self.calibration_residuals_ = self._calibrate(reg, Xd, steps_pos)
+
+        stats = self._scale_stats(self._series, Xd)
+        self._loc, self._scale, self._xloc, self._xscale = stats
+        models, n_windows = self._train(reg, self._series, Xd, stats)
+        if self.strategy == "direct":
+            self.regressors_ = models
+        else:
+            self.regressor_ = models[None]
+        self.n_training_windows_ = n_windows
+        keys = [s.key for s in self._series]
+        index = (pd.MultiIndex.from_tuples(keys) if keys[0] is not None
+                 else pd.Index([0]))
+        self.series_scales_ = pd.DataFrame(
+            {"loc": self._loc, "scale": self._scale}, index=index
+        )
+        return self
+
+    def _update(self, y, X=None, update_params=True):
+        self._cur_y = update_data(self._cur_y, y)
+        if X is not None:
+            self._cur_X = update_data(self._cur_X, X) if self._cur_X is not None else X
+        if update_params:
+            # refit on everything seen so far; the calibration residuals of fit are kept
+            return self._fit_models(self._cur_y, self._cur_X, self._fh, calibrate=False)
+        self._series = _split_y(self._cur_y)
+        return self
+
+    def _predict(self, fh, X):
+        point, _ = self._forecast_frame(fh, X, alpha=None)
+        return point
+
+    def _predict_quantiles(self, fh, X, alpha):
+        _, quantiles = self._forecast_frame(fh, X, alpha=alpha)
+        return quantiles
+
+    # -- horizon bookkeeping ----------------------------------------------------------
+
+    def _series_steps(self, fh, series):
+        """Relative steps (ints) and absolute times of ``fh`` for one series."""
+        if series.key is None:
+            cut = self.cutoff
+        else:  # each series of a panel forecasts from its own end, as sktime's loops do
+            cut = _cutoff_index(series.times)
+            fh = _with_freq(fh, series.times)
+        steps = np.asarray(fh.to_relative(cut).to_pandas(), dtype=np.int64)
+        if fh.is_relative:
+            times = fh.to_absolute_index(cut)
+        else:
+            times = fh.to_pandas()
+        return steps, times
+
+    def _fh_steps(self, fh):
+        """Positive steps over all series (sorted) and whether any step is in-sample."""
+        if fh is None:
+            return [], False
+        steps = set()
+        for s in self._series:
+            steps.update(int(k) for k in self._series_steps(fh, s)[0])
+        pos = sorted(k for k in steps if k > 0)
+        return pos, any(k <= 0 for k in steps)
+
+    def _plan_steps(self, steps_pos, any_insample):
+        if self.strategy == "recursive":
+            self.steps_ = [1]
+        elif self.strategy == "direct":
+            self.steps_ = sorted(set(steps_pos) | ({1} if any_insample or not steps_pos
+                                                   else set()))
+        else:
+            self.steps_ = list(range(1, max(steps_pos, default=1) + 1))
+
+    def _x_horizon(self, max_step):
+        """How many future rows of X a forecast up to ``max_step`` reads."""
+        if not self._has_X:
+            return 0
+        if self.strategy == "recursive":
+            return max_step if self.exog == "future" else max_step - 1
+        return max(self.steps_) if self.exog == "future" else 0
+
+    # -- scaling ------------------------------------------------------------------------
+
+    def _scale_stats(self, series, Xd):
+        loc = np.zeros(len(series))
+        scale = np.ones(len(series))
+        for i, s in enumerate(series):
+            v = s.values
+            if self._mode == "standard":
+                loc[i] = v.mean()
+                sd = v.std()
+                scale[i] = sd if sd > 1e-12 * max(1.0, abs(loc[i])) else 1.0
+            elif self._mode == "mean":
+                m = np.abs(v).mean()
+                scale[i] = m if m > 1e-12 else 1.0
+        xloc = xscale = None
+        if Xd is not None and self._mode != "none":
+            rows = []
+            for s in series:
+                if s.key in Xd:
+                    rows.append(Xd[s.key].reindex(
+                        columns=self._x_columns).reindex(s.times).to_numpy())
+            allx = np.concatenate(rows)
+            xloc = np.nanmean(allx, axis=0)
+            xsd = np.nanstd(allx, axis=0)
+            xscale = np.where(xsd > 1e-12 * np.maximum(1.0, np.abs(xloc)), xsd, 1.0)
+        return loc, scale, xloc, xscale
+
+    def _scaled_X(self, Xd, s, times, xloc, xscale):
+        """Scaled exogenous values of series ``s`` at ``times`` (NaN where missing)."""
+        if Xd is None:
+            return np.zeros((len(times), 0))
+        frame = Xd.get(s.key)
+        if frame is None:
+            return np.full((len(times), len(self._x_columns)), np.nan)
+        xs = frame.reindex(columns=self._x_columns).reindex(times).to_numpy(np.float64)
+        if xloc is not None:
+            xs = (xs - xloc) / xscale
+        return xs
+
+    # -- windows ---------------------------------------------------------------------
+
+    def _inputs(self, hist, xs, K):
+        """Input sequences ``(B, w, F)`` from history ``(B, w + d)`` and X ``(B, w + Hx, nx)``.
+
+        Step ``j`` of the window (time ``s``) holds the (differenced) scaled value and,
+        with exog="future", X at ``s + k`` for every ``k`` in ``K``; with exog="past",
+        X at ``s``.
+        """
+        w, d = self.window_length, self.differences
+        u = np.diff(hist, axis=1) if d else hist
+        parts = [u[:, :, None]]
+        if xs is not None and xs.shape[2]:
+            if self.exog == "future":
+                parts.extend(xs[:, k : k + w] for k in K)
+            else:
+                parts.append(xs[:, :w])
+        return np.concatenate(parts, axis=2)
+
+    def _gather(self, z, xs, origins, hx):
+        """History ``(B, w + d)`` and X rows ``(B, w + hx, nx)`` for windows ending at ``origins``."""
+        w, d = self.window_length, self.differences
+        origins = np.asarray(origins, dtype=np.intp)
+        hist = z[origins[:, None] + np.arange(-w + 1 - d, 1)]
+        xw = xs[origins[:, None] + np.arange(-w + 1, 1 + hx)]
+        return hist, xw
+
+    def _training_set(self, series, Xd, stats, K):
+        """Windows of every series for a model predicting steps ``K``, in time order."""
+        loc, scale, xloc, xscale = stats
+        w, d = self.window_length, self.differences
+        H = max(K)
+        hx = H if (self._has_X and self.exog == "future") else 0
+        Xs, Ys, order = [], [], []
+        for i, s in enumerate(series):
+            n = len(s)
+            origins = np.arange(w - 1 + d, n - H)
+            if origins.size == 0:
+                continue
+            z = (s.values - loc[i]) / scale[i]
+            xs = self._scaled_X(Xd, s, s.times, xloc, xscale)
+            xs = np.concatenate([xs, np.full((hx, xs.shape[1]), np.nan)])
+            hist, xw = self._gather(z, xs, origins, hx)
+            Xs.append(self._inputs(hist, xw, K))
+            base = z[origins] if d else 0.0
+            if self.strategy == "seq2seq":
+                steps_t = origins[:, None] + np.arange(-w + 1, 1)  # (B, w) step times
+                Y = z[steps_t[:, :, None] + np.asarray(K)]  # (B, w, H)
+                if d:
+                    Y = Y - z[steps_t][:, :, None]
+            else:
+                Y = z[origins[:, None] + np.asarray(K)]
+                if d:
+                    Y = Y - base[:, None]
+            Ys.append(Y)
+            order.append(origins - (n - 1))
+        if not Xs:
+            lengths = sorted({len(s) for s in series})
+            raise ValueError(
+                f"No training window fits in the series (lengths {lengths[:5]}): a window "
+                f"needs window_length + differences + max step = {w} + {d} + {H} = "
+                f"{w + d + H} points. Use a shorter window_length or horizon, or longer "
+                "series."
+            )
+        Xa, Ya = np.concatenate(Xs), np.concatenate(Ys)
+        if np.isnan(Xa).any():
+            raise ValueError("X has missing values at training times; impute them first.")
+        idx = np.argsort(np.concatenate(order), kind="stable")  # time order, all series
+        return Xa[idx], Ya[idx]
+
+    def _train(self, reg, series, Xd, stats):
+        """Fitted model(s) keyed by step (direct) or ``None``, and windows per model."""
+        if self.strategy == "direct":
+            models = {}
+            for k in self.steps_:
+                Xa, Ya = self._training_set(series, Xd, stats, [k])
+                models[k] = clone(reg).fit(Xa, Ya[:, 0])
+            return models, len(Xa)
+        K = self.steps_
+        Xa, Ya = self._training_set(series, Xd, stats, K)
+        if self.strategy == "recursive":
+            Ya = Ya[:, 0]
+        return {None: clone(reg).fit(Xa, Ya)}, len(Xa)
+
+    # -- forecasting ----------------------------------------------------------------
+
+    def _forecast_scaled(self, models, hist, xw, max_step):
+        """Scaled forecasts ``(B, max_step)`` of the steps ``1..max_step`` (NaN if not modelled)."""
+        B = hist.shape[0]
+        d = self.differences
+        last = hist[:, -1]
+        out = np.full((B, max_step), np.nan)
+        if B == 0:
+            return out
+        if self.strategy == "recursive":
+            model = models[None]
+            traj = hist.copy()
+            for h in range(1, max_step + 1):
+                pred = _predict_rows(model, self._inputs(
+                    traj[:, -hist.shape[1]:], xw[:, h - 1 :], [1]))[:, 0]
+                nxt = pred + traj[:, -1] if d else pred
+                out[:, h - 1] = nxt
+                traj = np.concatenate([traj, nxt[:, None]], axis=1)
+            return out
+        if self.strategy == "direct":
+            for k, model in models.items():
+                if k <= max_step:
+                    pred = _predict_rows(model, self._inputs(hist, xw, [k]))[:, 0]
+                    out[:, k - 1] = pred + last if d else pred
+            return out
+        model = models[None]
+        pred = _predict_rows(model, self._inputs(hist, xw, self.steps_))
+        if d:
+            pred = pred + last[:, None]
+        m = min(max_step, pred.shape[1])
+        out[:, :m] = pred[:, :m]
+        return out
+
+    def _models(self):
+        return self.regressors_ if self.strategy == "direct" else {None: self.regressor_}
+
+    def _check_future_X(self, xw, needed):
+        if needed and np.isnan(xw).any():
+            raise ValueError(
+                f"{type(self).__name__}(exog={self.exog!r}, strategy={self.strategy!r}) "
+                "needs X at every time of the forecast windows, including the forecast "
+                "horizon"
+                + (" (steps 1..h)" if self.exog == "future" else " (steps 1..h-1)")
+                + ", but X passed to predict (with X from fit/update) does not cover "
+                "them. Pass X for the forecast horizon, or use exog='past' with a "
+                "direct, multioutput or seq2seq strategy."
+            )
+
+    def _forecast_frame(self, fh, X, alpha):
+        """Point forecasts (and quantiles) at ``fh`` for every series, as sktime frames."""
+        w, d = self.window_length, self.differences
+        series = self._series
+        Xd = _split_X(self._pool_X(X)) if self._has_X else None
+        models = self._models()
+        per_series = []
+        for i, s in enumerate(series):
+            steps, times = self._series_steps(fh, s)
+            n = len(s)
+            z = (s.values - self._loc[i]) / self._scale[i]
+            pos_max = int(max(steps.max(), 0))
+            pred = np.full(len(steps), np.nan)
+            if pos_max > 0:
+                self._check_step_range(pos_max)
+                if n < w + d:
+                    raise ValueError(
+                        f"series {s.key if s.key is not None else ''} has {n} points; "
+                        f"forecasting needs the last window_length + differences = "
+                        f"{w + d} of them."
+                    )
+                hx = self._x_horizon(pos_max)
+                xs = self._x_rows(Xd, s, hx)
+                hist, xw = self._gather(z, xs, [n - 1], hx)
+                self._check_future_X(xw, self._has_X)
+                fc = self._forecast_scaled(models, hist, xw, pos_max)[0]
+                oos = steps > 0
+                pred[oos] = fc[steps[oos] - 1]
+            ins = steps <= 0
+            if ins.any():
+                # one-step-ahead forecasts from the actual history (fitted values)
+                target = n - 1 + steps[ins]
+                origin = target - 1
+                ok = origin >= w - 1 + d
+                vals = np.full(ins.sum(), np.nan)
+                if ok.any():
+                    hx = self._x_horizon(1)
+                    xs = self._x_rows(Xd, s, hx)
+                    hist, xw = self._gather(z, xs, origin[ok], hx)
+                    fc = self._forecast_scaled(models, hist, xw, 1)
+                    vals[ok] = fc[:, 0]
+                pred[ins] = vals
+            per_series.append((steps, times, pred))
+
+        name = self._y_name()
+        frames, qframes = [], []
+        for i, (s, (steps, times, pred)) in enumerate(zip(series, per_series)):
+            index = pd.Index(times)
+            if s.key is not None:
+                index = pd.MultiIndex.from_tuples(
+                    [(*s.key, t) for t in times], names=self._index_names()
+                )
+            value = pred * self._scale[i] + self._loc[i]
+            frames.append(pd.Series(value, index=index, name=name))
+            if alpha is not None:
+                qframes.append(self._quantile_frame(steps, value, i, alpha, index))
+        point = pd.concat(frames) if len(frames) > 1 else frames[0]
+        if series[0].key is not None:
+            point = point.to_frame()
+        quantiles = None
+        if alpha is not None:
+            quantiles = pd.concat(qframes) if len(qframes) > 1 else qframes[0]
+        return point, quantiles
+
+    def _check_step_range(self, pos_max):
+        if self.strategy == "recursive":
+            return
+        missing = sorted(set(range(1, pos_max + 1)) - set(self.steps_))
+        if self.strategy != "direct" and missing:
+            raise ValueError(
+                f"This {self.strategy} model predicts steps 1..{max(self.steps_)}; "
+                f"step {pos_max} was asked. Refit with the longer fh."
+            )
+
+    def _x_rows(self, Xd, s, hx):
+        """Scaled X of series ``s`` at its times plus ``hx`` future times."""
+        if Xd is None:
+            return np.zeros((len(s) + hx, 0))
+        times = s.times
+        if hx > 0:
+            future = ForecastingHorizon(
+                list(range(1, hx + 1)), is_relative=True, freq=self._fh_freq()
+            )
+            if s.key is None:
+                future = future.to_absolute_index(self.cutoff)
+            else:
+                future = _with_freq(future, times).to_absolute_index(_cutoff_index(times))
+            times = times.append(pd.Index(future))
+        return self._scaled_X(Xd, s, times, self._xloc, self._xscale)
+
+    def _fh_freq(self):
+        return getattr(self._fh, "freq", None) if self._fh is not None else None
+
+    def _pool_X(self, X):
+        if X is None:
+            return self._cur_X
+        if self._cur_X is None:
+            return X
+        return X.combine_first(self._cur_X)
+
+    def _y_name(self):
+        y = self._cur_y
+        if isinstance(y, pd.DataFrame):
+            return y.columns[0]
+        return y.name
+
+    def _index_names(self):
+        return list(self._cur_y.index.names)
+
+    # -- prediction intervals ------------------------------------------------------------
+
+    def _calibrate(self, reg, Xd, steps_pos):
+        """Scaled residuals per step ahead of a copy fitted without each series' tail."""
+        frac = self.calibration_fraction
+        w, d = self.window_length, self.differences
+        if self.strategy != "recursive":
+            max_step = max(self.steps_)
+        elif steps_pos:
+            max_step = max(steps_pos)
+        else:  # recursive without fh: calibrate as many steps as the holdout spans
+            max_step = max(int(np.ceil(frac * len(s))) for s in self._series)
+        heads, tails = [], []
+        for s in self._series:
+            # the holdout spans at least max_step points, so that every step gets residuals
+            m = max(int(np.ceil(frac * len(s))), max_step)
+            heads.append(_Series(s.key, s.times[: len(s) - m], s.values[: len(s) - m]))
+            tails.append(m)
+        keep = [i for i, h in enumerate(heads) if len(h) >= w + d + max(self.steps_)]
+        if not keep:
+            return {}
+        usable = [heads[i] for i in keep]
+        stats = self._scale_stats(usable, Xd)
+        models, _ = self._train(reg, usable, Xd, stats)
+        loc, scale, xloc, xscale = stats
+        residuals = {k: [] for k in range(1, max_step + 1)}
+        hx = self._x_horizon(max_step)
+        for j, i in enumerate(keep):
+            s = self._series[i]
+            n, m = len(s), tails[i]
+            origins = np.arange(max(n - m - 1, w - 1 + d), n - 1)
+            if origins.size == 0:
+                continue
+            z = (s.values - loc[j]) / scale[j]
+            xs = self._scaled_X(Xd, s, s.times, xloc, xscale)
+            xs = np.concatenate([xs, np.full((hx, xs.shape[1]), np.nan)])
+            hist, xw = self._gather(z, xs, origins, hx)
+            fc = self._forecast_scaled(models, hist, xw, max_step)
+            for k in range(1, max_step + 1):
+                ok = origins + k <= n - 1
+                if not ok.any():
+                    continue
+                r = z[origins[ok] + k] - fc[ok, k - 1]
+                r = r[np.isfinite(r)]  # future-X rows beyond the data give NaN
+                residuals[k].append(r)
+        return {k: np.sort(np.concatenate(v)) for k, v in residuals.items() if v
+                and sum(len(a) for a in v)}
+
+    def _quantile_frame(self, steps, value, i, alpha, index):
+        """Quantile forecasts of series ``i`` at ``steps`` from the holdout residuals."""
+        res = self.calibration_residuals_ or {}
+        out = np.full((len(steps), len(alpha)), np.nan)
+        for r, k in enumerate(steps):
+            k = int(k)
+            if k <= 0:
+                continue
+            e = res.get(k)
+            if e is None or len(e) == 0:
+                raise ValueError(
+                    f"No calibration residuals for step {k}: the holdout "
+                    f"(calibration_fraction={self.calibration_fraction}) is too short "
+                    f"for that step ahead. Raise calibration_fraction or use longer "
+                    "series."
+                )
+            out[r] = value[r] + self._scale[i] * _conformal_quantiles(e, alpha)
+        if self._counts:  # a Poisson model forecasts counts: no negative quantiles
+            out = np.maximum(out, 0.0)
+        cols = pd.MultiIndex.from_product([[self._y_name_for_columns()], alpha])
+        return pd.DataFrame(out, index=index, columns=cols)
+
+    def _y_name_for_columns(self):
+        names = self._get_varnames()
+        return names[0]
+
+    # -- sktime test parameters ------------------------------------------------------------
+
+    @classmethod
+    def get_test_params(cls, parameter_set="default"):
+        """Small, fast parameter sets for sktime's estimator checks.
+
+        Parameters
+        ----------
+        parameter_set : str, default="default"
+
+        Returns
+        -------
+        params : list of dict
+        """
+        tiny = dict(units=2, max_iter=2, random_state=0)
+        return [
+            {"regressor": LSTMRegressor(**tiny), "window_length": 3},
+            {
+                "regressor": GRURegressor(**tiny),
+                "window_length": 3,
+                "strategy": "direct",
+                "differences": 1,
+                "exog": "past",
+            },
+            {
+                "regressor": SimpleRNNRegressor(**tiny),
+                "window_length": 2,
+                "strategy": "multioutput",
+                "pooling": "local",
+                "calibration_fraction": None,
+            },
+            {
+                "regressor": "lstm",
+                "regressor_params": tiny,
+                "window_length": 3,
+                "strategy": "seq2seq",
+                "scaling": "mean",
+            },
+        ]
+
+
+def _predict_rows(model, inputs):
+    """``model.predict`` as ``(B, n_outputs)``; NaN rows (inputs not available) stay NaN."""
+    B = inputs.shape[0]
+    ok = np.isfinite(inputs).all(axis=(1, 2))
+    if ok.all():
+        return model.predict(inputs).reshape(B, -1)
+    out = np.full((B, model.n_outputs_), np.nan)
+    if ok.any():
+        out[ok] = model.predict(inputs[ok]).reshape(int(ok.sum()), -1)
+    return out
+
+
+def _conformal_quantiles(residuals, alpha):
+    """Split-conformal quantiles of sorted ``residuals`` at probabilities ``alpha``.
+
+    Level ``p >= 0.5`` takes the ``ceil((n + 1) p)``-th smallest residual, ``p < 0.5``
+    the ``floor((n + 1) p)``-th, clipped to the sample: each one-sided bound then holds
+    with probability at least ``p`` (resp. ``1 - p``) for exchangeable residuals, when
+    ``n`` is large enough for the rank to exist.
+    """
+    n = len(residuals)
+    out = np.empty(len(alpha))
+    for j, p in enumerate(alpha):
+        if p >= 0.5:
+            rank = int(np.ceil((n + 1) * p))
+        else:
+            rank = int(np.floor((n + 1) * p))
+        out[j] = residuals[min(max(rank, 1), n) - 1]
+    return out
