@@ -310,15 +310,31 @@ def make_storage(url=None, *, heartbeat_interval=None, grace_period=None, max_re
         kwargs["heartbeat_interval"] = heartbeat_interval
         kwargs["grace_period"] = grace_period or 2 * heartbeat_interval
         if max_retry is not None:
-            kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(
-                max_retry=max_retry)
+            kwargs.update(_retry_callback(max_retry))
     try:
         return optuna.storages.RDBStorage(url, **kwargs)
     except Exception as exc:  # connection refused, unknown driver, bad URL...
+        hint = ""
+        if isinstance(exc, ImportError) or "import DB access module" in str(exc):
+            hint = (" Install the database driver: psycopg[binary] for postgresql://, "
+                    "PyMySQL for mysql+pymysql://.")
         raise ValueError(
             f"Could not open the Optuna storage {_redact(url)!r}: {exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0]}"
+            f"{str(exc).splitlines()[0]}{hint}"
         ) from exc
+
+
+def _retry_callback(max_retry):
+    """Optuna >= 4.9 names it RetryHeartbeatStaleTrialCallback; older ones differently."""
+    import inspect
+
+    import optuna
+
+    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+    params = inspect.signature(optuna.storages.RDBStorage).parameters
+    if cls is not None and "heartbeat_stale_trial_callback" in params:
+        return {"heartbeat_stale_trial_callback": cls(max_retry=max_retry)}
+    return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)}
 
 
 def _redact(url):
@@ -459,6 +475,7 @@ def tune(
     refit=True,
     track=False,
     heartbeat_interval=None,
+    grace_period=None,
     max_retry=None,
     fit_params=None,
     parent_run_id=None,
@@ -500,8 +517,10 @@ def tune(
     track : bool, default=False
         Log the study as an MLflow run and every trial as a nested run (params,
         score, state, pruned step), in the store of :mod:`skrnn.tracking`.
-    heartbeat_interval, max_retry : int, default=None
-        Database storages: see :func:`make_storage`.
+    heartbeat_interval, grace_period, max_retry : int, default=None
+        Database storages: see :func:`make_storage`. On a busy machine keep the grace
+        period several heartbeats long (e.g. heartbeat 30-60 s, grace 2-4 heartbeats):
+        a live worker declared stale by mistake loses its trial.
     fit_params : dict, default=None
         Passed to every ``fit`` as they are (not sliced per split).
     parent_run_id : str, default=None
@@ -523,7 +542,7 @@ def tune(
     fit_params = fit_params or {}
     if isinstance(storage, str):
         storage = make_storage(storage, heartbeat_interval=heartbeat_interval,
-                               max_retry=max_retry)
+                               grace_period=grace_period, max_retry=max_retry)
     study = create_study(study_name, storage, sampler=sampler, pruner=pruner, seed=seed)
     if sampler is None and seed is not None and study.trials:
         # a resumed study (or a second worker) must not replay the same random draws
@@ -573,6 +592,9 @@ def tune(
                 callbacks=[MaxTrialsCallback(n_trials, states=finished)],
                 show_progress_bar=progress,
             )
+    if heartbeat_interval is not None:
+        _sweep_stale_trials(study, objective, heartbeat_interval,
+                            grace_period or 2 * heartbeat_interval)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         errors = {t.user_attrs.get("error") for t in study.trials if "error" in t.user_attrs}
@@ -588,6 +610,30 @@ def tune(
         _end_parent_run(parent_run, study)
     return TuningResult(study=study, best_params=best_params, best_score=study.best_value,
                         best_estimator=best, trials=trials_table(study))
+
+
+def _sweep_stale_trials(study, objective, heartbeat_interval, grace_period):
+    """Fail and retry the trials of dead workers before leaving.
+
+    Optuna marks a dead worker's trial failed (and enqueues its retry) only when a
+    live worker starts a new trial. Near the end of a study nobody does, and the trial
+    would stay RUNNING for ever; so, while any trial still runs, wait out the grace
+    period, fail the stale ones and run the retries they left WAITING.
+    """
+    import time
+
+    import optuna
+    from optuna.trial import TrialState
+
+    deadline = time.monotonic() + grace_period + 2 * heartbeat_interval
+    while time.monotonic() < deadline:
+        if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            return
+        time.sleep(heartbeat_interval)
+        optuna.storages.fail_stale_trials(study)
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if waiting:
+            study.optimize(objective, n_trials=len(waiting), catch=(Exception,))
 
 
 def trials_table(study):

@@ -171,7 +171,7 @@ CASES = [
      "leaves no training dates"),
     ("unreachable storage URL",
      lambda: __import__("skrnn.tuning", fromlist=["make_storage"]).make_storage(
-         "postgresql+psycopg2://user:pw@127.0.0.1:9/db"), ValueError,
+         "postgresql://user:pw@127.0.0.1:9/db"), ValueError,
      "Could not open the Optuna storage"),
 ]
 
