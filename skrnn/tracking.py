@@ -813,6 +813,12 @@ def start_study_run(study_name, *, experiment_name=None, run_name=None, tags=Non
 
 
 def _current_experiment_id():
+    """The active experiment's id, when it exists in the current store; else Default.
+
+    MLflow remembers the active experiment in a module global and in
+    ``MLFLOW_EXPERIMENT_ID``; after the tracking URI changes (another store, a test's
+    temporary store) that id may name nothing, so it is checked.
+    """
     import mlflow
 
     active = mlflow.active_run()
@@ -821,9 +827,14 @@ def _current_experiment_id():
     try:  # the experiment chosen with mlflow.set_experiment, if any
         from mlflow.tracking.fluent import _get_experiment_id
 
-        return _get_experiment_id() or "0"
-    except ImportError:  # pragma: no cover - private MLflow helper moved
+        experiment_id = _get_experiment_id() or "0"
+    except Exception:  # pragma: no cover - private MLflow helper moved or id invalid
         return "0"
+    try:
+        _client().get_experiment(experiment_id)
+    except Exception:  # not in this store
+        return "0"
+    return experiment_id
 
 
 def start_trial_run(parent_run_id, trial, *, params=None):

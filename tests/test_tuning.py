@@ -152,7 +152,8 @@ def test_two_worker_processes_share_one_study(tmp_path, kind):
     from skrnn.tuning import create_study
 
     create_study("shared", storage)  # create first: concurrent creation races
-    procs = [_worker(tmp_path, storage, "shared", 6, seed) for seed in (1, 2)]
+    # trials last a moment, so a worker that imports faster cannot take them all
+    procs = [_worker(tmp_path, storage, "shared", 6, seed, slow=0.8) for seed in (1, 2)]
     for p in procs:
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0, out
