@@ -404,3 +404,35 @@ def test_lstm_states_are_consistent():
     sd = model.get_weights()
     pred = top["h"][:, -1] @ sd["head.weight"].T + sd["head.bias"]
     np.testing.assert_allclose(pred.ravel(), model.predict(X[:4]), rtol=1e-10)
+
+
+# -- initialisation and schedules --------------------------------------------------------------
+
+
+def test_initialisation_follows_the_common_frameworks():
+    model = LSTMRegressor(units=8, max_iter=1, random_state=0)
+    model.fit(np.zeros((4, 3)), np.zeros(4))
+    net = model._net
+    fresh = type(net)("lstm", 1, (8,), 1)
+    fresh.initialize(np.random.RandomState(0))
+    p = fresh.params[0]
+    H = 8
+    for gate in range(4):  # each gate's recurrent block is orthogonal
+        block = p["W_hh"][:, gate * H : (gate + 1) * H]
+        np.testing.assert_allclose(block.T @ block, np.eye(H), atol=1e-12)
+    limit = np.sqrt(6 / (1 + 4 * H))  # Glorot-uniform input weights
+    assert np.abs(p["W_ih"]).max() <= limit
+    np.testing.assert_array_equal(p["b"][H : 2 * H], 1.0)  # forget-gate bias 1
+    np.testing.assert_array_equal(np.delete(p["b"], np.s_[H : 2 * H]), 0.0)
+
+
+def test_adaptive_schedule_divides_the_learning_rate_by_five(small):
+    X, y = small
+    model = _fast(SimpleRNNRegressor, solver="sgd", learning_rate="adaptive",
+                  learning_rate_init=0.01, tol=10.0, n_iter_no_change=1, max_iter=6)
+    model.fit(X, y)
+    # epoch 1 sets the best loss; no later epoch improves by tol=10, so the count of
+    # bad epochs exceeds n_iter_no_change=1 at epochs 3 and 5: two divisions by 5,
+    # and training goes on (MLPRegressor's rule) instead of stopping
+    assert model._optimizer.learning_rate == pytest.approx(0.01 / 5**2)
+    assert model.n_iter_ == 6
