@@ -453,17 +453,23 @@ def _convergence_warning():
 
 
 def _progress_bars(est, progress):
+    """Epoch bars for a model with a skrnn regressor inside.
+
+    sklearn's ProgressBar propagates from a meta-estimator to its steps and must be
+    set on the outermost estimator that supports callbacks (a Pipeline; a
+    TransformedTargetRegressor does not, so its inner Pipeline).
+    """
     from skrnn.recurrent import BaseRecurrentRegressor
 
-    if not progress:
+    if not progress or not any(isinstance(s, BaseRecurrentRegressor) for s in _leaves(est)):
         return
     try:
         from sklearn.callback import ProgressBar
     except ImportError:  # pragma: no cover - rich missing
         return
-    for step in _leaves(est):
-        if isinstance(step, BaseRecurrentRegressor):
-            step.set_callbacks(ProgressBar())
+    target = est if hasattr(est, "set_callbacks") else getattr(est, "regressor", None)
+    if target is not None and hasattr(target, "set_callbacks"):
+        target.set_callbacks(ProgressBar())
 
 
 def _leaves(est):

@@ -18,6 +18,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.callback import CallbackSupportMixin, with_callbacks
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
     _check_feature_names_in,
@@ -550,7 +551,7 @@ def make_supervised(
     return X, y
 
 
-class LastSteps(TransformerMixin, BaseEstimator):
+class LastSteps(CallbackSupportMixin, TransformerMixin, BaseEstimator):
     """Keep the most recent ``n_steps`` steps of a step-major lag window.
 
     Build the window once for the largest lag you consider (``make_supervised(...,
@@ -589,11 +590,16 @@ class LastSteps(TransformerMixin, BaseEstimator):
         self.n_steps = n_steps
         self.n_step_features = n_step_features
 
+    @with_callbacks
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Check the window layout; learns nothing else."""
+        # a one-task fit, so a Pipeline's progress bar propagates through it
+        ctx = self._init_callback_context()
+        ctx.call_on_fit_task_begin(estimator=self, X=X, y=y)
         X = validate_data(self, X, ensure_all_finite="allow-nan")
         self._check_width(X.shape[1])
+        ctx.call_on_fit_task_end(estimator=self, X=X, y=y, reconstruction_attributes={})
         return self
 
     def _check_width(self, n_columns):

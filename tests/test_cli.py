@@ -61,8 +61,9 @@ def tiny(tmp_path):
 
 def test_run_writes_table_csv_plots_models_and_resumes(tiny):
     path, out = tiny
-    first = skrnn("run", str(path), "--quiet")
+    first = skrnn("run", str(path))  # with progress bars: trials and nested epoch bars
     assert "one-step-ahead holdout" in first.stdout and "gru" in first.stdout
+    assert "GRURegressor - fit" in first.stdout
     table = pd.read_csv(out / "results.csv")
     assert list(table["model"]) == ["last_value", "gru"]
     assert table.loc[0, "skill"] == 0.0 and table["MAE"].gt(0).all()
