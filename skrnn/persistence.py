@@ -95,43 +95,34 @@ def strip_training_state(estimator):
     -------
     stripped : estimator
     """
-    replacements = {}
-    _collect_strippable(estimator, replacements, set())
-    if id(estimator) in replacements:
-        return replacements[id(estimator)]
-    # deepcopy the structure around the stripped objects: copy.deepcopy returns memo
-    # entries as they are, so every stripped object replaces its original in the copy
-    memo = dict(replacements)
-    memo[id(memo)] = [estimator, *replacements.values()]  # keep-alive, as deepcopy does
-    return copy.deepcopy(estimator, memo)
+    return _stripped_copy(estimator, {})
 
 
-def _collect_strippable(obj, out, seen):
-    """Map ``id(obj)`` to a stripped shallow copy for every object that needs one."""
-    if id(obj) in seen:
-        return
-    seen.add(id(obj))
-    if isinstance(obj, dict):
-        for value in obj.values():
-            _collect_strippable(value, out, seen)
-        return
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        for value in obj:
-            _collect_strippable(value, out, seen)
-        return
+def _stripped_copy(obj, memo):
+    """Copy ``obj``, leaving out training- and runtime-only attributes of estimators.
+
+    Estimators are copied attribute by attribute (so the attributes to drop are
+    never copied, and estimators nested at any depth — a Pipeline inside a
+    TransformedTargetRegressor's ``regressor_`` — are stripped too); everything else
+    (arrays, the network, parameters) is deep-copied with the shared ``memo``, so
+    objects referenced twice stay shared in the copy.
+    """
+    if id(obj) in memo:
+        return memo[id(obj)]
+    if type(obj) in (list, tuple):  # Pipeline.steps and the like
+        return type(obj)(_stripped_copy(v, memo) for v in obj)
+    if type(obj) is dict:
+        return {k: _stripped_copy(v, memo) for k, v in obj.items()}
     state = getattr(obj, "__dict__", None)
     if not isinstance(state, dict) or not hasattr(obj, "get_params"):
-        return  # arrays, scalars, non-estimators: nothing to strip inside
-    for value in state.values():
-        _collect_strippable(value, out, seen)
-    drop = [k for k in _RUNTIME_ONLY if k in state]
+        return copy.deepcopy(obj, memo)
+    drop = set(_RUNTIME_ONLY)
     if _is_recurrent(obj):
-        drop += [k for k in _TRAINING_ONLY if k in state]
-    if drop:
-        stripped = copy.copy(obj)
-        for key in drop:
-            stripped.__dict__.pop(key, None)
-        out[id(obj)] = stripped
+        drop.update(_TRAINING_ONLY)
+    new = copy.copy(obj)
+    memo[id(obj)] = new
+    new.__dict__ = {k: _stripped_copy(v, memo) for k, v in state.items() if k not in drop}
+    return new
 
 
 def _is_recurrent(obj):

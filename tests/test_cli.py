@@ -59,8 +59,11 @@ def tiny(tmp_path):
     return path, out
 
 
-def test_run_writes_table_csv_plots_models_and_resumes(tiny):
+def test_run_writes_table_csv_plots_models_and_resumes(tiny, tmp_path, monkeypatch):
     path, out = tiny
+    # tracking on, as in the README's main job, into a temporary MLflow store
+    path.write_text(path.read_text().replace("enabled = false", "enabled = true"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     first = skrnn("run", str(path))  # with progress bars: trials and nested epoch bars
     assert "one-step-ahead holdout" in first.stdout and "gru" in first.stdout
     assert "GRURegressor - fit" in first.stdout
@@ -79,6 +82,13 @@ def test_run_writes_table_csv_plots_models_and_resumes(tiny):
     assert pd.read_csv(out / "results.csv")["best_params"][1] == table["best_params"][1]
     shown = skrnn("show", str(out))
     assert "last_value" in shown.stdout
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    models = [r for r in runs if r.data.tags.get("skrnn.kind") == "gru"]
+    assert len(models) == 2 and all(r.info.status == "FINISHED" for r in models)
+    assert "MAE" in models[0].data.metrics
 
 
 def test_predict_with_a_saved_model(tiny, tmp_path):

@@ -252,3 +252,24 @@ def test_not_a_model_file(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a skops model file"):
         persistence.load(path)
+
+
+def test_stripping_reaches_estimators_nested_in_fitted_meta_estimators():
+    from sklearn.callback import ProgressBar
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skrnn import GRURegressor, LastSteps
+
+    pipe = Pipeline([("window", LastSteps(3)), ("scale", StandardScaler()),
+                     ("model", GRURegressor(units=3, max_iter=2, random_state=0))])
+    pipe.set_callbacks(ProgressBar())
+    model = TransformedTargetRegressor(regressor=pipe, transformer=StandardScaler())
+    model.fit(X, Y)
+    stripped = persistence.strip_training_state(model)
+    inner = stripped.regressor_.steps[-1][1]
+    assert not {"_optimizer", "_rng", "_best_theta", "_epoch_theta"} & set(vars(inner))
+    assert "_skl_callbacks" not in vars(stripped.regressor)
+    assert "_optimizer" in vars(model.regressor_.steps[-1][1])  # the original is untouched
+    np.testing.assert_array_equal(stripped.predict(X), model.predict(X))
