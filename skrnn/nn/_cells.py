@@ -26,9 +26,141 @@ blocks ordered so the sigmoid gates are contiguous: LSTM ``i, f, o, g``, GRU
 Recurrent dropout multiplies the previous hidden state by one mask per sequence
 before it enters the recurrent product (the Gal & Ghahramani / Keras form); the
 state itself, and the GRU's direct ``z * h_prev`` path, are not masked.
+
+Two engines run the layers. The NumPy code below is the reference. When the
+optional compiled module ``skrnn.nn._fastrnn`` is built (``pip install`` compiles it
+with any C compiler; see ``setup.py``), its loops run instead (``_fastrnn.c``): per
+step, the input side, the product with ``W_hh`` (its own register-blocked kernel,
+which unlike BLAS does not re-pack the weights on every small product) and one
+fused, vectorised pass over the gates instead of a dozen NumPy calls; the backward
+pass sums the weight gradients as it goes instead of keeping the gate gradients of
+all steps. Blocks of sequences of a batch (16 to 128, by batch size) are shared
+between threads (see ``_threads.py``); results do not depend on the number of
+threads.
+Its ``tanh`` is its own (within 3 ulp) and its sums run in another order, so the
+two engines agree to rounding (float64: ~1e-12), not bit for bit; each one is
+deterministic. The buffers kept for the backward pass (states, gates) are the same,
+so ``states`` and the caches look alike. ``set_engine`` switches engines;
+``SKRNN_ENGINE=numpy`` selects the reference at import.
 """
 
+import os
+from contextlib import contextmanager
+
 import numpy as np
+
+from skrnn.nn._threads import blas_limit
+
+try:  # the compiled time loops are optional
+    from skrnn.nn import _fastrnn
+except ImportError:  # pragma: no cover - depends on the build
+    _fastrnn = None
+
+_ENGINE = {"name": "compiled" if _fastrnn is not None else "numpy", "threads": None}
+if os.environ.get("SKRNN_ENGINE", "").lower() == "numpy":
+    _ENGINE["name"] = "numpy"
+
+
+def compiled_available():
+    """Whether the compiled time loops were built and can be used."""
+    return _fastrnn is not None
+
+
+def get_engine():
+    """The engine the layers use now: ``"compiled"`` or ``"numpy"``."""
+    return _ENGINE["name"]
+
+
+def set_engine(name, threads=None):
+    """Select the engine of the time loops; returns the previous ``(name, threads)``.
+
+    ``"numpy"`` is the reference implementation; ``"compiled"`` needs the built
+    extension (``compiled_available()``). The environment variable
+    ``SKRNN_ENGINE=numpy`` selects the reference at import time. ``threads`` fixes
+    the number of threads of the compiled loops (for tests and benchmarks; by
+    default it follows the BLAS limit and the size of the call).
+    """
+    if name not in ("numpy", "compiled"):
+        raise ValueError(f"engine must be 'numpy' or 'compiled', got {name!r}")
+    if name == "compiled" and _fastrnn is None:
+        raise RuntimeError("the compiled engine (skrnn.nn._fastrnn) is not built")
+    previous = (_ENGINE["name"], _ENGINE["threads"])
+    _ENGINE["name"], _ENGINE["threads"] = name, threads
+    return previous
+
+
+@contextmanager
+def engine(name, threads=None):
+    """Context manager form of :func:`set_engine`."""
+    previous = set_engine(name, threads)
+    try:
+        yield
+    finally:
+        _ENGINE["name"], _ENGINE["threads"] = previous
+
+
+def _fast(X, p):
+    """Whether this call runs the compiled loops (same float dtype everywhere)."""
+    return (
+        _ENGINE["name"] == "compiled"
+        and X.dtype in (np.float32, np.float64)
+        and p["W_hh"].dtype == X.dtype
+    )
+
+
+def _c(a, dtype):
+    """``a`` as a C-contiguous array of ``dtype`` (None stays None)."""
+    return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+
+
+def _states0(n, B, H, dtype):
+    """State buffer of ``n`` steps whose first step (the initial state) is zero.
+
+    The compiled loops write every later step, so the rest need not be zeroed.
+    """
+    out = np.empty((n, B, H), dtype=dtype)
+    out[0] = 0
+    return out
+
+
+def _outputs(Hs, T, ring):
+    """The output sequence ``Hs[1:]``; with a two-slot ring, only the last state."""
+    return Hs[T % 2][None] if ring else Hs[1:]
+
+
+def _wT(p, dX):
+    """``W_ih.T``, contiguous, when the input gradient ``dX`` is wanted."""
+    return None if dX is None else np.ascontiguousarray(p["W_ih"].T)
+
+
+def _block(B):
+    """Sequences per block of the compiled loops: a function of the batch size only.
+
+    The loops run the blocks of a batch independently and add their gradients in
+    block order, so the results depend on the block size but not on the number of
+    threads. Blocks of 16 let a batch of 32 keep two cores busy; bigger batches get
+    bigger blocks (up to 128, aiming at 8 blocks), because every block streams the
+    recurrent weights once per step.
+    """
+    return int(min(128, max(16, 16 * -(-B // 128))))
+
+
+def _split(T, B, F, H, G):
+    """(block size, threads) of a compiled time loop.
+
+    Threads: at most the BLAS limit in force (see ``_threads.py``), at most one per
+    block, and one when the call is too small for a thread's start-up (tens of
+    microseconds) to pay.
+    """
+    block = _block(B)
+    if _ENGINE["threads"] is not None:
+        return block, _ENGINE["threads"]
+    limit = blas_limit()
+    if limit <= 1 or not _fastrnn.HAS_THREADS:
+        return block, 1
+    flops = 2.0 * T * B * G * (H + F)  # the products of one pass
+    blocks = -(-B // block)
+    return block, max(1, min(limit, blocks, int(flops // 8e6)))
 
 
 class _Layer:
@@ -66,7 +198,10 @@ class _Layer:
 
     def _project_inputs(self, X, W_ih, b):
         T, B, F = X.shape
-        A = X.reshape(T * B, F) @ W_ih
+        if F == 1:  # an outer product: BLAS is several times slower than broadcasting
+            A = np.multiply(X.reshape(T * B, 1), W_ih)
+        else:
+            A = X.reshape(T * B, F) @ W_ih
         A += b
         return A.reshape(T, B, -1)
 
@@ -77,11 +212,13 @@ class _Layer:
         s *= 0.5
         s += 0.5
 
-    def _input_grads(self, cache, dA, g, dA_rest=None):
+    def _input_grads(self, cache, dA, g, dA_rest=None, need_dX=True):
         """Gradients of ``W_ih``, ``b`` and the layer input: products over all steps.
 
         ``dA_rest``, when given, replaces the last gate block of ``dA`` (the GRU keeps
-        the input-side gradient of its ``n`` gate apart).
+        the input-side gradient of its ``n`` gate apart). Without ``need_dX`` (the
+        first layer: nothing needs the gradient of the data) the input gradient is
+        not computed and None is returned.
         """
         X, W_ih = cache["X"], cache["p"]["W_ih"]
         T, B, F = X.shape
@@ -90,13 +227,15 @@ class _Layer:
         if dA_rest is None:
             np.matmul(X2.T, dA2, out=g["W_ih"])
             np.sum(dA2, axis=0, out=g["b"])
-            return (dA2 @ W_ih.T).reshape(T, B, F)
+            return (dA2 @ W_ih.T).reshape(T, B, F) if need_dX else None
         k = dA2.shape[1] - dA_rest.shape[-1]
         R2 = dA_rest.reshape(T * B, -1)
         np.matmul(X2.T, dA2[:, :k], out=g["W_ih"][:, :k])
         np.matmul(X2.T, R2, out=g["W_ih"][:, k:])
         np.sum(dA2[:, :k], axis=0, out=g["b"][:k])
         np.sum(R2, axis=0, out=g["b"][k:])
+        if not need_dX:
+            return None
         dX = dA2[:, :k] @ W_ih[:, :k].T
         dX += R2 @ W_ih[:, k:].T
         return dX.reshape(T, B, F)
@@ -125,12 +264,20 @@ class SimpleRNNLayer(_Layer):
         super().__init__(n_inputs, units)
         self.activation = activation
 
-    def forward(self, X, p, mask=None, store=True):
-        T, B, _ = X.shape
+    def forward(self, X, p, mask=None, store=True, seq=True):
+        T, B, F = X.shape
         H = self.units
-        A = self._project_inputs(X, p["W_ih"], p["b"])
-        Hs = np.zeros((T + 1, B, H), dtype=X.dtype)
         W_hh = p["W_hh"]
+        if _fast(X, p):
+            ring = not (store or seq)
+            Hs = _states0(2 if ring else T + 1, B, H, X.dtype)
+            _fastrnn.forward(0, T, B, F, H, _c(X, X.dtype), p["W_ih"], p["b"], W_hh, None,
+                             Hs, None, None, None, None, _c(mask, X.dtype),
+                             self.activation == "relu", store, ring, *_split(T, B, F, H, H))
+            cache = {"X": X, "H": Hs, "p": p, "mask": mask} if store else None
+            return _outputs(Hs, T, ring), cache
+        Hs = np.zeros((T + 1, B, H), dtype=X.dtype)
+        A = self._project_inputs(X, p["W_ih"], p["b"])
         buf = np.empty((B, H), dtype=X.dtype)
         tanh = self.activation == "tanh"
         for t in range(T):
@@ -145,10 +292,19 @@ class SimpleRNNLayer(_Layer):
         cache = {"X": X, "H": Hs, "p": p, "mask": mask} if store else None
         return Hs[1:], cache
 
-    def backward(self, dH_out, cache, g, dh_last=None):
+    def backward(self, dH_out, cache, g, dh_last=None, need_dX=True):
         Hs, p, mask = cache["H"], cache["p"], cache["mask"]
         T, B, H = Hs.shape[0] - 1, Hs.shape[1], Hs.shape[2]
         W_hhT = np.ascontiguousarray(p["W_hh"].T)
+        if _fast(Hs, p):
+            X, dt = cache["X"], Hs.dtype
+            F = X.shape[2]
+            dX = np.empty((T, B, F), dtype=dt) if need_dX else None
+            _fastrnn.backward(0, T, B, F, H, _c(X, dt), _wT(p, dX), W_hhT, None, Hs, None,
+                              None, None, None, _c(mask, dt), _c(dH_out, dt),
+                              _c(dh_last, dt), dX, g["W_ih"], g["W_hh"], g["b"], None,
+                              self.activation == "relu", *_split(T, B, F, H, H))
+            return dX
         # activation derivative of every step, then chained backwards in place
         dA = Hs[1:] * Hs[1:] if self.activation == "tanh" else (Hs[1:] > 0).astype(Hs.dtype)
         if self.activation == "tanh":
@@ -164,7 +320,7 @@ class SimpleRNNLayer(_Layer):
             if mask is not None:
                 dh *= mask
         self._recurrent_grad(Hs, mask, dA, g["W_hh"])
-        return self._input_grads(cache, dA, g)
+        return self._input_grads(cache, dA, g, need_dX=need_dX)
 
 
 class LSTMLayer(_Layer):
@@ -188,20 +344,35 @@ class LSTMLayer(_Layer):
             shapes["w_peep"] = (3, self.units)
         return shapes
 
-    def forward(self, X, p, mask=None, store=True):
-        T, B, _ = X.shape
+    def forward(self, X, p, mask=None, store=True, seq=True):
+        T, B, F = X.shape
         H = self.units
         W_ih, W_hh, b = self._scaled(p)
-        A = self._project_inputs(X, W_ih, b)  # becomes the activated gates in place
         dt = X.dtype
+        peep = p.get("w_peep")
+        half_peep = None if peep is None else 0.5 * peep
+        if _fast(X, p):
+            # without store, the loops keep only one step of gates and two of c
+            ring = not (store or seq)
+            Hs = _states0(2 if ring else T + 1, B, H, dt)
+            Cs = _states0(T + 1 if store else 2, B, H, dt)
+            TC = np.empty((T if store else 1, B, H), dtype=dt)
+            G = np.empty((T, B, 4 * H), dtype=dt) if store else None
+            _fastrnn.forward(1, T, B, F, H, _c(X, dt), W_ih, b, W_hh, half_peep, Hs, Cs,
+                             TC, G, None, _c(mask, dt), False, store, ring,
+                             *_split(T, B, F, H, 4 * H))
+            cache = (
+                {"X": X, "H": Hs, "C": Cs, "TC": TC, "G": G, "p": p, "mask": mask}
+                if store
+                else None
+            )
+            return _outputs(Hs, T, ring), cache
+        A = self._project_inputs(X, W_ih, b)  # becomes the activated gates in place
         Hs = np.zeros((T + 1, B, H), dtype=dt)
         Cs = np.zeros((T + 1, B, H), dtype=dt)
         TC = np.empty((T, B, H), dtype=dt) if store else np.empty((1, B, H), dtype=dt)
         buf = np.empty((B, 4 * H), dtype=dt)
         tmp = np.empty((B, H), dtype=dt)
-        peep = p.get("w_peep")
-        if peep is not None:
-            half_peep = 0.5 * peep
         for t in range(T):
             h_prev = Hs[t] if mask is None else Hs[t] * mask
             c_prev, c = Cs[t], Cs[t + 1]
@@ -237,12 +408,21 @@ class LSTMLayer(_Layer):
         )
         return Hs[1:], cache
 
-    def backward(self, dH_out, cache, g, dh_last=None):
+    def backward(self, dH_out, cache, g, dh_last=None, need_dX=True):
         Hs, Cs, TC, G, p, mask = (cache[k] for k in ("H", "C", "TC", "G", "p", "mask"))
         T, B, H = TC.shape
         dt = TC.dtype
         W_hhT = np.ascontiguousarray(p["W_hh"].T)
         peep = p.get("w_peep")
+        if _fast(TC, p):
+            X = cache["X"]
+            F = X.shape[2]
+            dX = np.empty((T, B, F), dtype=dt) if need_dX else None
+            _fastrnn.backward(1, T, B, F, H, _c(X, dt), _wT(p, dX), W_hhT, _c(peep, dt), Hs,
+                              Cs, TC, G, None, _c(mask, dt), _c(dH_out, dt),
+                              _c(dh_last, dt), dX, g["W_ih"], g["W_hh"], g["b"],
+                              g.get("w_peep"), False, *_split(T, B, F, H, 4 * H))
+            return dX
         # derivatives of every step at once: s(1-s) for i, f, o; 1-g^2 for g
         DG = np.subtract(1.0, G, dtype=dt)
         DG[..., : 3 * H] *= G[..., : 3 * H]
@@ -282,13 +462,19 @@ class LSTMLayer(_Layer):
             np.matmul(d, W_hhT, out=dh)
             if mask is not None:
                 dh *= mask
+        return self._lstm_grads(cache, dA, g, need_dX)
+
+    def _lstm_grads(self, cache, dA, g, need_dX):
+        """Weight gradients from the gate gradients of all steps."""
+        Hs, Cs, p, mask = cache["H"], cache["C"], cache["p"], cache["mask"]
+        H = self.units
         self._recurrent_grad(Hs, mask, dA, g["W_hh"])
-        if peep is not None:
+        if p.get("w_peep") is not None:
             gp = g["w_peep"]
             gp[0] = np.einsum("tbh,tbh->h", dA[..., :H], Cs[:-1])
             gp[1] = np.einsum("tbh,tbh->h", dA[..., H : 2 * H], Cs[:-1])
             gp[2] = np.einsum("tbh,tbh->h", dA[..., 2 * H : 3 * H], Cs[1:])
-        return self._input_grads(cache, dA, g)
+        return self._input_grads(cache, dA, g, need_dX=need_dX)
 
 
 class GRULayer(_Layer):
@@ -315,13 +501,24 @@ class GRULayer(_Layer):
             shapes["b_hn"] = (self.units,)
         return shapes
 
-    def forward(self, X, p, mask=None, store=True):
-        T, B, _ = X.shape
+    def forward(self, X, p, mask=None, store=True, seq=True):
+        T, B, F = X.shape
         H = self.units
         dt = X.dtype
         W_ih, W_hh, b = self._scaled(p)
-        A = self._project_inputs(X, W_ih, b)  # becomes [r, z, n] in place
+        if _fast(X, p):
+            ring = not (store or seq)
+            Hs = _states0(2 if ring else T + 1, B, H, dt)
+            S = np.empty((T if store else 1, B, H), dtype=dt)
+            G = np.empty((T, B, 3 * H), dtype=dt) if store else None
+            b_hn = _c(p.get("b_hn"), dt) if self.reset_after else None
+            _fastrnn.forward(2, T, B, F, H, _c(X, dt), W_ih, b, W_hh, b_hn, Hs, None, None,
+                             G, S, _c(mask, dt), self.reset_after, store, ring,
+                             *_split(T, B, F, H, 3 * H))
+            cache = {"X": X, "H": Hs, "S": S, "G": G, "p": p, "mask": mask} if store else None
+            return _outputs(Hs, T, ring), cache
         Hs = np.zeros((T + 1, B, H), dtype=dt)
+        A = self._project_inputs(X, W_ih, b)  # becomes [r, z, n] in place
         # reset_after: h W_hn + b_hn of each step; Cho form: r * h of each step
         S = np.empty((T, B, H), dtype=dt) if store else np.empty((1, B, H), dtype=dt)
         W_rz, W_n = W_hh[:, : 2 * H], W_hh[:, 2 * H :]
@@ -356,12 +553,22 @@ class GRULayer(_Layer):
         cache = {"X": X, "H": Hs, "S": S, "G": A, "p": p, "mask": mask} if store else None
         return Hs[1:], cache
 
-    def backward(self, dH_out, cache, g, dh_last=None):
+    def backward(self, dH_out, cache, g, dh_last=None, need_dX=True):
         Hs, S, G, p, mask = (cache[k] for k in ("H", "S", "G", "p", "mask"))
         T, B, H = S.shape
         dt = S.dtype
         W_hh = p["W_hh"]
         W_hhT = np.ascontiguousarray(W_hh.T)
+        if _fast(S, p):
+            X = cache["X"]
+            F = X.shape[2]
+            dX = np.empty((T, B, F), dtype=dt) if need_dX else None
+            _fastrnn.backward(2, T, B, F, H, _c(X, dt), _wT(p, dX), W_hhT, None, Hs, None,
+                              None, G, S, _c(mask, dt), _c(dH_out, dt), _c(dh_last, dt), dX,
+                              g["W_ih"], g["W_hh"], g["b"],
+                              g["b_hn"] if self.reset_after else None, self.reset_after,
+                              *_split(T, B, F, H, 3 * H))
+            return dX
         W_rzT, W_nT = W_hhT[: 2 * H], W_hhT[2 * H :]
         # per-step factors, all steps at once
         DG = np.subtract(1.0, G, dtype=dt)  # 1 - r, 1 - z, 1 - n
@@ -404,6 +611,12 @@ class GRULayer(_Layer):
             if mask is not None:
                 dh *= mask
             dh += dh_new
+        return self._gru_grads(cache, DR, DN, g, need_dX)
+
+    def _gru_grads(self, cache, DR, DN, g, need_dX):
+        """Weight gradients from the gate gradients of all steps."""
+        Hs, S, mask = cache["H"], cache["S"], cache["mask"]
+        T, B, H = S.shape
         gW = g["W_hh"]
         if self.reset_after:
             self._recurrent_grad(Hs, mask, DR, gW)
@@ -411,4 +624,4 @@ class GRULayer(_Layer):
         else:
             self._recurrent_grad(Hs, mask, DR[..., : 2 * H], gW[:, : 2 * H])
             np.matmul(S.reshape(T * B, H).T, DN.reshape(T * B, H), out=gW[:, 2 * H :])
-        return self._input_grads(cache, DR, g, dA_rest=DN)
+        return self._input_grads(cache, DR, g, dA_rest=DN, need_dX=need_dX)

@@ -8,8 +8,9 @@ best weights is one copy.
 
 import numpy as np
 
-from skrnn.nn._cells import GRULayer, LSTMLayer, SimpleRNNLayer
+from skrnn.nn._cells import GRULayer, LSTMLayer, SimpleRNNLayer, get_engine
 from skrnn.nn._losses import loss_and_grad, predict_from_raw
+from skrnn.nn._threads import engine_call
 
 CELLS = {"rnn": SimpleRNNLayer, "lstm": LSTMLayer, "gru": GRULayer}
 
@@ -133,19 +134,40 @@ class RecurrentNetwork:
 
     # -- forward / backward ----------------------------------------------------------
 
+    def _call(self, B):
+        """Context of one engine call on a batch of ``B`` sequences (see ``_threads``).
+
+        BLAS runs single-threaded inside it: the compiled loops parallelise over the
+        batch themselves. The NumPy engine keeps BLAS threads only for per-step
+        products big enough to gain from them (at least 256 sequences times a
+        128 x 512 weight matrix); below that, one thread is faster.
+        """
+        if get_engine() == "numpy":
+            widest = max(layer.n_gates * layer.units * layer.units for layer in self.layers)
+            return engine_call(single_blas=B * widest < 256 * 4 * 128 * 128)
+        return engine_call()
+
     def forward(self, X, masks=None, store=True):
         """Raw head output for time-major ``X`` of shape ``(T, B, F)``.
 
         Returns ``Z`` — ``(B, n_outputs)`` for the last-step head, ``(B, T,
         n_outputs)`` for the sequence head — and the caches for ``backward``.
         """
+        with self._call(X.shape[1]):
+            return self._forward(X, masks, store)
+
+    def _forward(self, X, masks=None, store=True):
         caches = []
         h = X
+        last = len(self.layers) - 1
         for k, (layer, p) in enumerate(zip(self.layers, self.params)):
             in_mask, rec_mask = masks[k] if masks is not None else (None, None)
             if in_mask is not None:
                 h = h * in_mask
-            h, cache = layer.forward(h, p, mask=rec_mask, store=store)
+            # without store, the top layer under a last-step head may keep only its
+            # last state (the compiled loops then hold two steps instead of all)
+            seq = store or k < last or self.head != "last"
+            h, cache = layer.forward(h, p, mask=rec_mask, store=store, seq=seq)
             caches.append(cache)
         W, b = self.head_params["W"], self.head_params["b"]
         if self.head == "last":
@@ -176,10 +198,11 @@ class RecurrentNetwork:
             np.sum(dZt, axis=0, out=hg["b"])
             dH = (dZt @ W.T).reshape(T, B, H)
         for k in range(len(self.layers) - 1, -1, -1):
-            dX = self.layers[k].backward(dH, caches[k], self.grads[k], dh_last=dh_last)
+            dX = self.layers[k].backward(dH, caches[k], self.grads[k], dh_last=dh_last,
+                                         need_dX=k > 0)
             dh_last = None
             in_mask = masks[k][0] if masks is not None else None
-            if in_mask is not None:
+            if in_mask is not None and dX is not None:
                 dX *= in_mask
             dH = dX
 
@@ -190,9 +213,10 @@ class RecurrentNetwork:
         The L2 penalty ``alpha / 2 * ||W||^2`` is divided by the batch's total
         weight, as MLPRegressor divides it by the batch size.
         """
-        Z, state = self.forward(X, masks=masks, store=True)
-        value, dZ = loss_and_grad(Z, y, sw, loss, output_activation, huber_delta)
-        self.backward(dZ.astype(self.dtype, copy=False), state, masks=masks)
+        with self._call(X.shape[1]):
+            Z, state = self._forward(X, masks=masks, store=True)
+            value, dZ = loss_and_grad(Z, y, sw, loss, output_activation, huber_delta)
+            self.backward(dZ.astype(self.dtype, copy=False), state, masks=masks)
         if alpha:
             n = len(Z) if sw is None else sw.sum()
             if n > 0:
@@ -204,17 +228,31 @@ class RecurrentNetwork:
     def predict(self, X, *, loss, output_activation, chunk=512):
         """Predictions for time-major ``X``; stores no activations.
 
-        Long batches go through in chunks of ``chunk`` sequences so that the
-        per-step working set stays in cache instead of streaming through memory.
+        Long batches go through in chunks of ``chunk`` sequences (NumPy engine) so
+        that the per-step working set stays in cache instead of streaming through
+        memory. The compiled loops work on blocks of a batch and keep only the
+        current step of the top layer, so they take chunks as large as keep the
+        output sequences of lower layers (and the top layer's states) at about 16 MB.
         """
-        B = X.shape[1]
-        Z = np.concatenate(
-            [self.forward(X[:, s : s + chunk], store=False)[0] for s in range(0, B, chunk)]
-        ) if B > chunk else self.forward(X, store=False)[0]
+        T, B = X.shape[0], X.shape[1]
+        if get_engine() == "compiled":
+            budget = 1 << 22  # elements
+            lower = max(self.units[:-1], default=0)
+            chunk = max(chunk, min(budget // max(1, T * lower) if lower else budget,
+                                   budget // self.units[-1]))
+        with self._call(min(B, chunk)):
+            Z = np.concatenate(
+                [self._forward(X[:, s : s + chunk], store=False)[0]
+                 for s in range(0, B, chunk)]
+            ) if B > chunk else self._forward(X, store=False)[0]
         return predict_from_raw(Z, loss, output_activation)
 
     def states(self, X):
         """Per-layer hidden states (and cell states, gates) for time-major ``X``."""
+        with self._call(X.shape[1]):
+            return self._states(X)
+
+    def _states(self, X):
         out = []
         h = X
         for layer, p in zip(self.layers, self.params):

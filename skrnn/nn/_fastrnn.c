@@ -1,0 +1,603 @@
+/* Compiled time loops for skrnn's recurrent layers (optional accelerator).
+ *
+ * The NumPy engine (skrnn/nn/_cells.py) stays the reference. This module runs a
+ * layer's forward or backward pass over all time steps: per step, the input side,
+ * the product with the recurrent weights (its own register-blocked kernel,
+ * _fastrnn_mm.h: BLAS would re-pack the weights on every one of these small
+ * products) and one fused, vectorised pass over the gates; the backward pass sums
+ * the weight gradients as it goes. Only Python.h is needed to build it.
+ *
+ * Arrays come in through the buffer protocol and must be C-contiguous, of the
+ * declared element count and of one dtype (float32 or float64) per call. The GIL is
+ * released while a loop runs. The batch is cut into blocks of `block` sequences, which
+ * n_threads threads share out; a block runs from the first step to the last (the
+ * sequences of a batch are independent), so no synchronisation happens inside the
+ * time loop, and the results do not depend on the number of threads.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#if !defined(_WIN32)
+#include <pthread.h>
+#define FASTRNN_THREADS 1
+#else
+#define FASTRNN_THREADS 0
+#endif
+
+/* Clones of the hot loops for AVX-512 / AVX2+FMA machines, picked at load time, and
+ * a 512-bit matrix-product kernel chosen at run time on AVX-512 machines. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__) \
+    && !defined(FASTRNN_NO_CLONES)
+#define ATTR __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FASTRNN_AVX512 1
+static int have_avx512 = 0;
+#else
+#define ATTR
+#define FASTRNN_AVX512 0
+#endif
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE
+#endif
+
+/* Everything a time loop needs; the pointers are of the call's dtype. */
+typedef struct {
+    int kind; /* 1 float32, 2 float64 */
+    long T, B, H, F, G;
+    void *X, *Wih, *WihT, *b, *Whh, *WhhT, *peep, *bhn, *mask, *zeros;
+    long span;  /* steps whose W_hh gradient rows are multiplied at once (backward) */
+    long block; /* sequences per block (rows a thread runs together) */
+    void *Hs, *Cs, *TC, *Gt, *S;
+    void *dH, *dlast, *dX;
+    int relu, store, reset_after;
+    int hs_ring; /* forward without store: only the last state is wanted, two slots */
+} Args;
+
+/* Weight gradients (one set per thread: partial sums over its rows). */
+typedef struct {
+    void *Wih, *Whh, *b, *extra; /* extra: LSTM peepholes (3, H) or GRU b_hn (H,) */
+} Grads;
+
+/* ---- float instantiation ---- */
+#define REAL float
+#define TANH_RATIONAL 1
+#define UINT uint32_t
+#define FN(name) name##_f
+#define SQRT sqrtf
+#define TANH_CLAMP 20.0f /* tanh(10) rounds to 1 in float */
+#define EXP_SHIFT 0x1.8p23f
+#define LN2_HI 0.693359375f
+#define LN2_LO -2.12194440e-4f
+#define EXP_BIAS 127u
+#define MANT_BITS 23
+#define EXPM1_POLY(r) \
+    (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040))))))
+#include "_fastrnn_body.h"
+#undef REAL
+#undef TANH_RATIONAL
+#undef UINT
+#undef FN
+#undef SQRT
+#undef TANH_CLAMP
+#undef EXP_SHIFT
+#undef LN2_HI
+#undef LN2_LO
+#undef EXP_BIAS
+#undef MANT_BITS
+#undef EXPM1_POLY
+#undef SIG_
+
+/* ---- double instantiation ---- */
+#define REAL double
+#define TANH_RATIONAL 0
+#define UINT uint64_t
+#define FN(name) name##_d
+#define SQRT sqrt
+#define TANH_CLAMP 40.0 /* tanh(20) rounds to 1 in double */
+#define EXP_SHIFT 0x1.8p52
+#define LN2_HI 6.93147180369123816490e-01
+#define LN2_LO 1.90821492927058770002e-10
+#define EXP_BIAS 1023u
+#define MANT_BITS 52
+#define EXPM1_POLY(r)                                                                       \
+    (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 \
+    + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800          \
+    + r * (1.0 / 479001600 + r * (1.0 / 6227020800.0))))))))))))
+#include "_fastrnn_body.h"
+
+/* ---- argument handling ------------------------------------------------------------ */
+
+#define MAXBUF 24
+
+typedef struct {
+    Py_buffer views[MAXBUF];
+    int n;
+    int kind; /* 0 unknown, 1 float32, 2 float64 */
+} Buffers;
+
+static void release_all(Buffers *bs)
+{
+    for (int i = 0; i < bs->n; i++) PyBuffer_Release(&bs->views[i]);
+    bs->n = 0;
+}
+
+/* C-contiguous buffer of `count` elements of the call's dtype; None gives NULL when
+ * allowed. Returns 0 and sets an exception on error. */
+static int get(Buffers *bs, PyObject *obj, Py_ssize_t count, int writable, int optional,
+               const char *name, void **out)
+{
+    *out = NULL;
+    if (obj == Py_None) {
+        if (optional) return 1;
+        PyErr_Format(PyExc_TypeError, "%s must be an array, not None", name);
+        return 0;
+    }
+    if (bs->n >= MAXBUF) {
+        PyErr_SetString(PyExc_RuntimeError, "too many buffers");
+        return 0;
+    }
+    Py_buffer *v = &bs->views[bs->n];
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, v, flags) < 0) return 0;
+    bs->n++;
+    const char *f = v->format ? v->format : "B";
+    while (*f == '<' || *f == '@' || *f == '=') f++;
+    int kind = 0;
+    if (f[0] == 'f' && f[1] == 0 && v->itemsize == 4) kind = 1;
+    if (f[0] == 'd' && f[1] == 0 && v->itemsize == 8) kind = 2;
+    if (!kind || (bs->kind && kind != bs->kind)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected float32 or float64 like the other "
+                     "arrays, got format '%s'", name, v->format ? v->format : "B");
+        return 0;
+    }
+    bs->kind = kind;
+    if (v->len != count * v->itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd elements, got %zd", name, count,
+                     (Py_ssize_t)(v->len / v->itemsize));
+        return 0;
+    }
+    *out = v->buf;
+    return 1;
+}
+
+/* ---- batch splitting ---------------------------------------------------------------- */
+
+/* The batch is cut into blocks of `block` sequences (the caller's choice, a function of
+ * the batch size only), whatever the number of threads; the threads share the
+ * blocks out, and the gradients of each block go to their own partial sums, added in
+ * block order at the end. So the results do not depend on the number of threads,
+ * and a refit gives the same bits under any thread limit. Small blocks let a batch
+ * of 32 keep two cores busy; the products stay efficient because they never pack
+ * their operands, and the W_hh gradient gathers DEFER_ROWS rows (several steps)
+ * per product. */
+#define DEFER_ROWS 128
+
+typedef void (*loop_fn)(const Args *a, long b0, long b1, char *scratch, const Grads *g);
+
+typedef struct {
+    loop_fn fn;
+    const Args *a;
+    int first, step, nblk; /* this thread runs blocks first, first + step, ... */
+    char *scratch;
+    Grads *g; /* per block */
+} Part;
+
+static void *run_part(void *arg)
+{
+    Part *p = (Part *)arg;
+    long B = p->a->B, bl = p->a->block;
+    for (int k = p->first; k < p->nblk; k += p->step) {
+        long b0 = (long)k * bl, b1 = b0 + bl < B ? b0 + bl : B;
+        p->fn(p->a, b0, b1, p->scratch, &p->g[k]);
+    }
+    return NULL;
+}
+
+#define ALIGN_UP(n) (((n) + 63) & ~(size_t)63)
+
+/* scratch_per_row: elements of work space per row of a block, plus span_per_row per
+ * row and deferred step (backward); with gradients
+ * (gsizes: element counts of Wih, Whh, b, extra), block 0 writes into `out`
+ * (zeroed here) and every other block into zeroed partial sums, added to `out`
+ * afterwards in block order. Returns -1 when memory runs out. */
+static int run_loop(loop_fn fn, Args *a, size_t scratch_per_row, size_t span_per_row,
+                    int n_threads, const Grads *out, const size_t gsizes[4])
+{
+    long B = a->B;
+    size_t isz = a->kind == 1 ? 4 : 8;
+    if (a->block < 1) a->block = B > 0 ? B : 1;
+    long nblk_l = (B + a->block - 1) / a->block;
+    if (nblk_l < 1) { /* no sequences: zero gradients */
+        if (gsizes) {
+            void *dst[4] = {out->Wih, out->Whh, out->b, out->extra};
+            for (int i = 0; i < 4; i++)
+                if (dst[i]) memset(dst[i], 0, gsizes[i] * isz);
+        }
+        return 0;
+    }
+    if (nblk_l > 1 << 20) return -1;
+    int nblk = (int)nblk_l;
+    if (n_threads > nblk) n_threads = nblk;
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads > 64) n_threads = 64;
+#if !FASTRNN_THREADS
+    n_threads = 1;
+#endif
+    long rows = B < a->block ? B : a->block;
+    a->span = (DEFER_ROWS + rows - 1) / rows;
+    if (a->span > a->T) a->span = a->T > 0 ? a->T : 1;
+    /* per thread: the rows' work space and G more (a dummy gradient row) */
+    size_t per_thread = ALIGN_UP(
+        isz * ((scratch_per_row + span_per_row * (size_t)a->span) * (size_t)rows + (size_t)a->G)
+        + 64);
+    void *zeros = calloc((size_t)a->G + 1, isz); /* the input side's zero vectors */
+    if (!zeros) return -1;
+    a->zeros = zeros;
+    size_t gblock = 0;
+    if (gsizes)
+        for (int i = 0; i < 4; i++) gblock += ALIGN_UP(gsizes[i] * isz);
+    size_t total = 64 + per_thread * n_threads + gblock * (size_t)(nblk - 1)
+        + sizeof(Grads) * (size_t)nblk;
+    char *mem = malloc(total);
+    if (!mem) {
+        free(zeros);
+        return -1;
+    }
+    char *cur = (char *)ALIGN_UP((uintptr_t)mem);
+    Grads *gs = (Grads *)cur;
+    cur += ALIGN_UP(sizeof(Grads) * (size_t)nblk);
+    memset(gs, 0, sizeof(Grads) * (size_t)nblk);
+    if (gsizes) {
+        void *src[4] = {out->Wih, out->Whh, out->b, out->extra};
+        for (int k = 0; k < nblk; k++) {
+            void **dst[4] = {&gs[k].Wih, &gs[k].Whh, &gs[k].b, &gs[k].extra};
+            for (int i = 0; i < 4; i++) {
+                if (!src[i]) continue;
+                if (k == 0) {
+                    *dst[i] = src[i];
+                } else {
+                    *dst[i] = cur;
+                    cur += ALIGN_UP(gsizes[i] * isz);
+                }
+                memset(*dst[i], 0, gsizes[i] * isz);
+            }
+        }
+    }
+    Part parts[64];
+    for (int k = 0; k < n_threads; k++) {
+        parts[k].fn = fn;
+        parts[k].a = a;
+        parts[k].first = k;
+        parts[k].step = n_threads;
+        parts[k].nblk = nblk;
+        parts[k].scratch = cur;
+        parts[k].g = gs;
+        cur += per_thread;
+    }
+#if FASTRNN_THREADS
+    pthread_t tids[64];
+    int started[64] = {0};
+    for (int k = 1; k < n_threads; k++)
+        started[k] = pthread_create(&tids[k], NULL, run_part, &parts[k]) == 0;
+    run_part(&parts[0]);
+    for (int k = 1; k < n_threads; k++) {
+        if (started[k])
+            pthread_join(tids[k], NULL);
+        else /* could not start a thread: run its share here */
+            run_part(&parts[k]);
+    }
+#else
+    run_part(&parts[0]);
+#endif
+    if (gsizes) {
+        void *dst[4] = {out->Wih, out->Whh, out->b, out->extra};
+        for (int k = 1; k < nblk; k++) {
+            void *src[4] = {gs[k].Wih, gs[k].Whh, gs[k].b, gs[k].extra};
+            for (int i = 0; i < 4; i++) {
+                if (!dst[i]) continue;
+                if (a->kind == 1) {
+                    float *d = dst[i], *s = src[i];
+                    for (size_t j = 0; j < gsizes[i]; j++) d[j] += s[j];
+                } else {
+                    double *d = dst[i], *s = src[i];
+                    for (size_t j = 0; j < gsizes[i]; j++) d[j] += s[j];
+                }
+            }
+        }
+    }
+    free(mem);
+    free(zeros);
+    a->zeros = NULL;
+    return 0;
+}
+
+static PyObject *finish(Buffers *bs, loop_fn fn, Args *a, size_t scratch_per_row,
+                        size_t span_per_row, int n_threads, const Grads *g,
+                        const size_t *gsizes)
+{
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = run_loop(fn, a, scratch_per_row, span_per_row, n_threads, g, gsizes);
+    Py_END_ALLOW_THREADS
+    release_all(bs);
+    if (rc < 0) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+#define LOOP(name) \
+    static void loop_##name(const Args *a, long b0, long b1, char *s, const Grads *g) \
+    { if (a->kind == 1) name##_f(a, b0, b1, s, g); else name##_d(a, b0, b1, s, g); }
+LOOP(rnn_fwd)
+LOOP(rnn_bwd)
+LOOP(lstm_fwd)
+LOOP(lstm_bwd)
+LOOP(gru_fwd)
+LOOP(gru_bwd)
+
+static int dims_ok(long T, long B, long F, long H)
+{
+    if (T < 0 || B < 0 || F < 1 || H < 1 || T > INT_MAX || B > INT_MAX || F > INT_MAX
+        || H > INT_MAX / 4) {
+        PyErr_SetString(PyExc_ValueError, "bad dimensions");
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- Python entry points ------------------------------------------------------------------ */
+
+/* forward(cell, T, B, F, H, X, Wih, b, Whh, extra, Hs, Cs, TC, Gt, S, mask, flag, store,
+ *         ring, block, n_threads)
+ * ring (without store): Hs has two slots, and the last state ends in slot T % 2.
+ * cell 0 SimpleRNN (flag: relu), 1 LSTM (extra: halved peepholes or None),
+ * 2 GRU (flag: reset_after; extra: b_hn or None). Unused arrays are None. */
+static PyObject *py_forward(PyObject *self, PyObject *args)
+{
+    int cell, flag, store, ring, nt;
+    long T, B, F, H, block;
+    PyObject *oX, *oWih, *ob, *oWhh, *oE, *oHs, *oCs, *oTC, *oGt, *oS, *oM;
+    if (!PyArg_ParseTuple(args, "illllOOOOOOOOOOOpppli", &cell, &T, &B, &F, &H, &oX, &oWih,
+                          &ob, &oWhh, &oE, &oHs, &oCs, &oTC, &oGt, &oS, &oM, &flag, &store,
+                          &ring, &block, &nt))
+        return NULL;
+    if (!dims_ok(T, B, F, H)) return NULL;
+    if (cell < 0 || cell > 2) return PyErr_Format(PyExc_ValueError, "bad cell %d", cell);
+    long ng = cell == 0 ? 1 : (cell == 1 ? 4 : 3), G = ng * H, Ts = store ? T : 1;
+    Buffers bs = {0};
+    Args a = {0};
+    a.T = T; a.B = B; a.F = F; a.H = H; a.G = G; a.store = store; a.block = block;
+    a.hs_ring = ring && !store;
+    a.relu = cell == 0 && flag;
+    a.reset_after = cell == 2 && flag;
+    int ok = get(&bs, oX, T * B * F, 0, 0, "X", &a.X)
+        && get(&bs, oWih, F * G, 0, 0, "W_ih", &a.Wih) && get(&bs, ob, G, 0, 0, "b", &a.b)
+        && get(&bs, oWhh, H * G, 0, 0, "W_hh", &a.Whh)
+        && get(&bs, oHs, (a.hs_ring ? 2 : T + 1) * B * H, 1, 0, "Hs", &a.Hs)
+        && get(&bs, oM, B * H, 0, 1, "mask", &a.mask);
+    size_t per_row = H;
+    loop_fn fn = loop_rnn_fwd;
+    if (ok && cell == 1) {
+        ok = get(&bs, oE, 3 * H, 0, 1, "peep", &a.peep)
+            && get(&bs, oCs, (store ? T + 1 : 2) * B * H, 1, 0, "Cs", &a.Cs)
+            && get(&bs, oTC, Ts * B * H, 1, 0, "TC", &a.TC)
+            && get(&bs, oGt, T * B * G, 1, !store, "Gt", &a.Gt);
+        per_row = 5 * H;
+        fn = loop_lstm_fwd;
+    } else if (ok && cell == 2) {
+        ok = get(&bs, oE, H, 0, !a.reset_after, "b_hn", &a.bhn)
+            && get(&bs, oS, Ts * B * H, 1, 0, "S", &a.S)
+            && get(&bs, oGt, T * B * G, 1, !store, "Gt", &a.Gt);
+        per_row = 7 * H;
+        fn = loop_gru_fwd;
+    }
+    if (ok && store && cell > 0 && !a.Gt) {
+        PyErr_SetString(PyExc_TypeError, "Gt is needed when store is true");
+        ok = 0;
+    }
+    if (!ok) {
+        release_all(&bs);
+        return NULL;
+    }
+    a.kind = bs.kind;
+    return finish(&bs, fn, &a, per_row, 0, nt, NULL, NULL);
+}
+
+/* backward(cell, T, B, F, H, X, WihT, WhhT, extra, Hs, Cs, TC, Gt, S, mask, dH, dlast,
+ *          dX, gWih, gWhh, gb, gextra, flag, block, n_threads)
+ * WihT: W_ih.T (G x F), needed with dX only; extra: raw peepholes (LSTM) or None;
+ * gextra: their gradient (LSTM) or b_hn's (GRU, reset_after). The gradients are
+ * overwritten. */
+static PyObject *py_backward(PyObject *self, PyObject *args)
+{
+    int cell, flag, nt;
+    long T, B, F, H, block;
+    PyObject *oX, *oWih, *oWhhT, *oE, *oHs, *oCs, *oTC, *oGt, *oS, *oM, *odH, *odl, *odX;
+    PyObject *ogWih, *ogWhh, *ogb, *ogE;
+    if (!PyArg_ParseTuple(args, "illllOOOOOOOOOOOOOOOOOpli", &cell, &T, &B, &F, &H, &oX,
+                          &oWih, &oWhhT, &oE, &oHs, &oCs, &oTC, &oGt, &oS, &oM, &odH, &odl,
+                          &odX, &ogWih, &ogWhh, &ogb, &ogE, &flag, &block, &nt))
+        return NULL;
+    if (!dims_ok(T, B, F, H)) return NULL;
+    if (cell < 0 || cell > 2) return PyErr_Format(PyExc_ValueError, "bad cell %d", cell);
+    long ng = cell == 0 ? 1 : (cell == 1 ? 4 : 3), G = ng * H;
+    Buffers bs = {0};
+    Args a = {0};
+    Grads g = {0};
+    a.T = T; a.B = B; a.F = F; a.H = H; a.G = G; a.store = 1; a.block = block;
+    a.relu = cell == 0 && flag;
+    a.reset_after = cell == 2 && flag;
+    int ok = get(&bs, oX, T * B * F, 0, 0, "X", &a.X)
+        && get(&bs, oWih, G * F, 0, 1, "W_ih.T", &a.WihT)
+        && get(&bs, oWhhT, G * H, 0, 0, "W_hh.T", &a.WhhT)
+        && get(&bs, oHs, (T + 1) * B * H, 0, 0, "Hs", &a.Hs)
+        && get(&bs, oM, B * H, 0, 1, "mask", &a.mask)
+        && get(&bs, odH, T * B * H, 0, 1, "dH", &a.dH)
+        && get(&bs, odl, B * H, 0, 1, "dh_last", &a.dlast)
+        && get(&bs, odX, T * B * F, 1, 1, "dX", &a.dX)
+        && get(&bs, ogWih, F * G, 1, 0, "grad W_ih", &g.Wih)
+        && get(&bs, ogWhh, H * G, 1, 0, "grad W_hh", &g.Whh)
+        && get(&bs, ogb, G, 1, 0, "grad b", &g.b);
+    size_t gsizes[4] = {(size_t)(F * G), (size_t)(H * G), (size_t)G, 0};
+    /* work space per row (see the loops), and per row and deferred step */
+    size_t per_row = H, span_row = H + G;
+    loop_fn fn = loop_rnn_bwd;
+    if (ok && cell == 1) {
+        ok = get(&bs, oCs, (T + 1) * B * H, 0, 0, "Cs", &a.Cs)
+            && get(&bs, oTC, T * B * H, 0, 0, "TC", &a.TC)
+            && get(&bs, oGt, T * B * G, 0, 0, "Gt", &a.Gt)
+            && get(&bs, oE, 3 * H, 0, 1, "peep", &a.peep)
+            && get(&bs, ogE, 3 * H, 1, a.peep == NULL, "grad peep", &g.extra);
+        gsizes[3] = 3 * H;
+        per_row = 2 * H;
+        fn = loop_lstm_bwd;
+        if (ok && a.peep && !g.extra) {
+            PyErr_SetString(PyExc_TypeError, "grad peep is needed with peepholes");
+            ok = 0;
+        }
+        if (ok && !a.peep) g.extra = NULL;
+    } else if (ok && cell == 2) {
+        ok = get(&bs, oS, T * B * H, 0, 0, "S", &a.S)
+            && get(&bs, oGt, T * B * G, 0, 0, "Gt", &a.Gt)
+            && get(&bs, ogE, H, 1, !a.reset_after, "grad b_hn", &g.extra);
+        gsizes[3] = H;
+        per_row = 4 * H;
+        span_row = H + G + 2 * H;
+        fn = loop_gru_bwd;
+        if (ok && !a.reset_after) g.extra = NULL;
+    }
+    if (ok && a.dX && !a.WihT) {
+        PyErr_SetString(PyExc_TypeError, "W_ih.T is needed with dX");
+        ok = 0;
+    }
+    if (!ok) {
+        release_all(&bs);
+        return NULL;
+    }
+    a.kind = bs.kind;
+    return finish(&bs, fn, &a, per_row, span_row, nt, &g, gsizes);
+}
+
+/* tanh of a contiguous array, in place: lets tests check the activation alone */
+static ATTR void vtanh_f(float *x, Py_ssize_t n) { for (Py_ssize_t i = 0; i < n; i++) x[i] = tanh__f(x[i]); }
+static ATTR void vtanh_d(double *x, Py_ssize_t n) { for (Py_ssize_t i = 0; i < n; i++) x[i] = tanh__d(x[i]); }
+
+static PyObject *py_tanh_inplace(PyObject *self, PyObject *o)
+{
+    Buffers bs = {0};
+    Py_buffer v;
+    void *p;
+    if (PyObject_GetBuffer(o, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    Py_ssize_t count = v.itemsize ? v.len / v.itemsize : 0;
+    PyBuffer_Release(&v);
+    if (!get(&bs, o, count, 1, 0, "x", &p)) {
+        release_all(&bs);
+        return NULL;
+    }
+    int kind = bs.kind;
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == 1) vtanh_f(p, count); else vtanh_d(p, count);
+    Py_END_ALLOW_THREADS
+    release_all(&bs);
+    Py_RETURN_NONE;
+}
+
+/* matmul(M, N, K, A, B, C, trans_a, accumulate): C (M x N) = / += op(A) @ B with the
+ * loops' own product; for tests and benchmarks. */
+static PyObject *py_matmul(PyObject *self, PyObject *args)
+{
+    long M, N, K;
+    int ta, accumulate;
+    PyObject *oA, *oB, *oC;
+    if (!PyArg_ParseTuple(args, "lllOOOpp", &M, &N, &K, &oA, &oB, &oC, &ta, &accumulate))
+        return NULL;
+    if (M < 1 || N < 1 || K < 0 || M > INT_MAX || N > INT_MAX || K > INT_MAX)
+        return PyErr_Format(PyExc_ValueError, "bad dimensions");
+    Buffers bs = {0};
+    void *A, *B, *C;
+    if (!get(&bs, oA, M * K, 0, 0, "A", &A) || !get(&bs, oB, K * N, 0, 0, "B", &B)
+        || !get(&bs, oC, M * N, 1, 0, "C", &C)) {
+        release_all(&bs);
+        return NULL;
+    }
+    int kind = bs.kind;
+    char cta = ta ? 'T' : 'N';
+    long lda = ta ? M : K;
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == 1)
+        mm_f(cta, M, N, K, A, lda, B, N, accumulate ? 1.0f : 0.0f, C, N);
+    else
+        mm_d(cta, M, N, K, A, lda, B, N, accumulate ? 1.0 : 0.0, C, N);
+    Py_END_ALLOW_THREADS
+    release_all(&bs);
+    Py_RETURN_NONE;
+}
+
+/* adam(theta, grad, m, v, beta_1, beta_2, epsilon, lr): one Adam step in place. */
+static PyObject *py_adam(PyObject *self, PyObject *args)
+{
+    PyObject *ot, *og, *om, *ov;
+    double b1, b2, eps, lr;
+    if (!PyArg_ParseTuple(args, "OOOOdddd", &ot, &og, &om, &ov, &b1, &b2, &eps, &lr))
+        return NULL;
+    Buffers bs = {0};
+    void *t, *g, *m, *v;
+    Py_buffer probe;
+    if (PyObject_GetBuffer(ot, &probe, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    Py_ssize_t n = probe.itemsize ? probe.len / probe.itemsize : 0;
+    PyBuffer_Release(&probe);
+    if (!get(&bs, ot, n, 1, 0, "theta", &t) || !get(&bs, og, n, 0, 0, "grad", &g)
+        || !get(&bs, om, n, 1, 0, "m", &m) || !get(&bs, ov, n, 1, 0, "v", &v)) {
+        release_all(&bs);
+        return NULL;
+    }
+    int kind = bs.kind;
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == 1)
+        adam_f(n, t, g, m, v, b1, b2, eps, lr);
+    else
+        adam_d(n, t, g, m, v, b1, b2, eps, lr);
+    Py_END_ALLOW_THREADS
+    release_all(&bs);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"adam", py_adam, METH_VARARGS, "One Adam step in place (same bits as NumPy's)."},
+    {"matmul", py_matmul, METH_VARARGS, "The loops' matrix product (tests, benchmarks)."},
+    {"forward", py_forward, METH_VARARGS, "Forward time loop of a recurrent layer."},
+    {"backward", py_backward, METH_VARARGS,
+     "Backward time loop of a recurrent layer, with its weight gradients."},
+    {"tanh_inplace", py_tanh_inplace, METH_O, "The kernels' tanh, in place."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_fastrnn",
+    .m_doc = "Compiled time loops of skrnn's recurrent layers.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__fastrnn(void)
+{
+#if FASTRNN_AVX512
+    __builtin_cpu_init();
+    have_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+#endif
+    PyObject *m = PyModule_Create(&moddef);
+    if (m) PyModule_AddIntConstant(m, "HAS_THREADS", FASTRNN_THREADS);
+#if FASTRNN_AVX512
+    if (m) PyModule_AddIntConstant(m, "AVX512", have_avx512);
+#else
+    if (m) PyModule_AddIntConstant(m, "AVX512", 0);
+#endif
+    return m;
+}
