@@ -346,9 +346,11 @@ def main(argv=None):
                     r = time_pair(cell, T, H, B, n, args.repeats, args.threads,
                                   not args.no_torch, predict, not args.no_fit)
                     fl = model_flops(cell, T, H, n) / 1e9
+                    sk_gf = fl / r["sk_fit"] if np.isfinite(r["sk_fit"]) else np.nan
+                    th_gf = fl / r["th_fit"] if np.isfinite(r["th_fit"]) else np.nan
                     print(f"| {T} | {H} | {B} | {_f(r['sk_fit'])} | {_f(r['th_fit'])} | "
-                          f"{_r(r['sk_fit'], r['th_fit'])} | {_f(fl / r['sk_fit'], 1)} | "
-                          f"{_f(fl / r['th_fit'], 1)} | {_f(100 * fl / r['sk_fit'] / peak, 0)} | "
+                          f"{_r(r['sk_fit'], r['th_fit'])} | {_f(sk_gf, 1)} | "
+                          f"{_f(th_gf, 1)} | {_f(100 * sk_gf / peak, 0)} | "
                           f"{_f(r['sk_pred'])} | {_f(r['th_pred'])} | "
                           f"{_r(r['sk_pred'], r['th_pred'])} |")
                     sys.stdout.flush()
