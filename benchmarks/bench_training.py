@@ -17,7 +17,10 @@ Both use the same number of threads: ``torch.set_num_threads(n)`` and, for skrnn
 Also reported: achieved GFLOP/s (the GEMM work of the model, the same count for both
 frameworks: ``2*G*H*(F+H)`` per sample and step forward, three times that for
 forward + backward, G = 4/3/1 gates) against the float32 ``np.matmul`` peak
-measured in the same run; the peak memory of ``fit`` for both, each measured in a
+measured in the same run, and the machine's float32 FMA peak (``fma_peak.c``,
+compiled with the system's C compiler when there is one), from which the *predict
+floor* column follows: the least ratio to PyTorch's predict that any implementation
+doing the model's products in float32 could reach; the peak memory of ``fit`` for both, each measured in a
 fresh subprocess (peak resident set during the fit minus the resident set just
 before it: Linux's ``VmHWM`` after resetting it through ``/proc/self/clear_refs``,
 else ``ru_maxrss``; plus, for skrnn, the peak of NumPy's allocations seen by
@@ -154,6 +157,33 @@ def gemm_peak(threads, size=2048, repeats=3):
     return 2 * size**3 / best / 1e9
 
 
+def fma_peak(threads):
+    """GFLOP/s of float32 FMAs on registers (``fma_peak.c``), or None without a C compiler.
+
+    The machine's ceiling: no float32 implementation of the model's products runs
+    faster, whatever its engine, so ``FLOPs / fma_peak`` is the least time any
+    predict can take, and its ratio to PyTorch's time the best ratio possible.
+    """
+    import shutil
+    import tempfile
+
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fma_peak.c")
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc or not os.path.exists(src):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "fma_peak")
+        flags = ["-O2", "-march=native", "-ffp-contract=fast", "-pthread"]
+        build = subprocess.run([cc, *flags, src, "-o", exe], capture_output=True, text=True)
+        if build.returncode != 0:
+            return None
+        out = subprocess.run([exe, str(threads)], capture_output=True, text=True, timeout=600)
+    try:
+        return float(out.stdout.split()[0])
+    except (IndexError, ValueError):
+        return None
+
+
 def model_flops(cell, T, H, n, F=1, train=True):
     """GEMM FLOPs of one epoch (train: forward + backward = 3x forward)."""
     G = GATES[cell]
@@ -243,7 +273,7 @@ def _r(a, b):
     return "—" if not (np.isfinite(a) and np.isfinite(b)) or b == 0 else f"{a / b:.2f}"
 
 
-def header(args, peak):
+def header(args, peak, fma):
     import numpy
     import scipy
 
@@ -271,6 +301,11 @@ def header(args, peak):
                  f"BLAS/OpenMP environment: {blas or 'none set'}")
     lines.append(f"- float32 GEMM peak (np.matmul {args.peak_size}², {args.threads} threads): "
                  f"**{peak:.1f} GFLOP/s**")
+    if fma:
+        lines.append(f"- float32 FMA peak (benchmarks/fma_peak.c, {args.threads} threads): "
+                     f"**{fma:.1f} GFLOP/s**; *predict floor* = the model's predict FLOPs at "
+                     f"that peak over torch's predict time, the lowest ratio any "
+                     f"implementation could reach")
     lines.append(f"- N = {args.n_samples} samples per epoch, best of {args.repeats} "
                  f"interleaved runs, times in seconds")
     try:
@@ -279,6 +314,10 @@ def header(args, peak):
     except OSError:  # pragma: no cover
         pass
     return "\n".join(lines)
+
+
+def predict_wanted(args):
+    return not args.no_predict and not args.no_torch
 
 
 def main(argv=None):
@@ -330,7 +369,8 @@ def main(argv=None):
 
         torch.set_num_threads(args.threads)
     peak = gemm_peak(args.threads, args.peak_size)
-    print(header(args, peak))
+    fma = fma_peak(args.threads) if predict_wanted(args) else None
+    print(header(args, peak, fma))
     sys.stdout.flush()
     n = args.n_samples
     predict = not args.no_predict
@@ -338,8 +378,8 @@ def main(argv=None):
     for cell in args.cell:
         print(f"\n## {NAMES[cell]}: fit, seconds per epoch (N={n})\n")
         print("| T | H | B | skrnn fit | torch fit | ratio | skrnn GFLOP/s | torch GFLOP/s "
-              "| skrnn % of peak | skrnn predict | torch predict | ratio |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "| skrnn % of peak | skrnn predict | torch predict | ratio | predict floor |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for T in args.T:
             for H in args.H:
                 for B in args.B:
@@ -348,11 +388,13 @@ def main(argv=None):
                     fl = model_flops(cell, T, H, n) / 1e9
                     sk_gf = fl / r["sk_fit"] if np.isfinite(r["sk_fit"]) else np.nan
                     th_gf = fl / r["th_fit"] if np.isfinite(r["th_fit"]) else np.nan
+                    floor = (_r(model_flops(cell, T, H, n, train=False) / 1e9 / fma,
+                                r["th_pred"]) if fma else "—")
                     print(f"| {T} | {H} | {B} | {_f(r['sk_fit'])} | {_f(r['th_fit'])} | "
                           f"{_r(r['sk_fit'], r['th_fit'])} | {_f(sk_gf, 1)} | "
                           f"{_f(th_gf, 1)} | {_f(100 * sk_gf / peak, 0)} | "
                           f"{_f(r['sk_pred'])} | {_f(r['th_pred'])} | "
-                          f"{_r(r['sk_pred'], r['th_pred'])} |")
+                          f"{_r(r['sk_pred'], r['th_pred'])} | {floor} |")
                     sys.stdout.flush()
 
         if args.small_B and not args.no_fit:
