@@ -18,6 +18,7 @@ from skrnn.exceptions import DivergenceError, DivergenceWarning, NonNumericInput
 from skrnn.nn._losses import loss_and_grad, predict_from_raw
 from skrnn.nn._network import RecurrentNetwork
 from skrnn.nn._optimizers import clip_gradient, make_optimizer
+from skrnn.nn._workspace import Workspace
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -559,6 +560,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         total_w = float(n if swtr is None else swtr.sum())
         kw = dict(loss=self.loss, output_activation=self.output_activation,
                   alpha=self.alpha, huber_delta=self.huber_delta)
+        ws = Workspace()  # every batch of this fit reuses its activation buffers
         for _ in range(n_epochs):
             ectx = ctx.subcontext(task_name="epoch")
             ectx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
@@ -578,7 +580,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                     Xb, yb = Xtr[:, idx], ytr[idx]
                     swb = None if swtr is None else swtr[idx]
                 masks = self._draw_masks(rng, yb.shape[0])
-                batch_loss = net.loss_and_gradient(Xb, yb, swb, masks=masks, **kw)
+                batch_loss = net.loss_and_gradient(Xb, yb, swb, masks=masks, ws=ws, **kw)
                 norm = clip_gradient(net.grad, self.clipnorm, self.clipvalue)
                 if not (np.isfinite(batch_loss) and np.isfinite(norm)):
                     if self._diverged():
@@ -594,7 +596,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             self.grad_norm_curve_.append(acc_norm / n_batches)
             if self._exploded() and self._diverged():
                 return True
-            stop = self._end_epoch(val, kw)
+            stop = self._end_epoch(val, kw, ws)
             if self.verbose:
                 msg = f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}"
                 if val is not None:
@@ -609,11 +611,11 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                 return True
         return False
 
-    def _end_epoch(self, val, kw):
+    def _end_epoch(self, val, kw, ws=None):
         """Track the monitored loss; return True when training should stop."""
         if val is not None:
             Xv, yv, swv = val
-            Z, _ = self._net.forward(Xv, store=False)
+            Z, _ = self._net.forward(Xv, store=False, ws=ws)
             vloss, _ = loss_and_grad(Z, yv, swv, kw["loss"], kw["output_activation"],
                                      kw["huber_delta"])
             pred = predict_from_raw(Z, self.loss, self.output_activation)

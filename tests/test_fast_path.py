@@ -243,3 +243,49 @@ def test_threads_follow_the_blas_limit_and_joblib_workers():
 
     counts = Parallel(n_jobs=2, backend="loky")(delayed(_kernel_threads)() for _ in range(2))
     assert max(counts) <= max(1, (os.cpu_count() or 1) // 2)
+
+
+@pytest.mark.parametrize("cell,kwargs", CELLS, ids=str)
+def test_workspace_reuse_gives_the_same_bits(cell, kwargs):
+    # one workspace across batches of changing size (a fit's last batch is shorter,
+    # a validation pass has no store): every result equals a call with fresh buffers
+    from skrnn.nn._workspace import Workspace
+
+    net, X, y, sw, masks = _setup(cell, kwargs, (7, 5), "last", dtype=np.float32, batch=40)
+    ws = Workspace()
+    kw = dict(loss="huber", output_activation="identity", alpha=0.1, huber_delta=0.7)
+    for stop in (40, 13, 40, 1, 29):
+        fresh = net.loss_and_gradient(X[:, :stop], y[:stop], sw[:stop], **kw)
+        g_fresh = net.grad.copy()
+        z_fresh = net.forward(X[:, :stop], store=False)[0]
+        reused = net.loss_and_gradient(X[:, :stop], y[:stop], sw[:stop], ws=ws, **kw)
+        assert reused == fresh
+        np.testing.assert_array_equal(net.grad, g_fresh)
+        np.testing.assert_array_equal(net.forward(X[:, :stop], store=False, ws=ws)[0],
+                                      z_fresh)
+    assert ws.nbytes > 0
+
+
+def test_concurrent_engine_calls_from_python_threads():
+    # the compiled loops release the GIL and keep one block of work memory for the
+    # next call: calls running at the same time must each get their own
+    from concurrent.futures import ThreadPoolExecutor
+
+    nets = [_setup("lstm", {}, (16,), "last", dtype=np.float32, batch=300, seed=s)
+            for s in range(4)]
+    kw = dict(loss="squared_error", output_activation="identity", alpha=0.0)
+
+    def work(k):
+        net, X, y, sw, _ = nets[k % 4]
+        out = []
+        for _ in range(5):
+            out.append(net.loss_and_gradient(X, y, sw, **kw))
+            out.append(net.predict(X, loss="squared_error", output_activation="identity"))
+        return out
+
+    serial = [work(k) for k in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(work, range(8)))
+    for k, got in enumerate(parallel):
+        for a, b in zip(serial[k % 4], got):
+            np.testing.assert_array_equal(a, b)

@@ -50,6 +50,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from skrnn.nn._threads import blas_limit
+from skrnn.nn._workspace import empty
 
 try:  # the compiled time loops are optional
     from skrnn.nn import _fastrnn
@@ -113,12 +114,12 @@ def _c(a, dtype):
     return None if a is None else np.ascontiguousarray(a, dtype=dtype)
 
 
-def _states0(n, B, H, dtype):
+def _states0(n, B, H, dtype, ws=None, key=None):
     """State buffer of ``n`` steps whose first step (the initial state) is zero.
 
     The compiled loops write every later step, so the rest need not be zeroed.
     """
-    out = np.empty((n, B, H), dtype=dtype)
+    out = empty(ws, key, (n, B, H), dtype)
     out[0] = 0
     return out
 
@@ -264,13 +265,13 @@ class SimpleRNNLayer(_Layer):
         super().__init__(n_inputs, units)
         self.activation = activation
 
-    def forward(self, X, p, mask=None, store=True, seq=True):
+    def forward(self, X, p, mask=None, store=True, seq=True, ws=None):
         T, B, F = X.shape
         H = self.units
         W_hh = p["W_hh"]
         if _fast(X, p):
             ring = not (store or seq)
-            Hs = _states0(2 if ring else T + 1, B, H, X.dtype)
+            Hs = _states0(2 if ring else T + 1, B, H, X.dtype, ws, (self, "H"))
             _fastrnn.forward(0, T, B, F, H, _c(X, X.dtype), p["W_ih"], p["b"], W_hh, None,
                              Hs, None, None, None, None, _c(mask, X.dtype),
                              self.activation == "relu", store, ring, *_split(T, B, F, H, H))
@@ -292,14 +293,14 @@ class SimpleRNNLayer(_Layer):
         cache = {"X": X, "H": Hs, "p": p, "mask": mask} if store else None
         return Hs[1:], cache
 
-    def backward(self, dH_out, cache, g, dh_last=None, need_dX=True):
+    def backward(self, dH_out, cache, g, dh_last=None, need_dX=True, ws=None):
         Hs, p, mask = cache["H"], cache["p"], cache["mask"]
         T, B, H = Hs.shape[0] - 1, Hs.shape[1], Hs.shape[2]
         W_hhT = np.ascontiguousarray(p["W_hh"].T)
         if _fast(Hs, p):
             X, dt = cache["X"], Hs.dtype
             F = X.shape[2]
-            dX = np.empty((T, B, F), dtype=dt) if need_dX else None
+            dX = empty(ws, (self, "dX"), (T, B, F), dt) if need_dX else None
             _fastrnn.backward(0, T, B, F, H, _c(X, dt), _wT(p, dX), W_hhT, None, Hs, None,
                               None, None, None, _c(mask, dt), _c(dH_out, dt),
                               _c(dh_last, dt), dX, g["W_ih"], g["W_hh"], g["b"], None,
@@ -344,7 +345,7 @@ class LSTMLayer(_Layer):
             shapes["w_peep"] = (3, self.units)
         return shapes
 
-    def forward(self, X, p, mask=None, store=True, seq=True):
+    def forward(self, X, p, mask=None, store=True, seq=True, ws=None):
         T, B, F = X.shape
         H = self.units
         W_ih, W_hh, b = self._scaled(p)
@@ -354,10 +355,10 @@ class LSTMLayer(_Layer):
         if _fast(X, p):
             # without store, the loops keep only one step of gates and two of c
             ring = not (store or seq)
-            Hs = _states0(2 if ring else T + 1, B, H, dt)
-            Cs = _states0(T + 1 if store else 2, B, H, dt)
-            TC = np.empty((T if store else 1, B, H), dtype=dt)
-            G = np.empty((T, B, 4 * H), dtype=dt) if store else None
+            Hs = _states0(2 if ring else T + 1, B, H, dt, ws, (self, "H"))
+            Cs = _states0(T + 1 if store else 2, B, H, dt, ws, (self, "C"))
+            TC = empty(ws, (self, "TC"), (T if store else 1, B, H), dt)
+            G = empty(ws, (self, "G"), (T, B, 4 * H), dt) if store else None
             _fastrnn.forward(1, T, B, F, H, _c(X, dt), W_ih, b, W_hh, half_peep, Hs, Cs,
                              TC, G, None, _c(mask, dt), False, store, ring,
                              *_split(T, B, F, H, 4 * H))
@@ -408,7 +409,7 @@ class LSTMLayer(_Layer):
         )
         return Hs[1:], cache
 
-    def backward(self, dH_out, cache, g, dh_last=None, need_dX=True):
+    def backward(self, dH_out, cache, g, dh_last=None, need_dX=True, ws=None):
         Hs, Cs, TC, G, p, mask = (cache[k] for k in ("H", "C", "TC", "G", "p", "mask"))
         T, B, H = TC.shape
         dt = TC.dtype
@@ -417,7 +418,7 @@ class LSTMLayer(_Layer):
         if _fast(TC, p):
             X = cache["X"]
             F = X.shape[2]
-            dX = np.empty((T, B, F), dtype=dt) if need_dX else None
+            dX = empty(ws, (self, "dX"), (T, B, F), dt) if need_dX else None
             _fastrnn.backward(1, T, B, F, H, _c(X, dt), _wT(p, dX), W_hhT, _c(peep, dt), Hs,
                               Cs, TC, G, None, _c(mask, dt), _c(dH_out, dt),
                               _c(dh_last, dt), dX, g["W_ih"], g["W_hh"], g["b"],
@@ -501,16 +502,16 @@ class GRULayer(_Layer):
             shapes["b_hn"] = (self.units,)
         return shapes
 
-    def forward(self, X, p, mask=None, store=True, seq=True):
+    def forward(self, X, p, mask=None, store=True, seq=True, ws=None):
         T, B, F = X.shape
         H = self.units
         dt = X.dtype
         W_ih, W_hh, b = self._scaled(p)
         if _fast(X, p):
             ring = not (store or seq)
-            Hs = _states0(2 if ring else T + 1, B, H, dt)
-            S = np.empty((T if store else 1, B, H), dtype=dt)
-            G = np.empty((T, B, 3 * H), dtype=dt) if store else None
+            Hs = _states0(2 if ring else T + 1, B, H, dt, ws, (self, "H"))
+            S = empty(ws, (self, "S"), (T if store else 1, B, H), dt)
+            G = empty(ws, (self, "G"), (T, B, 3 * H), dt) if store else None
             b_hn = _c(p.get("b_hn"), dt) if self.reset_after else None
             _fastrnn.forward(2, T, B, F, H, _c(X, dt), W_ih, b, W_hh, b_hn, Hs, None, None,
                              G, S, _c(mask, dt), self.reset_after, store, ring,
@@ -553,7 +554,7 @@ class GRULayer(_Layer):
         cache = {"X": X, "H": Hs, "S": S, "G": A, "p": p, "mask": mask} if store else None
         return Hs[1:], cache
 
-    def backward(self, dH_out, cache, g, dh_last=None, need_dX=True):
+    def backward(self, dH_out, cache, g, dh_last=None, need_dX=True, ws=None):
         Hs, S, G, p, mask = (cache[k] for k in ("H", "S", "G", "p", "mask"))
         T, B, H = S.shape
         dt = S.dtype
@@ -562,7 +563,7 @@ class GRULayer(_Layer):
         if _fast(S, p):
             X = cache["X"]
             F = X.shape[2]
-            dX = np.empty((T, B, F), dtype=dt) if need_dX else None
+            dX = empty(ws, (self, "dX"), (T, B, F), dt) if need_dX else None
             _fastrnn.backward(2, T, B, F, H, _c(X, dt), _wT(p, dX), W_hhT, None, Hs, None,
                               None, G, S, _c(mask, dt), _c(dH_out, dt), _c(dh_last, dt), dX,
                               g["W_ih"], g["W_hh"], g["b"],

@@ -181,6 +181,53 @@ static int get(Buffers *bs, PyObject *obj, Py_ssize_t count, int writable, int o
 
 typedef void (*loop_fn)(const Args *a, long b0, long b1, char *scratch, const Grads *g);
 
+/* The work memory of a call (scratch and partial gradient sums: about a megabyte for a
+ * batch of 256 with 64 units) is kept for the next call instead of being freed. A
+ * block that size would otherwise be mmap'ed and unmapped at every call, and its
+ * pages faulted in and zeroed again, for every batch of a fit. One block is kept, the
+ * largest recently used; concurrent calls that find it taken allocate their own. */
+#if FASTRNN_THREADS
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+#define WORK_LOCK() pthread_mutex_lock(&work_lock)
+#define WORK_UNLOCK() pthread_mutex_unlock(&work_lock)
+#else
+#define WORK_LOCK() ((void)0)
+#define WORK_UNLOCK() ((void)0)
+#endif
+static void *work_block = NULL;
+static size_t work_size = 0;
+
+static void *work_take(size_t n, size_t *got)
+{
+    void *p = NULL;
+    WORK_LOCK();
+    if (work_block && work_size >= n) {
+        p = work_block;
+        *got = work_size;
+        work_block = NULL;
+        work_size = 0;
+    }
+    WORK_UNLOCK();
+    if (!p) {
+        p = malloc(n);
+        *got = n;
+    }
+    return p;
+}
+
+static void work_give(void *p, size_t n)
+{
+    WORK_LOCK();
+    if (!work_block || work_size < n) {
+        void *old = work_block;
+        work_block = p;
+        work_size = n;
+        p = old;
+    }
+    WORK_UNLOCK();
+    free(p);
+}
+
 typedef struct {
     loop_fn fn;
     const Args *a;
@@ -245,7 +292,8 @@ static int run_loop(loop_fn fn, Args *a, size_t scratch_per_row, size_t span_per
         for (int i = 0; i < 4; i++) gblock += ALIGN_UP(gsizes[i] * isz);
     size_t total = 64 + per_thread * n_threads + gblock * (size_t)(nblk - 1)
         + sizeof(Grads) * (size_t)nblk;
-    char *mem = malloc(total);
+    size_t mem_size;
+    char *mem = work_take(total, &mem_size);
     if (!mem) {
         free(zeros);
         return -1;
@@ -312,7 +360,7 @@ static int run_loop(loop_fn fn, Args *a, size_t scratch_per_row, size_t span_per
             }
         }
     }
-    free(mem);
+    work_give(mem, mem_size);
     free(zeros);
     a->zeros = NULL;
     return 0;

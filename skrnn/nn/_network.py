@@ -11,6 +11,7 @@ import numpy as np
 from skrnn.nn._cells import GRULayer, LSTMLayer, SimpleRNNLayer, get_engine
 from skrnn.nn._losses import loss_and_grad, predict_from_raw
 from skrnn.nn._threads import engine_call
+from skrnn.nn._workspace import Workspace
 
 CELLS = {"rnn": SimpleRNNLayer, "lstm": LSTMLayer, "gru": GRULayer}
 
@@ -147,16 +148,18 @@ class RecurrentNetwork:
             return engine_call(single_blas=B * widest < 256 * 4 * 128 * 128)
         return engine_call()
 
-    def forward(self, X, masks=None, store=True):
+    def forward(self, X, masks=None, store=True, ws=None):
         """Raw head output for time-major ``X`` of shape ``(T, B, F)``.
 
         Returns ``Z`` — ``(B, n_outputs)`` for the last-step head, ``(B, T,
-        n_outputs)`` for the sequence head — and the caches for ``backward``.
+        n_outputs)`` for the sequence head — and the caches for ``backward``. With a
+        ``Workspace`` (``_workspace.py``), the caches live in its buffers and are
+        valid until the next call with the same workspace.
         """
         with self._call(X.shape[1]):
-            return self._forward(X, masks, store)
+            return self._forward(X, masks, store, ws)
 
-    def _forward(self, X, masks=None, store=True):
+    def _forward(self, X, masks=None, store=True, ws=None):
         caches = []
         h = X
         last = len(self.layers) - 1
@@ -167,7 +170,7 @@ class RecurrentNetwork:
             # without store, the top layer under a last-step head may keep only its
             # last state (the compiled loops then hold two steps instead of all)
             seq = store or k < last or self.head != "last"
-            h, cache = layer.forward(h, p, mask=rec_mask, store=store, seq=seq)
+            h, cache = layer.forward(h, p, mask=rec_mask, store=store, seq=seq, ws=ws)
             caches.append(cache)
         W, b = self.head_params["W"], self.head_params["b"]
         if self.head == "last":
@@ -180,7 +183,7 @@ class RecurrentNetwork:
         Z += b
         return Z, (caches, top)
 
-    def backward(self, dZ, state, masks=None):
+    def backward(self, dZ, state, masks=None, ws=None):
         """Fill ``self.grad`` with the gradient of the loss whose ``dLoss/dZ`` is given."""
         caches, top = state
         W = self.head_params["W"]
@@ -199,7 +202,7 @@ class RecurrentNetwork:
             dH = (dZt @ W.T).reshape(T, B, H)
         for k in range(len(self.layers) - 1, -1, -1):
             dX = self.layers[k].backward(dH, caches[k], self.grads[k], dh_last=dh_last,
-                                         need_dX=k > 0)
+                                         need_dX=k > 0, ws=ws)
             dh_last = None
             in_mask = masks[k][0] if masks is not None else None
             if in_mask is not None and dX is not None:
@@ -207,16 +210,17 @@ class RecurrentNetwork:
             dH = dX
 
     def loss_and_gradient(self, X, y, sw, *, loss, output_activation, alpha=0.0,
-                          huber_delta=1.0, masks=None):
+                          huber_delta=1.0, masks=None, ws=None):
         """Penalised loss of one batch; leaves its gradient in ``self.grad``.
 
         The L2 penalty ``alpha / 2 * ||W||^2`` is divided by the batch's total
-        weight, as MLPRegressor divides it by the batch size.
+        weight, as MLPRegressor divides it by the batch size. ``ws``: a
+        ``Workspace`` whose buffers the batch's activations reuse (one per fit).
         """
         with self._call(X.shape[1]):
-            Z, state = self._forward(X, masks=masks, store=True)
+            Z, state = self._forward(X, masks=masks, store=True, ws=ws)
             value, dZ = loss_and_grad(Z, y, sw, loss, output_activation, huber_delta)
-            self.backward(dZ.astype(self.dtype, copy=False), state, masks=masks)
+            self.backward(dZ.astype(self.dtype, copy=False), state, masks=masks, ws=ws)
         if alpha:
             n = len(Z) if sw is None else sw.sum()
             if n > 0:
@@ -240,11 +244,12 @@ class RecurrentNetwork:
             lower = max(self.units[:-1], default=0)
             chunk = max(chunk, min(budget // max(1, T * lower) if lower else budget,
                                    budget // self.units[-1]))
+        ws = Workspace()  # the chunks reuse one set of state buffers
         with self._call(min(B, chunk)):
             Z = np.concatenate(
-                [self._forward(X[:, s : s + chunk], store=False)[0]
+                [self._forward(X[:, s : s + chunk], store=False, ws=ws)[0]
                  for s in range(0, B, chunk)]
-            ) if B > chunk else self._forward(X, store=False)[0]
+            ) if B > chunk else self._forward(X, store=False, ws=ws)[0]
         return predict_from_raw(Z, loss, output_activation)
 
     def states(self, X):
