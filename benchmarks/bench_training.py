@@ -18,13 +18,14 @@ Also reported: achieved GFLOP/s (the GEMM work of the model, the same count for 
 frameworks: ``2*G*H*(F+H)`` per sample and step forward, three times that for
 forward + backward, G = 4/3/1 gates) against the float32 ``np.matmul`` peak
 measured in the same run, and the machine's float32 FMA peak (``fma_peak.c``,
-compiled with the system's C compiler when there is one), from which the *predict
-floor* column follows: the least ratio to PyTorch's predict that any implementation
-doing the model's products in float32 could reach; the peak memory of ``fit`` for both, each measured in a
-fresh subprocess (peak resident set during the fit minus the resident set just
-before it: Linux's ``VmHWM`` after resetting it through ``/proc/self/clear_refs``,
-else ``ru_maxrss``; plus, for skrnn, the peak of NumPy's allocations seen by
-``tracemalloc``); and small batches (B = 1, 4, 8) on fewer samples, scaled to N.
+compiled with the system's C compiler when there is one), from which the *fit floor*
+and *predict floor* columns follow: the least ratio to PyTorch's time that any
+implementation doing the model's products in float32 could reach; the peak memory of
+``fit`` for both, each measured in a fresh subprocess (peak resident set during the
+fit minus the resident set just before it: Linux's ``VmHWM`` after resetting it
+through ``/proc/self/clear_refs``, else ``ru_maxrss``; plus, for skrnn, the peak of
+NumPy's allocations seen by ``tracemalloc``); and small batches (B = 1, 4, 8) on
+fewer samples, scaled to N.
 
 Examples::
 
@@ -303,8 +304,8 @@ def header(args, peak, fma):
                  f"**{peak:.1f} GFLOP/s**")
     if fma:
         lines.append(f"- float32 FMA peak (benchmarks/fma_peak.c, {args.threads} threads): "
-                     f"**{fma:.1f} GFLOP/s**; *predict floor* = the model's predict FLOPs at "
-                     f"that peak over torch's predict time, the lowest ratio any "
+                     f"**{fma:.1f} GFLOP/s**; *fit floor* and *predict floor* = the model's "
+                     f"FLOPs at that peak over torch's time: the lowest ratio any "
                      f"implementation could reach")
     lines.append(f"- N = {args.n_samples} samples per epoch, best of {args.repeats} "
                  f"interleaved runs, times in seconds")
@@ -314,10 +315,6 @@ def header(args, peak, fma):
     except OSError:  # pragma: no cover
         pass
     return "\n".join(lines)
-
-
-def predict_wanted(args):
-    return not args.no_predict and not args.no_torch
 
 
 def main(argv=None):
@@ -369,7 +366,7 @@ def main(argv=None):
 
         torch.set_num_threads(args.threads)
     peak = gemm_peak(args.threads, args.peak_size)
-    fma = fma_peak(args.threads) if predict_wanted(args) else None
+    fma = fma_peak(args.threads) if not args.no_torch else None
     print(header(args, peak, fma))
     sys.stdout.flush()
     n = args.n_samples
@@ -377,9 +374,10 @@ def main(argv=None):
 
     for cell in args.cell:
         print(f"\n## {NAMES[cell]}: fit, seconds per epoch (N={n})\n")
-        print("| T | H | B | skrnn fit | torch fit | ratio | skrnn GFLOP/s | torch GFLOP/s "
-              "| skrnn % of peak | skrnn predict | torch predict | ratio | predict floor |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| T | H | B | skrnn fit | torch fit | ratio | fit floor | skrnn GFLOP/s "
+              "| torch GFLOP/s | skrnn % of peak | skrnn predict | torch predict | ratio "
+              "| predict floor |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for T in args.T:
             for H in args.H:
                 for B in args.B:
@@ -390,8 +388,9 @@ def main(argv=None):
                     th_gf = fl / r["th_fit"] if np.isfinite(r["th_fit"]) else np.nan
                     floor = (_r(model_flops(cell, T, H, n, train=False) / 1e9 / fma,
                                 r["th_pred"]) if fma else "—")
+                    fit_floor = _r(fl / fma, r["th_fit"]) if fma else "—"
                     print(f"| {T} | {H} | {B} | {_f(r['sk_fit'])} | {_f(r['th_fit'])} | "
-                          f"{_r(r['sk_fit'], r['th_fit'])} | {_f(sk_gf, 1)} | "
+                          f"{_r(r['sk_fit'], r['th_fit'])} | {fit_floor} | {_f(sk_gf, 1)} | "
                           f"{_f(th_gf, 1)} | {_f(100 * sk_gf / peak, 0)} | "
                           f"{_f(r['sk_pred'])} | {_f(r['th_pred'])} | "
                           f"{_r(r['sk_pred'], r['th_pred'])} | {floor} |")
