@@ -406,10 +406,12 @@ static inline ALWAYS_INLINE void FN(lstm_fwd_row)(
             REAL f = SIG_(af[j] + (bf[j] + xv * wf[j]));
             REAL o = SIG_(ao[j] + (bo[j] + xv * wo[j]));
             REAL g = FN(tanh_)(ag[j] + (bg[j] + xv * wg[j]));
-            REAL c = f * cp[j] + i * g;
-            REAL th = FN(tanh_)(c);
             ai[j] = i; af[j] = f; ao[j] = o; ag[j] = g;
-            cn[j] = c; tc[j] = th; hn[j] = o * th;
+            cn[j] = f * cp[j] + i * g;
+        }
+        for (long j = 0; j < H; j++) {
+            REAL th = FN(tanh_)(cn[j]);
+            tc[j] = th; hn[j] = ao[j] * th;
         }
     }
 }
