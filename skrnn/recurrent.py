@@ -880,8 +880,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
 
 
 
-class SimpleRNNRegressor(BaseRecurrentRegressor):
-    """Elman recurrent network regressor: ``h_t = act(x_t W_ih + h_{t-1} W_hh + b)``.
+_DOC = """\
+{summary}
 
     A scikit-learn regressor over sequences: the last step's hidden state of the
     top layer feeds a dense head. Trained with exact backpropagation through time.
@@ -894,24 +894,23 @@ class SimpleRNNRegressor(BaseRecurrentRegressor):
         Features per time step of a 2D ``X`` (columns ``[x(t-T+1)..., ..., x(t)...]``,
         oldest step first). None means one feature per step; a 3D ``X`` carries its
         own layout.
-    activation : {"tanh", "relu"}, default="tanh"
-        Activation of the recurrent layer.
+{cell_params}
     dropout : float, default=0.0
         Fraction of each layer's inputs dropped in training, one mask per sequence.
     recurrent_dropout : float, default=0.0
         Fraction of the recurrent state dropped before the recurrent product, one
         mask per sequence.
-    loss : {"squared_error", "absolute_error", "huber", "poisson"}, default="squared_error"
+    loss : {{"squared_error", "absolute_error", "huber", "poisson"}}, default="squared_error"
         ``"poisson"`` uses a log link (predictions ``exp(z)``) and needs ``y >= 0``.
     huber_delta : float, default=1.0
         Threshold of the Huber loss.
-    output_activation : {"identity", "relu", "softplus"}, default="identity"
-    solver : {"adam", "sgd", "rmsprop"}, default="adam"
+    output_activation : {{"identity", "relu", "softplus"}}, default="identity"
+    solver : {{"adam", "sgd", "rmsprop"}}, default="adam"
     alpha : float, default=1e-4
         L2 penalty on the weight matrices (not the biases), divided by the batch size.
     batch_size : int or "auto", default="auto"
         ``"auto"`` is ``min(200, n_samples)``.
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+    learning_rate : {{"constant", "invscaling", "adaptive"}}, default="constant"
         Schedule as in MLPRegressor, applied to every solver.
     learning_rate_init : float, default=0.001
     power_t : float, default=0.5
@@ -941,7 +940,7 @@ class SimpleRNNRegressor(BaseRecurrentRegressor):
         Clip the gradient to this global norm.
     clipvalue : float or None, default=None
         Clip each gradient entry to ``[-clipvalue, clipvalue]``.
-    dtype : {"float64", "float32"}, default="float64"
+    dtype : {{"float64", "float32"}}, default="float64"
         Precision of the computation; ``"float32"`` is about twice as fast.
 
     Attributes
@@ -971,16 +970,35 @@ class SimpleRNNRegressor(BaseRecurrentRegressor):
     n_timesteps_, n_step_features_ : int
         The sequence layout learned in ``fit``.
     n_outputs_ : int
+
     Examples
     --------
     >>> import numpy as np
-    >>> from skrnn import SimpleRNNRegressor
+    >>> from skrnn import {name}
     >>> X = np.sin(np.arange(120, dtype=float) / 5).reshape(20, 6)  # 20 windows, 6 steps
     >>> y = X[:, -1] * 0.9
-    >>> model = SimpleRNNRegressor(units=8, max_iter=5, random_state=0).fit(X, y)
+    >>> model = {name}(units=8, max_iter=5, random_state=0).fit(X, y)
     >>> model.predict(X[:2]).shape
     (2,)
-    """
+"""
+
+
+def _regressor_doc(name, summary, cell_params):
+    """The numpydoc docstring of one regressor class: its own summary and
+    parameters, the options and attributes all three share."""
+    return _DOC.format(name=name, summary=summary, cell_params=cell_params.rstrip("\n"))
+
+
+class SimpleRNNRegressor(BaseRecurrentRegressor):
+    __doc__ = _regressor_doc(
+        "SimpleRNNRegressor",
+        "Elman recurrent network regressor: ``h_t = act(x_t W_ih + h_{t-1} W_hh + b)``.",
+        """\
+    activation : {"tanh", "relu"}, default="tanh"
+        Activation of the recurrent layer.
+""",
+    )
+
     _cell = "rnn"
     _parameter_constraints = {
         **BaseRecurrentRegressor._parameter_constraints,
@@ -1063,107 +1081,16 @@ class SimpleRNNRegressor(BaseRecurrentRegressor):
 
 
 class LSTMRegressor(BaseRecurrentRegressor):
-    """Long short-term memory regressor (PyTorch gate order ``i, f, g, o``).
-
-    A scikit-learn regressor over sequences: the last step's hidden state of the
-    top layer feeds a dense head. Trained with exact backpropagation through time.
-
-    Parameters
-    ----------
-    units : int or tuple of int, default=32
-        Hidden units; a tuple stacks one layer per entry.
-    n_step_features : int or None, default=None
-        Features per time step of a 2D ``X`` (columns ``[x(t-T+1)..., ..., x(t)...]``,
-        oldest step first). None means one feature per step; a 3D ``X`` carries its
-        own layout.
+    __doc__ = _regressor_doc(
+        "LSTMRegressor",
+        "Long short-term memory regressor (PyTorch gate order ``i, f, g, o``).",
+        """\
     peephole : bool, default=False
         Add peephole connections from the cell state to the gates (Gers &
         Schmidhuber); such a model has no PyTorch counterpart.
-    dropout : float, default=0.0
-        Fraction of each layer's inputs dropped in training, one mask per sequence.
-    recurrent_dropout : float, default=0.0
-        Fraction of the recurrent state dropped before the recurrent product, one
-        mask per sequence.
-    loss : {"squared_error", "absolute_error", "huber", "poisson"}, default="squared_error"
-        ``"poisson"`` uses a log link (predictions ``exp(z)``) and needs ``y >= 0``.
-    huber_delta : float, default=1.0
-        Threshold of the Huber loss.
-    output_activation : {"identity", "relu", "softplus"}, default="identity"
-    solver : {"adam", "sgd", "rmsprop"}, default="adam"
-    alpha : float, default=1e-4
-        L2 penalty on the weight matrices (not the biases), divided by the batch size.
-    batch_size : int or "auto", default="auto"
-        ``"auto"`` is ``min(200, n_samples)``.
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Schedule as in MLPRegressor, applied to every solver.
-    learning_rate_init : float, default=0.001
-    power_t : float, default=0.5
-    max_iter : int, default=200
-        Number of epochs.
-    shuffle : bool, default=True
-        Shuffle the samples (whole sequences) each epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling and dropout; the same value gives
-        bit-identical fits.
-    tol : float, default=1e-4
-    verbose : bool, default=False
-        Print the loss of each epoch.
-    warm_start : bool, default=False
-    momentum : float, default=0.9
-    nesterovs_momentum : bool, default=True
-    rho : float, default=0.9
-        RMSprop decay.
-    early_stopping : bool, default=False
-        Hold out the **last** ``validation_fraction`` of the samples (time order),
-        stop when the validation loss stops improving and restore the best weights.
-    validation_fraction : float, default=0.1
-    beta_1, beta_2, epsilon : float
-        Adam parameters (``epsilon`` is also RMSprop's).
-    n_iter_no_change : int, default=10
-    clipnorm : float or None, default=None
-        Clip the gradient to this global norm.
-    clipvalue : float or None, default=None
-        Clip each gradient entry to ``[-clipvalue, clipvalue]``.
-    dtype : {"float64", "float32"}, default="float64"
-        Precision of the computation; ``"float32"`` is about twice as fast.
+""",
+    )
 
-    Attributes
-    ----------
-    loss_ : float
-        Training loss of the last epoch (penalty included).
-    loss_curve_ : list of float
-        Training loss per epoch.
-    best_loss_ : float or None
-        Best training loss (None with early stopping).
-    validation_loss_curve_, validation_scores_ : list of float or None
-        Validation loss and R² per epoch (early stopping only).
-    best_validation_score_ : float or None
-        R² at the best validation epoch.
-    best_iteration_ : int or None
-        Epoch (1-based) with the best monitored loss.
-    grad_norm_curve_ : list of float
-        Mean global gradient norm per epoch, measured before clipping.
-    n_iter_ : int
-        Epochs run.
-    t_ : int
-        Training samples seen.
-    n_features_in_ : int
-        Columns of the flattened input (``timesteps * n_step_features``).
-    feature_names_in_ : ndarray of str
-        Column names, when ``X`` is a DataFrame.
-    n_timesteps_, n_step_features_ : int
-        The sequence layout learned in ``fit``.
-    n_outputs_ : int
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skrnn import LSTMRegressor
-    >>> X = np.sin(np.arange(120, dtype=float) / 5).reshape(20, 6)  # 20 windows, 6 steps
-    >>> y = X[:, -1] * 0.9
-    >>> model = LSTMRegressor(units=8, max_iter=5, random_state=0).fit(X, y)
-    >>> model.predict(X[:2]).shape
-    (2,)
-    """
     _cell = "lstm"
     _parameter_constraints = {
         **BaseRecurrentRegressor._parameter_constraints,
@@ -1246,107 +1173,16 @@ class LSTMRegressor(BaseRecurrentRegressor):
 
 
 class GRURegressor(BaseRecurrentRegressor):
-    """Gated recurrent unit regressor, ``h = (1 - z) * n + z * h_prev``.
-
-    A scikit-learn regressor over sequences: the last step's hidden state of the
-    top layer feeds a dense head. Trained with exact backpropagation through time.
-
-    Parameters
-    ----------
-    units : int or tuple of int, default=32
-        Hidden units; a tuple stacks one layer per entry.
-    n_step_features : int or None, default=None
-        Features per time step of a 2D ``X`` (columns ``[x(t-T+1)..., ..., x(t)...]``,
-        oldest step first). None means one feature per step; a 3D ``X`` carries its
-        own layout.
+    __doc__ = _regressor_doc(
+        "GRURegressor",
+        "Gated recurrent unit regressor, ``h = (1 - z) * n + z * h_prev``.",
+        """\
     reset_after : bool, default=True
         True: the cuDNN/PyTorch form, reset applied after the recurrent product
         (``r * (h W_hn + b_hn)``). False: the original Cho form, ``(r * h) W_hn``.
-    dropout : float, default=0.0
-        Fraction of each layer's inputs dropped in training, one mask per sequence.
-    recurrent_dropout : float, default=0.0
-        Fraction of the recurrent state dropped before the recurrent product, one
-        mask per sequence.
-    loss : {"squared_error", "absolute_error", "huber", "poisson"}, default="squared_error"
-        ``"poisson"`` uses a log link (predictions ``exp(z)``) and needs ``y >= 0``.
-    huber_delta : float, default=1.0
-        Threshold of the Huber loss.
-    output_activation : {"identity", "relu", "softplus"}, default="identity"
-    solver : {"adam", "sgd", "rmsprop"}, default="adam"
-    alpha : float, default=1e-4
-        L2 penalty on the weight matrices (not the biases), divided by the batch size.
-    batch_size : int or "auto", default="auto"
-        ``"auto"`` is ``min(200, n_samples)``.
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Schedule as in MLPRegressor, applied to every solver.
-    learning_rate_init : float, default=0.001
-    power_t : float, default=0.5
-    max_iter : int, default=200
-        Number of epochs.
-    shuffle : bool, default=True
-        Shuffle the samples (whole sequences) each epoch.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling and dropout; the same value gives
-        bit-identical fits.
-    tol : float, default=1e-4
-    verbose : bool, default=False
-        Print the loss of each epoch.
-    warm_start : bool, default=False
-    momentum : float, default=0.9
-    nesterovs_momentum : bool, default=True
-    rho : float, default=0.9
-        RMSprop decay.
-    early_stopping : bool, default=False
-        Hold out the **last** ``validation_fraction`` of the samples (time order),
-        stop when the validation loss stops improving and restore the best weights.
-    validation_fraction : float, default=0.1
-    beta_1, beta_2, epsilon : float
-        Adam parameters (``epsilon`` is also RMSprop's).
-    n_iter_no_change : int, default=10
-    clipnorm : float or None, default=None
-        Clip the gradient to this global norm.
-    clipvalue : float or None, default=None
-        Clip each gradient entry to ``[-clipvalue, clipvalue]``.
-    dtype : {"float64", "float32"}, default="float64"
-        Precision of the computation; ``"float32"`` is about twice as fast.
+""",
+    )
 
-    Attributes
-    ----------
-    loss_ : float
-        Training loss of the last epoch (penalty included).
-    loss_curve_ : list of float
-        Training loss per epoch.
-    best_loss_ : float or None
-        Best training loss (None with early stopping).
-    validation_loss_curve_, validation_scores_ : list of float or None
-        Validation loss and R² per epoch (early stopping only).
-    best_validation_score_ : float or None
-        R² at the best validation epoch.
-    best_iteration_ : int or None
-        Epoch (1-based) with the best monitored loss.
-    grad_norm_curve_ : list of float
-        Mean global gradient norm per epoch, measured before clipping.
-    n_iter_ : int
-        Epochs run.
-    t_ : int
-        Training samples seen.
-    n_features_in_ : int
-        Columns of the flattened input (``timesteps * n_step_features``).
-    feature_names_in_ : ndarray of str
-        Column names, when ``X`` is a DataFrame.
-    n_timesteps_, n_step_features_ : int
-        The sequence layout learned in ``fit``.
-    n_outputs_ : int
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skrnn import GRURegressor
-    >>> X = np.sin(np.arange(120, dtype=float) / 5).reshape(20, 6)  # 20 windows, 6 steps
-    >>> y = X[:, -1] * 0.9
-    >>> model = GRURegressor(units=8, max_iter=5, random_state=0).fit(X, y)
-    >>> model.predict(X[:2]).shape
-    (2,)
-    """
     _cell = "gru"
     _parameter_constraints = {
         **BaseRecurrentRegressor._parameter_constraints,
