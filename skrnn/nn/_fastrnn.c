@@ -436,7 +436,7 @@ static PyObject *py_forward(PyObject *self, PyObject *args)
             && get(&bs, oCs, (store ? T + 1 : 2) * B * H, 1, 0, "Cs", &a.Cs)
             && get(&bs, oTC, Ts * B * H, 1, 0, "TC", &a.TC)
             && get(&bs, oGt, T * B * G, 1, !store, "Gt", &a.Gt);
-        per_row = 5 * H;
+        per_row = 6 * H;
         fn = loop_lstm_fwd;
     } else if (ok && cell == 2) {
         ok = get(&bs, oE, H, 0, !a.reset_after, "b_hn", &a.bhn)

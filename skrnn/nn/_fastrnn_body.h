@@ -378,9 +378,10 @@ static ATTR void FN(rnn_bwd)(const Args *a, long b0, long b1, char *scratch, con
 
 /* ---- LSTM ------------------------------------------------------------------------ */
 
-/* One sequence's step: the activations, c, tanh(c) and h. (restrict: the blocks never
- * overlap, and gcc needs to know it to vectorize.) */
-static inline ALWAYS_INLINE void FN(lstm_fwd_row)(
+/* One sequence's step with peepholes: the activations, c, tanh(c) and h (o sees c,
+ * so all of it runs in one pass). (restrict: the blocks never overlap, and gcc needs
+ * to know it to vectorize.) */
+static inline ALWAYS_INLINE void FN(lstm_fwd_peep_row)(
     long H, REAL *restrict ai, REAL *restrict af, REAL *restrict ao, REAL *restrict ag,
     const REAL *restrict cp, REAL *restrict cn, REAL *restrict tc, REAL *restrict hn,
     const REAL *restrict p0, const REAL *restrict p1, const REAL *restrict p2, REAL xv,
@@ -388,41 +389,60 @@ static inline ALWAYS_INLINE void FN(lstm_fwd_row)(
     const REAL *restrict wg, const REAL *restrict bi, const REAL *restrict bf,
     const REAL *restrict bo, const REAL *restrict bg)
 {
-    if (p0) {
-        for (long j = 0; j < H; j++) {
-            REAL c_prev = cp[j];
-            REAL i = SIG_(ai[j] + (bi[j] + xv * wi[j]) + p0[j] * c_prev);
-            REAL f = SIG_(af[j] + (bf[j] + xv * wf[j]) + p1[j] * c_prev);
-            REAL g = FN(tanh_)(ag[j] + (bg[j] + xv * wg[j]));
-            REAL c = f * c_prev + i * g;
-            REAL o = SIG_(ao[j] + (bo[j] + xv * wo[j]) + p2[j] * c);
-            REAL th = FN(tanh_)(c);
-            ai[j] = i; af[j] = f; ao[j] = o; ag[j] = g;
-            cn[j] = c; tc[j] = th; hn[j] = o * th;
-        }
-    } else {
-        for (long j = 0; j < H; j++) {
-            REAL i = SIG_(ai[j] + (bi[j] + xv * wi[j]));
-            REAL f = SIG_(af[j] + (bf[j] + xv * wf[j]));
-            REAL o = SIG_(ao[j] + (bo[j] + xv * wo[j]));
-            REAL g = FN(tanh_)(ag[j] + (bg[j] + xv * wg[j]));
-            ai[j] = i; af[j] = f; ao[j] = o; ag[j] = g;
-            cn[j] = f * cp[j] + i * g;
-        }
-        for (long j = 0; j < H; j++) {
-            REAL th = FN(tanh_)(cn[j]);
-            tc[j] = th; hn[j] = ao[j] * th;
-        }
+    for (long j = 0; j < H; j++) {
+        REAL c_prev = cp[j];
+        REAL i = SIG_(ai[j] + (bi[j] + xv * wi[j]) + p0[j] * c_prev);
+        REAL f = SIG_(af[j] + (bf[j] + xv * wf[j]) + p1[j] * c_prev);
+        REAL g = FN(tanh_)(ag[j] + (bg[j] + xv * wg[j]));
+        REAL c = f * c_prev + i * g;
+        REAL o = SIG_(ao[j] + (bo[j] + xv * wo[j]) + p2[j] * c);
+        REAL th = FN(tanh_)(c);
+        ai[j] = i; af[j] = f; ao[j] = o; ag[j] = g;
+        cn[j] = c; tc[j] = th; hn[j] = o * th;
+    }
+}
+
+/* Without peepholes, a step runs in two passes: per sequence, the gates and c (o is
+ * copied to ob, contiguous over the block); then one flat pass over the whole block
+ * for tanh(c) and h, whose elements are independent and carry no per-row overhead,
+ * so the out-of-order core overlaps their tanh chains (predict with H=16: ~10% less
+ * time, benchmarks/ab_builds.py). */
+static inline ALWAYS_INLINE void FN(lstm_gates_row)(
+    long H, REAL *restrict ai, REAL *restrict af, REAL *restrict ao, REAL *restrict ag,
+    const REAL *restrict cp, REAL *restrict cn, REAL *restrict ob, REAL xv,
+    const REAL *restrict wi, const REAL *restrict wf, const REAL *restrict wo,
+    const REAL *restrict wg, const REAL *restrict bi, const REAL *restrict bf,
+    const REAL *restrict bo, const REAL *restrict bg)
+{
+    for (long j = 0; j < H; j++) {
+        REAL i = SIG_(ai[j] + (bi[j] + xv * wi[j]));
+        REAL f = SIG_(af[j] + (bf[j] + xv * wf[j]));
+        REAL o = SIG_(ao[j] + (bo[j] + xv * wo[j]));
+        REAL g = FN(tanh_)(ag[j] + (bg[j] + xv * wg[j]));
+        ai[j] = i; af[j] = f; ao[j] = o; ag[j] = g;
+        ob[j] = o;
+        cn[j] = f * cp[j] + i * g;
+    }
+}
+
+static inline void FN(lstm_out_block)(long n, const REAL *restrict cn,
+                                      const REAL *restrict ob, REAL *restrict tc,
+                                      REAL *restrict hn)
+{
+    for (long k = 0; k < n; k++) {
+        REAL th = FN(tanh_)(cn[k]);
+        tc[k] = th;
+        hn[k] = ob[k] * th;
     }
 }
 
 /* store: gates into Gt (T, B, 4H), tanh(c) into TC (T, B, H), c into Cs (T+1, B, H);
  * else the gates of a step stay in scratch and TC, Cs hold one / two steps.
- * scratch per row: 5H */
+ * scratch per row: 6H */
 static ATTR void FN(lstm_fwd)(const Args *a, long b0, long b1, char *scratch, const Grads *g)
 {
     long T = a->T, B = a->B, H = a->H, G = 4 * H, nb = b1 - b0, BH = B * H;
-    REAL *hmbuf = (REAL *)scratch, *step = hmbuf + nb * H;
+    REAL *hmbuf = (REAL *)scratch, *step = hmbuf + nb * H, *ob = step + nb * G;
     (void)g;
     for (long t = 0; t < T; t++) {
         FN(In) in = FN(input_side)(a, t, b0);
@@ -432,15 +452,29 @@ static ATTR void FN(lstm_fwd)(const Args *a, long b0, long b1, char *scratch, co
         FN(mm)('N', nb, G, H, hm, H, P(Whh), G, in.fused ? 0 : 1, ga, G);
         long tc_t = a->store ? t : 0, cp_t = a->store ? t : (t & 1);
         long cn_t = a->store ? t + 1 : ((t + 1) & 1);
+        if (!P(peep)) {
+            const REAL *w = in.w, *bb = in.b;
+            for (long r = 0; r < nb; r++) {
+                REAL *gr = ga + r * G;
+                long o = (b0 + r) * H;
+                FN(lstm_gates_row)(H, gr, gr + H, gr + 2 * H, gr + 3 * H,
+                                   P(Cs) + cp_t * BH + o, P(Cs) + cn_t * BH + o, ob + r * H,
+                                   XV(in, r), w, w + H, w + 2 * H, w + 3 * H, bb, bb + H,
+                                   bb + 2 * H, bb + 3 * H);
+            }
+            FN(lstm_out_block)(nb * H, P(Cs) + cn_t * BH + b0 * H, ob,
+                               P(TC) + tc_t * BH + b0 * H, HS(t + 1) + b0 * H);
+            continue;
+        }
         for (long r = 0; r < nb; r++) {
             REAL *gr = ga + r * G;
             long o = (b0 + r) * H;
             const REAL *pp = P(peep), *w = in.w, *bb = in.b;
-            FN(lstm_fwd_row)(H, gr, gr + H, gr + 2 * H, gr + 3 * H, P(Cs) + cp_t * BH + o,
-                             P(Cs) + cn_t * BH + o, P(TC) + tc_t * BH + o,
-                             HS(t + 1) + o, pp, pp ? pp + H : NULL,
-                             pp ? pp + 2 * H : NULL, XV(in, r), w, w + H, w + 2 * H,
-                             w + 3 * H, bb, bb + H, bb + 2 * H, bb + 3 * H);
+            FN(lstm_fwd_peep_row)(H, gr, gr + H, gr + 2 * H, gr + 3 * H,
+                                  P(Cs) + cp_t * BH + o, P(Cs) + cn_t * BH + o,
+                                  P(TC) + tc_t * BH + o, HS(t + 1) + o, pp, pp + H,
+                                  pp + 2 * H, XV(in, r), w, w + H, w + 2 * H, w + 3 * H, bb,
+                                  bb + H, bb + 2 * H, bb + 3 * H);
         }
     }
 }
