@@ -306,7 +306,8 @@ def header(args, peak, fma):
         lines.append(f"- float32 FMA peak (benchmarks/fma_peak.c, {args.threads} threads): "
                      f"**{fma:.1f} GFLOP/s**; *fit floor* and *predict floor* = the model's "
                      f"FLOPs at that peak over torch's time: the lowest ratio any "
-                     f"implementation could reach")
+                     f"implementation could reach (measured again at the end: another "
+                     f"job on the machine lowers it, and then the floors are too high)")
     lines.append(f"- N = {args.n_samples} samples per epoch, best of {args.repeats} "
                  f"interleaved runs, times in seconds")
     try:
@@ -428,6 +429,14 @@ def main(argv=None):
                 print(f"| {T} | {H} | {B} | {_f(sk['rss_mb'], 1)} | {_f(sk['traced_mb'], 1)} "
                       f"| {_f(th['rss_mb'], 1)} | {_r(sk['rss_mb'], th['rss_mb'])} |")
                 sys.stdout.flush()
+
+    if fma:
+        again = fma_peak(args.threads)
+        if again:
+            print(f"\nFMA peak at the end of the run: {again:.1f} GFLOP/s (start: {fma:.1f}).")
+            if again > 1.05 * fma:
+                print(f"The start was low: the floors above are {again / fma:.2f}x too high; "
+                      f"run again on a quieter machine.")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@
 #endif
 typedef float vec __attribute__((vector_size(VBYTES)));
 #define LANES (VBYTES / 4)
-#define ITERS 200000000L
+#define ITERS 100000000L
 
 static double now(void)
 {
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     pthread_t th[256];
     float sink[256];
     double best = 1e30;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 7; rep++) { /* best of 7: other jobs only slow it down */
         double t0 = now();
         for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, chains, &sink[i]);
         for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
