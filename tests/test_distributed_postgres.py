@@ -257,9 +257,10 @@ def test_mlflow_server_on_postgres_receives_runs_from_several_workers(postgres_s
                                env={"MLFLOW_TRACKING_URI": server.uri})
                  for seed in (1, 2, 3)]
         server.wait_ready()
-        _finish(procs, timeout=240)
+        outs = _finish(procs, timeout=240)
         client = MlflowClient(tracking_uri=server.uri)
         runs = client.search_runs(["0"], max_results=1000)
+        experiments = [(e.experiment_id, e.name) for e in client.search_experiments()]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -269,7 +270,13 @@ def test_mlflow_server_on_postgres_receives_runs_from_several_workers(postgres_s
     study = optuna.load_study(study_name=name, storage=make_storage(postgres_url))
     parents = [r for r in runs if r.data.tags.get("skrnn.role") == "study"]
     children = [r for r in runs if "optuna.trial_number" in r.data.tags]
-    assert len(parents) == 3  # one study run per worker
+    # one study run per worker (a failure in CI once found only one: say what was there)
+    assert len(parents) == 3, (
+        f"{len(parents)} study runs among {len(runs)} runs in experiment 0; experiments: "
+        f"{experiments}; worker outputs (tails):\n"
+        + "\n---\n".join(out[-1500:] for out in outs)
+        + f"\nserver log (tail):\n{server.log.read_text()[-3000:]}"
+    )
     assert len(runs) == len(parents) + len(children)
     # one run per trial, whichever worker ran it, and every run closed
     assert sorted(int(r.data.tags["optuna.trial_number"]) for r in children) == sorted(
