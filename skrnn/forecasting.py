@@ -495,6 +495,15 @@ class RecurrentForecaster(BaseForecaster):
                 parts.append(xs[:, :w])
         return np.concatenate(parts, axis=2)
 
+    def _known_X_rows(self, Xd, s, xloc, xscale, hx):
+        """Scaled X of series ``s`` at its own times, then ``hx`` rows of NaN.
+
+        Beyond the data no X is known: a forecast that needs those rows comes out
+        NaN (training windows stop short of them; calibration drops such residuals).
+        """
+        xs = self._scaled_X(Xd, s, s.times, xloc, xscale)
+        return np.concatenate([xs, np.full((hx, xs.shape[1]), np.nan)])
+
     def _gather(self, z, xs, origins, hx):
         """History ``(B, w + d)`` and X rows ``(B, w + hx, nx)`` for windows ending at ``origins``."""
         w, d = self.window_length, self.differences
@@ -516,8 +525,7 @@ class RecurrentForecaster(BaseForecaster):
             if origins.size == 0:
                 continue
             z = (s.values - loc[i]) / scale[i]
-            xs = self._scaled_X(Xd, s, s.times, xloc, xscale)
-            xs = np.concatenate([xs, np.full((hx, xs.shape[1]), np.nan)])
+            xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
             hist, xw = self._gather(z, xs, origins, hx)
             Xs.append(self._inputs(hist, xw, K))
             base = z[origins] if d else 0.0
@@ -752,8 +760,7 @@ class RecurrentForecaster(BaseForecaster):
             if origins.size == 0:
                 continue
             z = (s.values - loc[j]) / scale[j]
-            xs = self._scaled_X(Xd, s, s.times, xloc, xscale)
-            xs = np.concatenate([xs, np.full((hx, xs.shape[1]), np.nan)])
+            xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
             hist, xw = self._gather(z, xs, origins, hx)
             fc = self._forecast_scaled(models, hist, xw, max_step)
             for k in range(1, max_step + 1):

@@ -300,6 +300,21 @@ static inline REAL *FN(gwih_target)(const Args *a, const Grads *g, REAL *dummy)
     return a->F == 1 ? (REAL *)g->Wih : dummy;
 }
 
+/* The end of a backward step once its gate gradients d (nb x G) are known, for the
+ * cells with a single recurrent product (SimpleRNN, LSTM): defer h_prev's rows for
+ * W_hh's gradient, the input-side gradients, dh = d @ W_hh.T (masked) for the step
+ * before. */
+static inline void FN(bwd_step_end)(const Args *a, const Grads *g, FN(Defer) *q, long t,
+                                    long b0, long nb, const REAL *d, REAL *dh)
+{
+    long H = a->H, G = a->G;
+    FN(copy_hm)(a, t, b0, nb, FN(defer_h)(q, H));
+    FN(input_grads)(a, g, t, b0, nb, d);
+    FN(mm)('N', nb, H, G, d, G, P(WhhT), H, 0, dh, H);
+    FN(defer_push)(q, t, H, G, G, (REAL *)g->Whh, G);
+    FN(mask_rows)(a, b0, nb, dh);
+}
+
 /* ---- SimpleRNN ---------------------------------------------------------------- */
 
 static inline ALWAYS_INLINE void FN(rnn_fwd_row)(long H, REAL *restrict hn, REAL xv,
@@ -368,11 +383,7 @@ static ATTR void FN(rnn_bwd)(const Args *a, long b0, long b1, char *scratch, con
         FN(seed)(a, t, b0, nb, dh);
         for (long r = 0; r < nb; r++)
             FN(rnn_bwd_row)(H, h + r * H, dh + r * H, d + r * H, XV(in, r), gb, gw, a->relu);
-        FN(copy_hm)(a, t, b0, nb, FN(defer_h)(&q, H));
-        FN(input_grads)(a, g, t, b0, nb, d);
-        FN(mm)('N', nb, H, H, d, H, P(WhhT), H, 0, dh, H);
-        FN(defer_push)(&q, t, H, G, G, (REAL *)g->Whh, G);
-        FN(mask_rows)(a, b0, nb, dh);
+        FN(bwd_step_end)(a, g, &q, t, b0, nb, d, dh);
     }
 }
 
@@ -552,11 +563,7 @@ static ATTR void FN(lstm_bwd)(const Args *a, long b0, long b1, char *scratch, co
                              gp ? gp + H : NULL, gp ? gp + 2 * H : NULL, XV(in, r), gb,
                              gb + H, gb + 2 * H, gb + 3 * H, gw, gw + H, gw + 2 * H, gw + 3 * H);
         }
-        FN(copy_hm)(a, t, b0, nb, FN(defer_h)(&q, H));
-        FN(input_grads)(a, g, t, b0, nb, d);
-        FN(mm)('N', nb, H, G, d, G, P(WhhT), H, 0, dh, H);
-        FN(defer_push)(&q, t, H, G, G, (REAL *)g->Whh, G);
-        FN(mask_rows)(a, b0, nb, dh);
+        FN(bwd_step_end)(a, g, &q, t, b0, nb, d, dh);
     }
 }
 
