@@ -22,8 +22,10 @@
 #if TANH_RATIONAL
 /* float: tanh(x) = x P(x^2) / Q(x^2), the minimax rational function of Eigen's
  * generic_fast_tanh_float (degree 13 over 6, x clamped to +-7.9 where tanh rounds
- * to 1, x itself below 4e-4): within 6 ulp, and half the work of the expm1 form
- * below. Branch-free; NaN propagates. */
+ * to 1): within 6 ulp, and half the work of the expm1 form below. Computed as
+ * x * (P / Q), so tiny and denormal x need no branch of their own: x^2 underflows
+ * to 0, P / Q rounds to 1 - 2^-23 and the result is x within 1 ulp, with the sign
+ * of zero kept. Branch-free; NaN propagates. */
 static inline ALWAYS_INLINE REAL FN(tanh_)(REAL x)
 {
     REAL c = x > 7.90531110763549805f ? 7.90531110763549805f : x;
@@ -36,13 +38,11 @@ static inline ALWAYS_INLINE REAL FN(tanh_)(REAL x)
     p = p * x2 + 1.48572235717979e-05f;
     p = p * x2 + 6.37261928875436e-04f;
     p = p * x2 + 4.89352455891786e-03f;
-    p = p * c;
     REAL q = 1.19825839466702e-06f;
     q = q * x2 + 1.18534705686654e-04f;
     q = q * x2 + 2.26843463243900e-03f;
     q = q * x2 + 4.89352518554385e-03f;
-    REAL ax = x < 0 ? -x : x;
-    return ax < 0.0004f ? x : p / q; /* small |x|: x, also keeps the sign of zero */
+    return c * (p / q);
 }
 #else
 /* tanh through expm1 (accurate near 0): tanh|x| = -e / (2 + e), e = expm1(-2|x|).
@@ -315,6 +315,35 @@ static inline void FN(bwd_step_end)(const Args *a, const Grads *g, FN(Defer) *q,
     FN(mask_rows)(a, b0, nb, dh);
 }
 
+/* Backward passes read the activations a forward pass stored, one step at a time and
+ * backwards: a block's rows of a step are short runs spread over megabytes, too
+ * short for the hardware prefetcher to lock onto before the pass jumps to the step
+ * before. While a step's rows are processed, each row of the step before is asked
+ * for ahead (into L2), so it has a whole step's products to arrive. */
+static inline ALWAYS_INLINE void FN(prefetch)(const REAL *p, long n)
+{
+#if defined(__GNUC__)
+    const char *c = (const char *)p, *end = (const char *)(p + n);
+    for (; c < end; c += 64) __builtin_prefetch(c, 0, 2);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
+/* the same for rows a training forward pass is about to write (the gates, states
+ * and cell states of the next step: fresh lines for every step) */
+static inline ALWAYS_INLINE void FN(prefetch_w)(REAL *p, long n)
+{
+#if defined(__GNUC__)
+    char *c = (char *)p, *end = (char *)(p + n);
+    for (; c < end; c += 64) __builtin_prefetch(c, 1, 2);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 /* ---- SimpleRNN ---------------------------------------------------------------- */
 
 static inline ALWAYS_INLINE void FN(rnn_fwd_row)(long H, REAL *restrict hn, REAL xv,
@@ -468,6 +497,12 @@ static ATTR void FN(lstm_fwd)(const Args *a, long b0, long b1, char *scratch, co
             for (long r = 0; r < nb; r++) {
                 REAL *gr = ga + r * G;
                 long o = (b0 + r) * H;
+                if (a->store && t + 1 < T) {
+                    FN(prefetch_w)(gr + B * G, G);
+                    FN(prefetch_w)(P(Cs) + (t + 2) * BH + o, H);
+                    FN(prefetch_w)(P(TC) + (t + 1) * BH + o, H);
+                    FN(prefetch_w)(P(Hs) + (t + 2) * BH + o, H);
+                }
                 FN(lstm_gates_row)(H, gr, gr + H, gr + 2 * H, gr + 3 * H,
                                    P(Cs) + cp_t * BH + o, P(Cs) + cn_t * BH + o, ob + r * H,
                                    XV(in, r), w, w + H, w + 2 * H, w + 3 * H, bb, bb + H,
@@ -556,6 +591,12 @@ static ATTR void FN(lstm_bwd)(const Args *a, long b0, long b1, char *scratch, co
             const REAL *gt = P(Gt) + (t * B + b0 + r) * G;
             REAL *dr = d + r * G;
             const REAL *pp = P(peep);
+            if (t > 0) {
+                FN(prefetch)(gt - B * G, G);
+                FN(prefetch)(P(Cs) + (t - 1) * BH + o, H);
+                FN(prefetch)(P(TC) + (t - 1) * BH + o, H);
+                FN(prefetch)(P(Hs) + (t - 1) * BH + o, H);
+            }
             FN(lstm_bwd_row)(H, gt, gt + H, gt + 2 * H, gt + 3 * H, P(Cs) + t * BH + o,
                              P(Cs) + (t + 1) * BH + o, P(TC) + t * BH + o, dh + r * H,
                              dc + r * H, dr, dr + H, dr + 2 * H, dr + 3 * H, pp,
@@ -737,6 +778,11 @@ static ATTR void FN(gru_bwd)(const Args *a, long b0, long b1, char *scratch, con
         for (long r = 0; r < nb; r++) {
             const REAL *gt = g0 + r * G;
             REAL *dr = d + r * G;
+            if (t > 0) {
+                FN(prefetch)(gt - B * G, G);
+                FN(prefetch)(hp0 - BH + r * H, H);
+                FN(prefetch)(s0 - BH + r * H, H);
+            }
             if (a->reset_after)
                 FN(gru_bwd_row_after)(H, gt, gt + H, gt + 2 * H, hp0 + r * H, s0 + r * H,
                                       dh + r * H, dr, dr + H, dr + 2 * H, dn + r * H,
