@@ -63,14 +63,19 @@ class Case:
         self.blk = _block(B)  # the engine's choice for this batch size
 
     def buffers(self, store):
+        """Training: every step kept; predict: only the last state (the loops keep
+        the rest in their scratch; older builds, up to commit 1055e27, took two
+        slots of Hs and Cs and one of TC and S instead, so predict times of such a
+        build cannot be compared with this script)."""
         T, B, H, f32 = self.T, self.B, self.H, np.float32
         G = GATES[self.cell] * H
-        n = T + 1 if store else 2
-        Hs = np.zeros((n, B, H), f32)
-        Cs = np.zeros((n, B, H), f32) if self.cell == "lstm" else None
-        TC = np.empty((T if store else 1, B, H), f32) if self.cell == "lstm" else None
-        Gt = np.empty((T, B, G), f32) if store and self.cell != "rnn" else None
-        S = np.empty((T if store else 1, B, H), f32) if self.cell == "gru" else None
+        if not store:
+            return np.zeros((1, B, H), f32), None, None, None, None
+        Hs = np.zeros((T + 1, B, H), f32)
+        Cs = np.zeros((T + 1, B, H), f32) if self.cell == "lstm" else None
+        TC = np.empty((T, B, H), f32) if self.cell == "lstm" else None
+        Gt = np.empty((T, B, G), f32) if self.cell != "rnn" else None
+        S = np.empty((T, B, H), f32) if self.cell == "gru" else None
         return Hs, Cs, TC, Gt, S
 
     def forward(self, mod, bufs, store):

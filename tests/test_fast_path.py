@@ -266,6 +266,45 @@ def test_workspace_reuse_gives_the_same_bits(cell, kwargs):
     assert ws.nbytes > 0
 
 
+@pytest.mark.parametrize("cell,kwargs", CELLS, ids=str)
+@pytest.mark.parametrize("units", [(9,), (6, 9)], ids=str)
+def test_inference_pass_gives_the_training_pass_bits(cell, kwargs, units):
+    # without store, the compiled loops keep states, c and gates in their own scratch
+    # (the top layer only its last state): the same arithmetic as a training pass,
+    # so the same bits, for several blocks with a short last one, on 1 and 2 threads
+    net, X, *_ = _setup(cell, kwargs, units, "last", dtype=np.float32, batch=300)
+    with _cells.engine("compiled", threads=1):
+        z_train = net.forward(X, store=True)[0]
+    for threads in (1, 2):
+        with _cells.engine("compiled", threads=threads):
+            np.testing.assert_array_equal(net.forward(X, store=False)[0], z_train)
+            for chunk in (7, 300):
+                np.testing.assert_array_equal(
+                    net.predict(X, loss="squared_error", output_activation="identity",
+                                chunk=chunk), z_train)
+
+
+def test_inference_pass_takes_no_training_buffers():
+    from skrnn.nn import _fastrnn
+
+    T_, B_, H_ = 3, 5, 4
+    X = np.zeros((T_, B_, 1), np.float32)
+    w = [np.zeros((1, 4 * H_), np.float32), np.zeros(4 * H_, np.float32),
+         np.zeros((H_, 4 * H_), np.float32)]
+    Hs = np.empty((1, B_, H_), np.float32)
+    Cs = np.zeros((T_ + 1, B_, H_), np.float32)
+    with pytest.raises(TypeError, match="must be None when store is false"):
+        _fastrnn.forward(1, T_, B_, 1, H_, X, *w, None, Hs, Cs, None, None, None, None,
+                         False, False, True, 16, 1)
+    with pytest.raises(TypeError, match="needed when store is true"):
+        _fastrnn.forward(1, T_, B_, 1, H_, X, *w, None, np.zeros((T_ + 1, B_, H_), np.float32),
+                         Cs, None, None, None, None, False, True, False, 16, 1)
+    Hs[...] = np.nan  # the ring writes every element of the last state
+    _fastrnn.forward(1, T_, B_, 1, H_, X, *w, None, Hs, None, None, None, None, None, False,
+                     False, True, 16, 1)
+    np.testing.assert_array_equal(Hs, 0)
+
+
 def test_concurrent_engine_calls_from_python_threads():
     # the compiled loops release the GIL and keep one block of work memory for the
     # next call: calls running at the same time must each get their own

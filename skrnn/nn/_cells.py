@@ -124,9 +124,18 @@ def _states0(n, B, H, dtype, ws=None, key=None):
     return out
 
 
-def _outputs(Hs, T, ring):
-    """The output sequence ``Hs[1:]``; with a two-slot ring, only the last state."""
-    return Hs[T % 2][None] if ring else Hs[1:]
+def _fast_states(T, B, H, dtype, ring, ws, layer):
+    """``Hs`` for the compiled forward loop: every state ``(T + 1, B, H)`` with the
+    initial one zeroed, or with ``ring`` only the last one ``(1, B, H)`` (the loops
+    keep the steps before it in their own scratch)."""
+    if ring:
+        return empty(ws, (layer, "H"), (1, B, H), dtype)
+    return _states0(T + 1, B, H, dtype, ws, (layer, "H"))
+
+
+def _outputs(Hs, ring):
+    """The output sequence ``Hs[1:]``; with a ring, only the last state."""
+    return Hs if ring else Hs[1:]
 
 
 def _wT(p, dX):
@@ -271,12 +280,12 @@ class SimpleRNNLayer(_Layer):
         W_hh = p["W_hh"]
         if _fast(X, p):
             ring = not (store or seq)
-            Hs = _states0(2 if ring else T + 1, B, H, X.dtype, ws, (self, "H"))
+            Hs = _fast_states(T, B, H, X.dtype, ring, ws, self)
             _fastrnn.forward(0, T, B, F, H, _c(X, X.dtype), p["W_ih"], p["b"], W_hh, None,
                              Hs, None, None, None, None, _c(mask, X.dtype),
                              self.activation == "relu", store, ring, *_split(T, B, F, H, H))
             cache = {"X": X, "H": Hs, "p": p, "mask": mask} if store else None
-            return _outputs(Hs, T, ring), cache
+            return _outputs(Hs, ring), cache
         Hs = np.zeros((T + 1, B, H), dtype=X.dtype)
         A = self._project_inputs(X, p["W_ih"], p["b"])
         buf = np.empty((B, H), dtype=X.dtype)
@@ -353,11 +362,11 @@ class LSTMLayer(_Layer):
         peep = p.get("w_peep")
         half_peep = None if peep is None else 0.5 * peep
         if _fast(X, p):
-            # without store, the loops keep only one step of gates and two of c
+            # without store, gates, c and tanh(c) stay in the loops' scratch
             ring = not (store or seq)
-            Hs = _states0(2 if ring else T + 1, B, H, dt, ws, (self, "H"))
-            Cs = _states0(T + 1 if store else 2, B, H, dt, ws, (self, "C"))
-            TC = empty(ws, (self, "TC"), (T if store else 1, B, H), dt)
+            Hs = _fast_states(T, B, H, dt, ring, ws, self)
+            Cs = _states0(T + 1, B, H, dt, ws, (self, "C")) if store else None
+            TC = empty(ws, (self, "TC"), (T, B, H), dt) if store else None
             G = empty(ws, (self, "G"), (T, B, 4 * H), dt) if store else None
             _fastrnn.forward(1, T, B, F, H, _c(X, dt), W_ih, b, W_hh, half_peep, Hs, Cs,
                              TC, G, None, _c(mask, dt), False, store, ring,
@@ -367,7 +376,7 @@ class LSTMLayer(_Layer):
                 if store
                 else None
             )
-            return _outputs(Hs, T, ring), cache
+            return _outputs(Hs, ring), cache
         A = self._project_inputs(X, W_ih, b)  # becomes the activated gates in place
         Hs = np.zeros((T + 1, B, H), dtype=dt)
         Cs = np.zeros((T + 1, B, H), dtype=dt)
@@ -509,15 +518,15 @@ class GRULayer(_Layer):
         W_ih, W_hh, b = self._scaled(p)
         if _fast(X, p):
             ring = not (store or seq)
-            Hs = _states0(2 if ring else T + 1, B, H, dt, ws, (self, "H"))
-            S = empty(ws, (self, "S"), (T if store else 1, B, H), dt)
+            Hs = _fast_states(T, B, H, dt, ring, ws, self)
+            S = empty(ws, (self, "S"), (T, B, H), dt) if store else None
             G = empty(ws, (self, "G"), (T, B, 3 * H), dt) if store else None
             b_hn = _c(p.get("b_hn"), dt) if self.reset_after else None
             _fastrnn.forward(2, T, B, F, H, _c(X, dt), W_ih, b, W_hh, b_hn, Hs, None, None,
                              G, S, _c(mask, dt), self.reset_after, store, ring,
                              *_split(T, B, F, H, 3 * H))
             cache = {"X": X, "H": Hs, "S": S, "G": G, "p": p, "mask": mask} if store else None
-            return _outputs(Hs, T, ring), cache
+            return _outputs(Hs, ring), cache
         Hs = np.zeros((T + 1, B, H), dtype=dt)
         A = self._project_inputs(X, W_ih, b)  # becomes [r, z, n] in place
         # reset_after: h W_hn + b_hn of each step; Cho form: r * h of each step

@@ -403,7 +403,10 @@ static int dims_ok(long T, long B, long F, long H)
 
 /* forward(cell, T, B, F, H, X, Wih, b, Whh, extra, Hs, Cs, TC, Gt, S, mask, flag, store,
  *         ring, block, n_threads)
- * ring (without store): Hs has two slots, and the last state ends in slot T % 2.
+ * store: Hs, Cs (T+1, B, H), TC, S (T, B, H) and Gt (T, B, G) keep every step for the
+ * backward pass. Without store, Cs, TC, S and Gt are None (the loops keep what they
+ * need in scratch) and Hs holds all states (T+1, B, H), or with ring only the last
+ * one (B, H).
  * cell 0 SimpleRNN (flag: relu), 1 LSTM (extra: halved peepholes or None),
  * 2 GRU (flag: reset_after; extra: b_hn or None). Unused arrays are None. */
 static PyObject *py_forward(PyObject *self, PyObject *args)
@@ -417,7 +420,7 @@ static PyObject *py_forward(PyObject *self, PyObject *args)
         return NULL;
     if (!dims_ok(T, B, F, H)) return NULL;
     if (cell < 0 || cell > 2) return PyErr_Format(PyExc_ValueError, "bad cell %d", cell);
-    long ng = cell == 0 ? 1 : (cell == 1 ? 4 : 3), G = ng * H, Ts = store ? T : 1;
+    long ng = cell == 0 ? 1 : (cell == 1 ? 4 : 3), G = ng * H;
     Buffers bs = {0};
     Args a = {0};
     a.T = T; a.B = B; a.F = F; a.H = H; a.G = G; a.store = store; a.block = block;
@@ -427,27 +430,36 @@ static PyObject *py_forward(PyObject *self, PyObject *args)
     int ok = get(&bs, oX, T * B * F, 0, 0, "X", &a.X)
         && get(&bs, oWih, F * G, 0, 0, "W_ih", &a.Wih) && get(&bs, ob, G, 0, 0, "b", &a.b)
         && get(&bs, oWhh, H * G, 0, 0, "W_hh", &a.Whh)
-        && get(&bs, oHs, (a.hs_ring ? 2 : T + 1) * B * H, 1, 0, "Hs", &a.Hs)
+        && get(&bs, oHs, (a.hs_ring ? 1 : T + 1) * B * H, 1, 0, "Hs", &a.Hs)
         && get(&bs, oM, B * H, 0, 1, "mask", &a.mask);
-    size_t per_row = H;
+    /* scratch per row (see each loop): its own, the ring's 2H, and without store the
+     * steps of c, tanh(c) (LSTM) or S (GRU) */
+    size_t per_row = H + (a.hs_ring ? 2 * H : 0);
     loop_fn fn = loop_rnn_fwd;
     if (ok && cell == 1) {
         ok = get(&bs, oE, 3 * H, 0, 1, "peep", &a.peep)
-            && get(&bs, oCs, (store ? T + 1 : 2) * B * H, 1, 0, "Cs", &a.Cs)
-            && get(&bs, oTC, Ts * B * H, 1, 0, "TC", &a.TC)
-            && get(&bs, oGt, T * B * G, 1, !store, "Gt", &a.Gt);
-        per_row = 6 * H;
+            && get(&bs, oCs, (T + 1) * B * H, 1, 1, "Cs", &a.Cs)
+            && get(&bs, oTC, T * B * H, 1, 1, "TC", &a.TC)
+            && get(&bs, oGt, T * B * G, 1, 1, "Gt", &a.Gt);
+        per_row += 5 * H + (store ? 0 : 3 * H);
         fn = loop_lstm_fwd;
     } else if (ok && cell == 2) {
         ok = get(&bs, oE, H, 0, !a.reset_after, "b_hn", &a.bhn)
-            && get(&bs, oS, Ts * B * H, 1, 0, "S", &a.S)
-            && get(&bs, oGt, T * B * G, 1, !store, "Gt", &a.Gt);
-        per_row = 7 * H;
+            && get(&bs, oS, T * B * H, 1, 1, "S", &a.S)
+            && get(&bs, oGt, T * B * G, 1, 1, "Gt", &a.Gt);
+        per_row += 6 * H + (store ? 0 : H);
         fn = loop_gru_fwd;
     }
-    if (ok && store && cell > 0 && !a.Gt) {
-        PyErr_SetString(PyExc_TypeError, "Gt is needed when store is true");
-        ok = 0;
+    if (ok && cell > 0) {
+        int given = a.Gt && (cell == 1 ? a.Cs && a.TC : a.S != NULL);
+        int none = !a.Gt && !a.Cs && !a.TC && !a.S;
+        if (store ? !given : !none) {
+            PyErr_SetString(PyExc_TypeError,
+                            store ? "Gt and Cs, TC (LSTM) or S (GRU) are needed when store is "
+                                    "true"
+                                  : "Gt, Cs, TC and S must be None when store is false");
+            ok = 0;
+        }
     }
     if (!ok) {
         release_all(&bs);

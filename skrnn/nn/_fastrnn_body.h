@@ -132,16 +132,37 @@ static inline void FN(mm)(char ta, long M, long N, long K, const REAL *A, long l
 
 /* Argument block, one per call; the pointers are REAL * of the call's dtype. */
 #define P(name) ((REAL *)a->name)
-/* the state of step t in Hs: all steps kept, or two alternating slots (a forward
- * pass whose output sequence nobody needs: the top layer under a last-step head) */
-#define HS(t) (P(Hs) + (a->hs_ring ? ((t) & 1) : (t)) * BH)
+/* The block's rows (nb x H) of the state after step t (t = 0: the initial state): in
+ * Hs (T+1, B, H), or, in a forward pass whose output sequence nobody needs (the top
+ * layer under a last-step head: predict), in two alternating slots of the block's
+ * scratch (`ring`), which keeps the working set in cache and spares the caller
+ * B x H x 2 of fresh memory; the last state is then copied into Hs (B, H). */
+#define HSB(t) (a->hs_ring ? ring + ((t) & 1) * nb * H : P(Hs) + (t) * BH + b0 * H)
 
-/* rows (nb x H) of h (B x H) times the mask rows, into out; h itself without mask */
-static inline const REAL *FN(masked)(const REAL *h, const REAL *mask, REAL *out, long b0,
-                                     long b1, long H)
+/* the ring's slots from scratch (cur advances), the initial state zeroed; NULL when
+ * the states go to Hs */
+static inline REAL *FN(ring_init)(const Args *a, long nb, REAL **cur)
 {
-    if (!mask) return h + b0 * H;
-    for (long i = b0 * H; i < b1 * H; i++) out[i - b0 * H] = h[i] * mask[i];
+    if (!a->hs_ring) return NULL;
+    REAL *ring = *cur;
+    *cur += 2 * nb * a->H;
+    memset(ring, 0, sizeof(REAL) * nb * a->H);
+    return ring;
+}
+
+/* after the last step: the block's last state out of the ring, into Hs (B, H) */
+static inline void FN(ring_out)(const Args *a, const REAL *last, long b0, long nb)
+{
+    if (a->hs_ring) memcpy(P(Hs) + b0 * a->H, last, sizeof(REAL) * nb * a->H);
+}
+
+/* the block's rows h (nb x H) times the mask rows, into out; h itself without mask */
+static inline const REAL *FN(masked)(const Args *a, const REAL *h, REAL *out, long b0,
+                                     long nb)
+{
+    if (!a->mask) return h;
+    const REAL *m = P(mask) + b0 * a->H;
+    for (long i = 0; i < nb * a->H; i++) out[i] = h[i] * m[i];
     return out;
 }
 
@@ -360,21 +381,24 @@ static inline ALWAYS_INLINE void FN(rnn_fwd_row)(long H, REAL *restrict hn, REAL
     }
 }
 
-/* scratch per row: H */
+/* scratch per row: H, and 2H for the ring */
 static ATTR void FN(rnn_fwd)(const Args *a, long b0, long b1, char *scratch, const Grads *g)
 {
     long T = a->T, B = a->B, H = a->H, nb = b1 - b0, BH = B * H;
-    REAL *hmbuf = (REAL *)scratch;
+    REAL *cur = (REAL *)scratch, *hmbuf = cur;
+    cur += nb * H;
+    REAL *ring = FN(ring_init)(a, nb, &cur);
     (void)g;
     for (long t = 0; t < T; t++) {
         FN(In) in = FN(input_side)(a, t, b0);
-        const REAL *hm = FN(masked)(HS(t), P(mask), hmbuf, b0, b1, H);
-        REAL *hn = HS(t + 1) + b0 * H;
+        const REAL *hm = FN(masked)(a, HSB(t), hmbuf, b0, nb);
+        REAL *hn = HSB(t + 1);
         if (!in.fused) FN(project)(a, t, b0, nb, hn, H);
         FN(mm)('N', nb, H, H, hm, H, P(Whh), H, in.fused ? 0 : 1, hn, H);
         for (long r = 0; r < nb; r++)
             FN(rnn_fwd_row)(H, hn + r * H, XV(in, r), in.w, in.b, a->relu);
     }
+    FN(ring_out)(a, HSB(T), b0, nb);
 }
 
 static inline ALWAYS_INLINE void FN(rnn_bwd_row)(long H, const REAL *restrict h,
@@ -477,52 +501,62 @@ static inline void FN(lstm_out_block)(long n, const REAL *restrict cn,
 }
 
 /* store: gates into Gt (T, B, 4H), tanh(c) into TC (T, B, H), c into Cs (T+1, B, H);
- * else the gates of a step stay in scratch and TC, Cs hold one / two steps.
- * scratch per row: 6H */
+ * else the gates of a step, tanh(c) and two steps of c stay in the block's scratch.
+ * scratch per row: 6H, and 3H without store, and 2H for the ring */
 static ATTR void FN(lstm_fwd)(const Args *a, long b0, long b1, char *scratch, const Grads *g)
 {
     long T = a->T, B = a->B, H = a->H, G = 4 * H, nb = b1 - b0, BH = B * H;
-    REAL *hmbuf = (REAL *)scratch, *step = hmbuf + nb * H, *ob = step + nb * G;
+    REAL *cur = (REAL *)scratch, *hmbuf = cur, *step = hmbuf + nb * H, *ob = step + nb * G;
+    cur = ob + nb * H;
+    REAL *cring = NULL, *tcb = NULL;
+    if (!a->store) {
+        cring = cur;
+        tcb = cring + 2 * nb * H;
+        cur = tcb + nb * H;
+        memset(cring, 0, sizeof(REAL) * nb * H);
+    }
+    REAL *ring = FN(ring_init)(a, nb, &cur);
     (void)g;
+/* the block's rows of c after step t, and of tanh(c) at step t */
+#define CSB(t) (a->store ? P(Cs) + (t) * BH + b0 * H : cring + ((t) & 1) * nb * H)
+#define TCB(t) (a->store ? P(TC) + (t) * BH + b0 * H : tcb)
     for (long t = 0; t < T; t++) {
         FN(In) in = FN(input_side)(a, t, b0);
         REAL *ga = a->store ? P(Gt) + (t * B + b0) * G : step;
         if (!in.fused) FN(project)(a, t, b0, nb, ga, G);
-        const REAL *hm = FN(masked)(HS(t), P(mask), hmbuf, b0, b1, H);
+        const REAL *hm = FN(masked)(a, HSB(t), hmbuf, b0, nb);
         FN(mm)('N', nb, G, H, hm, H, P(Whh), G, in.fused ? 0 : 1, ga, G);
-        long tc_t = a->store ? t : 0, cp_t = a->store ? t : (t & 1);
-        long cn_t = a->store ? t + 1 : ((t + 1) & 1);
+        REAL *cp = CSB(t), *cn = CSB(t + 1), *tc = TCB(t), *hn = HSB(t + 1);
         if (!P(peep)) {
             const REAL *w = in.w, *bb = in.b;
             for (long r = 0; r < nb; r++) {
                 REAL *gr = ga + r * G;
-                long o = (b0 + r) * H;
                 if (a->store && t + 1 < T) {
+                    long o = (b0 + r) * H;
                     FN(prefetch_w)(gr + B * G, G);
                     FN(prefetch_w)(P(Cs) + (t + 2) * BH + o, H);
                     FN(prefetch_w)(P(TC) + (t + 1) * BH + o, H);
                     FN(prefetch_w)(P(Hs) + (t + 2) * BH + o, H);
                 }
-                FN(lstm_gates_row)(H, gr, gr + H, gr + 2 * H, gr + 3 * H,
-                                   P(Cs) + cp_t * BH + o, P(Cs) + cn_t * BH + o, ob + r * H,
-                                   XV(in, r), w, w + H, w + 2 * H, w + 3 * H, bb, bb + H,
-                                   bb + 2 * H, bb + 3 * H);
+                FN(lstm_gates_row)(H, gr, gr + H, gr + 2 * H, gr + 3 * H, cp + r * H,
+                                   cn + r * H, ob + r * H, XV(in, r), w, w + H, w + 2 * H,
+                                   w + 3 * H, bb, bb + H, bb + 2 * H, bb + 3 * H);
             }
-            FN(lstm_out_block)(nb * H, P(Cs) + cn_t * BH + b0 * H, ob,
-                               P(TC) + tc_t * BH + b0 * H, HS(t + 1) + b0 * H);
+            FN(lstm_out_block)(nb * H, cn, ob, tc, hn);
             continue;
         }
         for (long r = 0; r < nb; r++) {
             REAL *gr = ga + r * G;
-            long o = (b0 + r) * H;
             const REAL *pp = P(peep), *w = in.w, *bb = in.b;
-            FN(lstm_fwd_peep_row)(H, gr, gr + H, gr + 2 * H, gr + 3 * H,
-                                  P(Cs) + cp_t * BH + o, P(Cs) + cn_t * BH + o,
-                                  P(TC) + tc_t * BH + o, HS(t + 1) + o, pp, pp + H,
-                                  pp + 2 * H, XV(in, r), w, w + H, w + 2 * H, w + 3 * H, bb,
-                                  bb + H, bb + 2 * H, bb + 3 * H);
+            FN(lstm_fwd_peep_row)(H, gr, gr + H, gr + 2 * H, gr + 3 * H, cp + r * H,
+                                  cn + r * H, tc + r * H, hn + r * H, pp, pp + H, pp + 2 * H,
+                                  XV(in, r), w, w + H, w + 2 * H, w + 3 * H, bb, bb + H,
+                                  bb + 2 * H, bb + 3 * H);
         }
     }
+#undef CSB
+#undef TCB
+    FN(ring_out)(a, HSB(T), b0, nb);
 }
 
 /* One sequence's step back: the gate gradients d, dc in place, and the gradients of
@@ -654,20 +688,24 @@ static inline ALWAYS_INLINE void FN(gru_fwd_row_n)(
 }
 
 /* store: gates into Gt (T, B, 3H), S (T, B, H) = h W_hn + b_hn (reset_after) or
- * r * h_masked (Cho); else both stay in scratch / one step of S.
- * scratch per row: 7H */
+ * r * h_masked (Cho); else both stay in the block's scratch.
+ * scratch per row: 7H, and H without store, and 2H for the ring */
 static ATTR void FN(gru_fwd)(const Args *a, long b0, long b1, char *scratch, const Grads *g)
 {
     long T = a->T, B = a->B, H = a->H, G = 3 * H, nb = b1 - b0, BH = B * H;
-    REAL *hmbuf = (REAL *)scratch, *gh = hmbuf + nb * H, *step = gh + nb * G;
+    REAL *cur = (REAL *)scratch, *hmbuf = cur, *gh = hmbuf + nb * H, *step = gh + nb * G;
+    cur = step + nb * G;
+    REAL *sbuf = cur;
+    if (!a->store) cur += nb * H;
+    REAL *ring = FN(ring_init)(a, nb, &cur);
     (void)g;
     for (long t = 0; t < T; t++) {
         FN(In) in = FN(input_side)(a, t, b0);
-        const REAL *hm = FN(masked)(HS(t), P(mask), hmbuf, b0, b1, H);
-        const REAL *hp = HS(t) + b0 * H;
+        const REAL *hp = HSB(t);
+        const REAL *hm = FN(masked)(a, hp, hmbuf, b0, nb);
         REAL *ga = a->store ? P(Gt) + (t * B + b0) * G : step;
-        REAL *s0 = P(S) + (a->store ? t * BH : 0) + b0 * H;
-        REAL *hn0 = HS(t + 1) + b0 * H;
+        REAL *s0 = a->store ? P(S) + t * BH + b0 * H : sbuf;
+        REAL *hn0 = HSB(t + 1);
         if (in.fused)
             for (long r = 0; r < nb; r++) memset(ga + r * G, 0, sizeof(REAL) * G);
         else
@@ -697,6 +735,7 @@ static ATTR void FN(gru_fwd)(const Args *a, long b0, long b1, char *scratch, con
             }
         }
     }
+    FN(ring_out)(a, HSB(T), b0, nb);
 }
 
 static inline ALWAYS_INLINE void FN(gru_bwd_row_after)(
