@@ -305,6 +305,29 @@ def test_inference_pass_takes_no_training_buffers():
     np.testing.assert_array_equal(Hs, 0)
 
 
+def _predict_two_threads(args):
+    net, X = args
+    with _cells.engine("compiled", threads=2):
+        return net.predict(X, loss="squared_error", output_activation="identity")
+
+
+def test_worker_threads_survive_fork():
+    # the loops' worker threads are started once and kept; a forked child (the
+    # default start method of multiprocessing on Linux) has none of them and must
+    # start its own instead of waiting for ever on the parent's
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    net, X, *_ = _setup("lstm", {}, (16,), "last", dtype=np.float32, batch=300)
+    expected = _predict_two_threads((net, X))  # the parent's workers now exist
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.map_async(_predict_two_threads, [(net, X)] * 2).get(timeout=60)
+    for g in got:
+        np.testing.assert_array_equal(g, expected)
+    np.testing.assert_array_equal(_predict_two_threads((net, X)), expected)
+
+
 def test_concurrent_engine_calls_from_python_threads():
     # the compiled loops release the GIL and keep one block of work memory for the
     # next call: calls running at the same time must each get their own

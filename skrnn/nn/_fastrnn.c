@@ -57,7 +57,7 @@ typedef struct {
     void *Hs, *Cs, *TC, *Gt, *S;
     void *dH, *dlast, *dX;
     int relu, store, reset_after;
-    int hs_ring; /* forward without store: only the last state is wanted, two slots */
+    int hs_ring; /* forward without store: only the last state is wanted (Hs is B x H) */
 } Args;
 
 /* Weight gradients (one set per thread: partial sums over its rows). */
@@ -247,6 +247,97 @@ static void *run_part(void *arg)
     return NULL;
 }
 
+/* ---- worker threads ---------------------------------------------------------------
+ *
+ * A training epoch makes two calls per batch (forward, backward): with batches of 32,
+ * over 600 calls. Starting and joining a thread costs about 100 microseconds here
+ * (measured: pthread_create + pthread_join), a fifth of a whole forward call at
+ * T=50, H=64, B=32, and the started thread begins its blocks that much later than the
+ * calling one. So the threads are started once, on first need, and then sleep on a
+ * condition variable between calls. One call at a time uses them (pool_busy); a call
+ * from another Python thread that finds them busy starts threads of its own, as
+ * before. A forked child has no such threads: pthread_atfork resets the pool there. */
+#if FASTRNN_THREADS
+#define POOL_MAX 63
+static pthread_mutex_t pool_mx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_go = PTHREAD_COND_INITIALIZER;   /* a new round of tasks */
+static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER; /* the round is finished */
+static int pool_size = 0;         /* workers started */
+static int pool_busy = 0;         /* a call is using them */
+static int pool_pending = 0;      /* tasks handed out and not finished */
+static Part *pool_task[POOL_MAX]; /* worker k's next task, or NULL */
+static int pool_atfork_set = 0;
+
+static void *pool_worker(void *arg)
+{
+    long id = (long)(intptr_t)arg;
+    pthread_mutex_lock(&pool_mx);
+    for (;;) {
+        while (!pool_task[id]) pthread_cond_wait(&pool_go, &pool_mx);
+        Part *p = pool_task[id];
+        pool_task[id] = NULL;
+        pthread_mutex_unlock(&pool_mx);
+        run_part(p);
+        pthread_mutex_lock(&pool_mx);
+        if (--pool_pending == 0) pthread_cond_signal(&pool_done);
+    }
+    return NULL;
+}
+
+static void pool_after_fork_child(void)
+{
+    /* only the forking thread exists in the child */
+    pthread_mutex_init(&pool_mx, NULL);
+    pthread_cond_init(&pool_go, NULL);
+    pthread_cond_init(&pool_done, NULL);
+    pool_size = 0;
+    pool_busy = 0;
+    pool_pending = 0;
+    for (int k = 0; k < POOL_MAX; k++) pool_task[k] = NULL;
+}
+
+/* Hand parts[1..n-1] to the workers; 0 when they are busy (the caller starts its own
+ * threads then). Parts for which no worker could be started are left to the caller:
+ * *given is how many were handed out. */
+static int pool_start(Part *parts, int n, int *given)
+{
+    pthread_mutex_lock(&pool_mx);
+    if (pool_busy) {
+        pthread_mutex_unlock(&pool_mx);
+        return 0;
+    }
+    if (!pool_atfork_set) {
+        pool_atfork_set = pthread_atfork(NULL, NULL, pool_after_fork_child) == 0;
+    }
+    while (pool_size < n - 1 && pool_size < POOL_MAX) {
+        pthread_t tid;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&tid, &attr, pool_worker, (void *)(intptr_t)pool_size);
+        pthread_attr_destroy(&attr);
+        if (rc != 0) break;
+        pool_size++;
+    }
+    int k = 0;
+    for (; k < n - 1 && k < pool_size; k++) pool_task[k] = &parts[k + 1];
+    *given = k;
+    pool_busy = 1;
+    pool_pending = k;
+    if (k) pthread_cond_broadcast(&pool_go);
+    pthread_mutex_unlock(&pool_mx);
+    return 1;
+}
+
+static void pool_finish(void)
+{
+    pthread_mutex_lock(&pool_mx);
+    while (pool_pending > 0) pthread_cond_wait(&pool_done, &pool_mx);
+    pool_busy = 0;
+    pthread_mutex_unlock(&pool_mx);
+}
+#endif
+
 #define ALIGN_UP(n) (((n) + 63) & ~(size_t)63)
 
 /* scratch_per_row: elements of work space per row of a block, plus span_per_row per
@@ -330,16 +421,24 @@ static int run_loop(loop_fn fn, Args *a, size_t scratch_per_row, size_t span_per
         cur += per_thread;
     }
 #if FASTRNN_THREADS
-    pthread_t tids[64];
-    int started[64] = {0};
-    for (int k = 1; k < n_threads; k++)
-        started[k] = pthread_create(&tids[k], NULL, run_part, &parts[k]) == 0;
-    run_part(&parts[0]);
-    for (int k = 1; k < n_threads; k++) {
-        if (started[k])
-            pthread_join(tids[k], NULL);
-        else /* could not start a thread: run its share here */
+    int given = 0;
+    if (n_threads > 1 && pool_start(parts, n_threads, &given)) {
+        run_part(&parts[0]);
+        for (int k = 1 + given; k < n_threads; k++) /* no worker for it: run it here */
             run_part(&parts[k]);
+        pool_finish();
+    } else {
+        pthread_t tids[64];
+        int started[64] = {0};
+        for (int k = 1; k < n_threads; k++)
+            started[k] = pthread_create(&tids[k], NULL, run_part, &parts[k]) == 0;
+        run_part(&parts[0]);
+        for (int k = 1; k < n_threads; k++) {
+            if (started[k])
+                pthread_join(tids[k], NULL);
+            else /* could not start a thread: run its share here */
+                run_part(&parts[k]);
+        }
     }
 #else
     run_part(&parts[0]);
