@@ -15,8 +15,9 @@ Both use the same number of threads: ``torch.set_num_threads(n)`` and, for skrnn
 ``threadpoolctl.threadpool_limits(n)`` (which the compiled loops also follow).
 
 Also reported: achieved GFLOP/s (the GEMM work of the model, the same count for both
-frameworks: ``2*G*H*(F+H)`` per sample and step forward, three times that for
-forward + backward, G = 4/3/1 gates) against the float32 ``np.matmul`` peak
+frameworks: per sample, ``2*G*H*F`` for every step's input and ``2*G*H*H`` for every
+recurrent step but the first, whose state is the zero initial state, forward; three
+times that for forward + backward; G = 4/3/1 gates) against the float32 ``np.matmul`` peak
 measured in the same run, and the machine's float32 FMA peak (``fma_peak.c``,
 compiled with the system's C compiler when there is one), from which the *fit floor*
 and *predict floor* columns follow: the least ratio to PyTorch's time that any
@@ -196,9 +197,13 @@ def fma_peak(threads):
 
 
 def model_flops(cell, T, H, n, F=1, train=True):
-    """GEMM FLOPs of one epoch (train: forward + backward = 3x forward)."""
+    """GEMM FLOPs of one epoch (train: forward + backward = 3x forward).
+
+    The first step's recurrent product is left out: its state is the zero initial
+    state, so an implementation need not compute it (skrnn's loops do not).
+    """
     G = GATES[cell]
-    fwd = n * T * 2 * G * H * (F + H) + n * 2 * H
+    fwd = n * 2 * G * H * (T * F + (T - 1) * H) + n * 2 * H
     return 3 * fwd if train else fwd
 
 

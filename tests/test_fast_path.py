@@ -34,8 +34,8 @@ TOL = {np.float64: 1e-11, np.float32: 2e-5}
 
 
 def _setup(cell, kwargs, units, head, dtype=np.float64, masks=False, seed=0, batch=B,
-           features=F):
-    B, F = batch, features
+           features=F, steps=T):
+    B, F, T = batch, features, steps
     rng = np.random.RandomState(seed)
     net = RecurrentNetwork(cell, F, units, N_OUT, head=head, dtype=dtype, cell_kwargs=kwargs)
     net.initialize(rng)
@@ -188,6 +188,19 @@ def test_engine_switch_and_bad_input():
         _fastrnn.forward(0, 2, 3, 1, 4, np.zeros(5), np.zeros(4), np.zeros(4),
                          np.zeros(16), None, np.zeros(36), None, None, None, None, None,
                          False, True, False, 16, 1)
+
+
+@pytest.mark.parametrize("cell,kwargs", CELLS, ids=str)
+@pytest.mark.parametrize("steps", [1, 2])
+def test_compiled_matches_reference_for_one_and_two_steps(cell, kwargs, steps):
+    # the loops skip the products with the (zero) initial state and its gradient,
+    # which the NumPy engine computes: with one step every recurrent product is
+    # skipped, with two, half of them
+    for head in ("last", "sequence"):
+        net, X, y, sw, masks = _setup(cell, kwargs, (4, 5), head, masks=True, steps=steps)
+        ref = _run(net, X, y, sw, masks, "numpy")
+        fast = _run(net, X, y, sw, masks, "compiled", 2)
+        _compare(ref, fast, TOL[np.float64])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
