@@ -24,7 +24,8 @@ setup(
         Extension(
             "skrnn.nn._fastrnn",
             sources=["skrnn/nn/_fastrnn.c"],
-            depends=["skrnn/nn/_fastrnn_body.h", "skrnn/nn/_fastrnn_mm.h"],
+            depends=["skrnn/nn/_fastrnn_body.h", "skrnn/nn/_fastrnn_mm.h",
+                     "skrnn/nn/_fastrnn_x16.h"],
             extra_compile_args=args,
             optional=True,
         )

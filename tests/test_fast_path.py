@@ -173,6 +173,65 @@ def test_compiled_tanh_accuracy():
     assert np.signbit(special[1]) and not np.signbit(special[0]) and np.isnan(special[4])
 
 
+@pytest.mark.skipif(not getattr(_cells._fastrnn, "AVX512", 0),
+                    reason="the AVX-512 kernels need a CPU with AVX-512")
+def test_avx512_activations_accuracy():
+    # the LSTM gate pass's own tanh and sigmoid (float32, H a multiple of 16); the
+    # whole float32 range was checked once, outside the tests: tanh within 5.0 ulp,
+    # sigmoid within 4.5 ulp where the result is a normal float
+    from skrnn.nn import _fastrnn
+
+    x = np.concatenate([np.linspace(-70, 70, 400_001), np.logspace(-40, 1.9, 4000),
+                        -np.logspace(-40, 1.9, 4000)]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    t = x.copy()
+    _fastrnn.x16_inplace(t, "tanh")
+    ref = np.tanh(x64)
+    assert float((np.abs(t - ref) / np.spacing(np.abs(ref).astype(np.float32))).max()) <= 6
+    s = x.copy()
+    _fastrnn.x16_inplace(s, "sigmoid")  # sigmoid(2 x): the gates' weights are halved
+    ref = 1 / (1 + np.exp(-2 * x64))
+    normal = ref >= np.finfo(np.float32).tiny
+    ulps = np.abs(s - ref)[normal] / np.spacing(ref[normal].astype(np.float32))
+    assert float(ulps.max()) <= 5
+    assert float(np.abs(s - ref)[~normal].max()) < np.finfo(np.float32).tiny
+    assert (s >= 0).all() and (s <= 1).all()
+
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30], np.float32)
+    t, s = special.copy(), special.copy()
+    _fastrnn.x16_inplace(t, "tanh")
+    _fastrnn.x16_inplace(s, "sigmoid")
+    assert t[0] == 0 and not np.signbit(t[0]) and np.signbit(t[1])
+    np.testing.assert_allclose(t[[2, 3, 5, 6]], [1, -1, 1, -1], rtol=6 * 2.0**-24)
+    np.testing.assert_array_equal(s[[0, 1, 2, 3, 5, 6]], [0.5, 0.5, 1, 0, 1, 0])
+    assert np.isnan(t[4]) and np.isnan(s[4])
+    # a tail shorter than one vector, and bad input
+    y = np.full(5, 0.25, np.float32)
+    _fastrnn.x16_inplace(y, "sigmoid")
+    np.testing.assert_allclose(y, 1 / (1 + np.exp(-0.5)), rtol=1e-6)
+    with pytest.raises(TypeError, match="float32"):
+        _fastrnn.x16_inplace(np.zeros(3), "tanh")
+    with pytest.raises(ValueError, match="'tanh' or 'sigmoid'"):
+        _fastrnn.x16_inplace(y, "relu")
+
+
+@pytest.mark.parametrize("peephole", [False, True], ids=["plain", "peephole"])
+@pytest.mark.parametrize("units", [(16,), (32, 16)], ids=str)
+@pytest.mark.parametrize("features", [1, 3])
+@pytest.mark.parametrize("head", ["last", "sequence"])
+def test_compiled_lstm_float32_with_vector_hidden_sizes(peephole, units, features, head):
+    # float32 with H a multiple of 16: on AVX-512 CPUs the plain LSTM's gate pass runs
+    # in _fastrnn_x16.h (its own sigmoid); its results must match the reference, its
+    # gradients too (the backward pass reads the stored gates)
+    net, X, y, sw, masks = _setup("lstm", {"peephole": peephole}, units, head,
+                                  dtype=np.float32, masks=True, features=features,
+                                  batch=40)
+    ref = _run(net, X, y, sw, masks, "numpy", loss="poisson")
+    for threads in (1, 2):
+        _compare(ref, _run(net, X, y, sw, masks, "compiled", threads, loss="poisson"),
+                 TOL[np.float32])
+
+
 def test_engine_switch_and_bad_input():
     from skrnn.nn import _fastrnn
 
@@ -280,7 +339,7 @@ def test_workspace_reuse_gives_the_same_bits(cell, kwargs):
 
 
 @pytest.mark.parametrize("cell,kwargs", CELLS, ids=str)
-@pytest.mark.parametrize("units", [(9,), (6, 9)], ids=str)
+@pytest.mark.parametrize("units", [(9,), (6, 9), (16,), (32, 16)], ids=str)
 def test_inference_pass_gives_the_training_pass_bits(cell, kwargs, units):
     # without store, the compiled loops keep states, c and gates in their own scratch
     # (the top layer only its last state): the same arithmetic as a training pass,

@@ -68,6 +68,7 @@ typedef struct {
 /* ---- float instantiation ---- */
 #define REAL float
 #define TANH_RATIONAL 1
+#define X16_REAL FASTRNN_AVX512 /* the body includes _fastrnn_x16.h */
 #define UINT uint32_t
 #define FN(name) name##_f
 #define SQRT sqrtf
@@ -93,10 +94,12 @@ typedef struct {
 #undef MANT_BITS
 #undef EXPM1_POLY
 #undef SIG_
+#undef X16_REAL
 
 /* ---- double instantiation ---- */
 #define REAL double
 #define TANH_RATIONAL 0
+#define X16_REAL 0
 #define UINT uint64_t
 #define FN(name) name##_d
 #define SQRT sqrt
@@ -667,6 +670,45 @@ static PyObject *py_tanh_inplace(PyObject *self, PyObject *o)
     Py_RETURN_NONE;
 }
 
+/* x16_inplace(x, which): the AVX-512 activations of _fastrnn_x16.h on a float32
+ * array, in place (which: "tanh" or "sigmoid", the latter of 2 x: the gate passes
+ * take the sigmoid of halved pre-activations) */
+static PyObject *py_x16_inplace(PyObject *self, PyObject *args)
+{
+    PyObject *o;
+    const char *which;
+    if (!PyArg_ParseTuple(args, "Os", &o, &which)) return NULL;
+    int sig = strcmp(which, "sigmoid") == 0;
+    if (!sig && strcmp(which, "tanh") != 0)
+        return PyErr_Format(PyExc_ValueError, "which must be 'tanh' or 'sigmoid', got %R",
+                            PyTuple_GET_ITEM(args, 1));
+#if FASTRNN_AVX512
+    if (!have_avx512)
+#endif
+        return PyErr_Format(PyExc_RuntimeError, "this CPU or build has no AVX-512 kernels");
+#if FASTRNN_AVX512
+    Buffers bs = {0};
+    Py_buffer v;
+    void *p;
+    if (PyObject_GetBuffer(o, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    Py_ssize_t count = v.itemsize ? v.len / v.itemsize : 0;
+    PyBuffer_Release(&v);
+    if (!get(&bs, o, count, 1, 0, "x", &p)) {
+        release_all(&bs);
+        return NULL;
+    }
+    if (bs.kind != 1) {
+        release_all(&bs);
+        return PyErr_Format(PyExc_TypeError, "x must be float32");
+    }
+    Py_BEGIN_ALLOW_THREADS
+    x16_apply(p, count, sig);
+    Py_END_ALLOW_THREADS
+    release_all(&bs);
+    Py_RETURN_NONE;
+#endif
+}
+
 /* matmul(M, N, K, A, B, C, trans_a, accumulate): C (M x N) = / += op(A) @ B with the
  * loops' own product; for tests and benchmarks. */
 static PyObject *py_matmul(PyObject *self, PyObject *args)
@@ -734,6 +776,8 @@ static PyMethodDef methods[] = {
     {"backward", py_backward, METH_VARARGS,
      "Backward time loop of a recurrent layer, with its weight gradients."},
     {"tanh_inplace", py_tanh_inplace, METH_O, "The kernels' tanh, in place."},
+    {"x16_inplace", py_x16_inplace, METH_VARARGS,
+     "The AVX-512 float32 tanh or sigmoid(2 x) of the LSTM gate pass, in place."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {

@@ -451,6 +451,10 @@ static ATTR void FN(rnn_bwd)(const Args *a, long b0, long b1, char *scratch, con
 
 /* ---- LSTM ------------------------------------------------------------------------ */
 
+#if X16_REAL
+#include "_fastrnn_x16.h"
+#endif
+
 /* One sequence's step with peepholes: the activations, c, tanh(c) and h (o sees c,
  * so all of it runs in one pass). (restrict: the blocks never overlap, and gcc needs
  * to know it to vectorize.) */
@@ -538,6 +542,12 @@ static ATTR void FN(lstm_fwd)(const Args *a, long b0, long b1, char *scratch, co
         REAL *cp = CSB(t), *cn = CSB(t + 1), *tc = TCB(t), *hn = HSB(t + 1);
         if (!P(peep)) {
             const REAL *w = in.w, *bb = in.b;
+#if X16_REAL
+            if (have_avx512 && H % 16 == 0) {
+                x16_lstm_step(a, t, b0, nb, ga, cp, cn, ob, tc, hn, in.x, w, bb);
+                continue;
+            }
+#endif
             for (long r = 0; r < nb; r++) {
                 REAL *gr = ga + r * G;
                 if (a->store && t + 1 < T) {
