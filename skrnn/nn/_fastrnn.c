@@ -30,7 +30,8 @@
 #endif
 
 /* Clones of the hot loops for AVX-512 / AVX2+FMA machines, picked at load time, and
- * a 512-bit matrix-product kernel chosen at run time on AVX-512 machines. */
+ * a 512-bit matrix-product kernel and float32 LSTM gate pass (_fastrnn_x16.h) chosen
+ * at run time on AVX-512 machines. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__) \
     && !defined(FASTRNN_NO_CLONES)
 #define ATTR __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
