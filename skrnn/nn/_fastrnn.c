@@ -651,18 +651,27 @@ static PyObject *py_backward(PyObject *self, PyObject *args)
 static ATTR void vtanh_f(float *x, Py_ssize_t n) { for (Py_ssize_t i = 0; i < n; i++) x[i] = tanh__f(x[i]); }
 static ATTR void vtanh_d(double *x, Py_ssize_t n) { for (Py_ssize_t i = 0; i < n; i++) x[i] = tanh__d(x[i]); }
 
+/* the writable buffer of a contiguous float32 or float64 array x, whatever its shape,
+ * and its element count; 0 with the error set (and nothing held) if it is not one */
+static int get_inplace(Buffers *bs, PyObject *o, void **p, Py_ssize_t *count)
+{
+    Py_buffer v;
+    if (PyObject_GetBuffer(o, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return 0;
+    *count = v.itemsize ? v.len / v.itemsize : 0;
+    PyBuffer_Release(&v);
+    if (!get(bs, o, *count, 1, 0, "x", p)) {
+        release_all(bs);
+        return 0;
+    }
+    return 1;
+}
+
 static PyObject *py_tanh_inplace(PyObject *self, PyObject *o)
 {
     Buffers bs = {0};
-    Py_buffer v;
     void *p;
-    if (PyObject_GetBuffer(o, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
-    Py_ssize_t count = v.itemsize ? v.len / v.itemsize : 0;
-    PyBuffer_Release(&v);
-    if (!get(&bs, o, count, 1, 0, "x", &p)) {
-        release_all(&bs);
-        return NULL;
-    }
+    Py_ssize_t count;
+    if (!get_inplace(&bs, o, &p, &count)) return NULL;
     int kind = bs.kind;
     Py_BEGIN_ALLOW_THREADS
     if (kind == 1) vtanh_f(p, count); else vtanh_d(p, count);
@@ -689,15 +698,9 @@ static PyObject *py_x16_inplace(PyObject *self, PyObject *args)
         return PyErr_Format(PyExc_RuntimeError, "this CPU or build has no AVX-512 kernels");
 #if FASTRNN_AVX512
     Buffers bs = {0};
-    Py_buffer v;
     void *p;
-    if (PyObject_GetBuffer(o, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
-    Py_ssize_t count = v.itemsize ? v.len / v.itemsize : 0;
-    PyBuffer_Release(&v);
-    if (!get(&bs, o, count, 1, 0, "x", &p)) {
-        release_all(&bs);
-        return NULL;
-    }
+    Py_ssize_t count;
+    if (!get_inplace(&bs, o, &p, &count)) return NULL;
     if (bs.kind != 1) {
         release_all(&bs);
         return PyErr_Format(PyExc_TypeError, "x must be float32");
