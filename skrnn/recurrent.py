@@ -570,25 +570,29 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             acc_loss = 0.0
             acc_norm = 0.0
             n_batches = 0
-            for start in range(0, n, bs):
-                if order is None:
-                    sl = slice(start, start + bs)
-                    Xb, yb = Xtr[:, sl], ytr[sl]
-                    swb = None if swtr is None else swtr[sl]
-                else:
-                    idx = order[start : start + bs]
-                    Xb, yb = Xtr[:, idx], ytr[idx]
-                    swb = None if swtr is None else swtr[idx]
-                masks = self._draw_masks(rng, yb.shape[0])
-                batch_loss = net.loss_and_gradient(Xb, yb, swb, masks=masks, ws=ws, **kw)
-                norm = clip_gradient(net.grad, self.clipnorm, self.clipvalue)
-                if not (np.isfinite(batch_loss) and np.isfinite(norm)):
-                    if self._diverged():
-                        return True
-                opt.step(net.theta, net.grad)
-                acc_loss += batch_loss * (yb.shape[0] if swb is None else float(swb.sum()))
-                acc_norm += norm
-                n_batches += 1
+            # one engine context for the whole pass over the batches: BLAS stays
+            # single-threaded (and its limit read once) through the batches and the
+            # optimizer steps between them, instead of being set and restored per batch
+            with net.engine_context(bs):
+                for start in range(0, n, bs):
+                    if order is None:
+                        sl = slice(start, start + bs)
+                        Xb, yb = Xtr[:, sl], ytr[sl]
+                        swb = None if swtr is None else swtr[sl]
+                    else:
+                        idx = order[start : start + bs]
+                        Xb, yb = Xtr[:, idx], ytr[idx]
+                        swb = None if swtr is None else swtr[idx]
+                    masks = self._draw_masks(rng, yb.shape[0])
+                    batch_loss = net.loss_and_gradient(Xb, yb, swb, masks=masks, ws=ws, **kw)
+                    norm = clip_gradient(net.grad, self.clipnorm, self.clipvalue)
+                    if not (np.isfinite(batch_loss) and np.isfinite(norm)):
+                        if self._diverged():
+                            return True
+                    opt.step(net.theta, net.grad)
+                    acc_loss += batch_loss * (yb.shape[0] if swb is None else float(swb.sum()))
+                    acc_norm += norm
+                    n_batches += 1
             self.n_iter_ += 1
             self.t_ += n
             self.loss_ = acc_loss / total_w

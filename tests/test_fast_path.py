@@ -318,6 +318,36 @@ def test_threads_follow_the_blas_limit_and_joblib_workers():
     assert max(counts) <= max(1, (os.cpu_count() or 1) // 2)
 
 
+def test_blas_is_single_threaded_through_the_batches_and_restored_after_fit(monkeypatch):
+    # the loops parallelise themselves, so BLAS runs on one thread through the whole
+    # pass over the batches (optimizer steps included), and gets its limit back after
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from skrnn import LSTMRegressor
+    from skrnn.nn._optimizers import Adam
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    seen = []
+    step = Adam.step
+
+    def spy(self, theta, grad):
+        seen.append(blas_threads())
+        return step(self, theta, grad)
+
+    monkeypatch.setattr(Adam, "step", spy)
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(24, 5, 1)), rng.normal(size=24)
+    with threadpool_limits(2):
+        before = blas_threads()
+        LSTMRegressor(units=4, batch_size=8, max_iter=2, random_state=0).fit(X, y)
+        after = blas_threads()
+    assert before and len(seen) == 6  # 3 batches, 2 epochs
+    assert all(counts == [1] * len(before) for counts in seen)
+    assert after == before
+
+
 @pytest.mark.parametrize("cell,kwargs", CELLS, ids=str)
 def test_workspace_reuse_gives_the_same_bits(cell, kwargs):
     # one workspace across batches of changing size (a fit's last batch is shorter,

@@ -135,11 +135,12 @@ class RecurrentNetwork:
 
     # -- forward / backward ----------------------------------------------------------
 
-    def _call(self, B):
-        """Context of one engine call on a batch of ``B`` sequences (see ``_threads``).
+    def engine_context(self, B):
+        """Context of engine calls on batches of ``B`` sequences (see ``_threads``).
 
-        BLAS runs single-threaded inside it: the compiled loops parallelise over the
-        batch themselves. The NumPy engine keeps BLAS threads only for per-step
+        Re-entrant: a fit holds one around its pass over the batches, and the calls
+        inside it find it set. BLAS runs single-threaded inside it: the compiled
+        loops parallelise over the batch themselves. The NumPy engine keeps BLAS threads only for per-step
         products big enough to gain from them (at least 256 sequences times a
         128 x 512 weight matrix); below that, one thread is faster.
         """
@@ -156,7 +157,7 @@ class RecurrentNetwork:
         ``Workspace`` (``_workspace.py``), the caches live in its buffers and are
         valid until the next call with the same workspace.
         """
-        with self._call(X.shape[1]):
+        with self.engine_context(X.shape[1]):
             return self._forward(X, masks, store, ws)
 
     def _forward(self, X, masks=None, store=True, ws=None):
@@ -217,7 +218,7 @@ class RecurrentNetwork:
         weight, as MLPRegressor divides it by the batch size. ``ws``: a
         ``Workspace`` whose buffers the batch's activations reuse (one per fit).
         """
-        with self._call(X.shape[1]):
+        with self.engine_context(X.shape[1]):
             Z, state = self._forward(X, masks=masks, store=True, ws=ws)
             value, dZ = loss_and_grad(Z, y, sw, loss, output_activation, huber_delta)
             self.backward(dZ.astype(self.dtype, copy=False), state, masks=masks, ws=ws)
@@ -245,7 +246,7 @@ class RecurrentNetwork:
             chunk = max(chunk, min(budget // max(1, T * lower) if lower else budget,
                                    budget // self.units[-1]))
         ws = Workspace()  # the chunks reuse one set of state buffers
-        with self._call(min(B, chunk)):
+        with self.engine_context(min(B, chunk)):
             Z = np.concatenate(
                 [self._forward(X[:, s : s + chunk], store=False, ws=ws)[0]
                  for s in range(0, B, chunk)]
@@ -254,7 +255,7 @@ class RecurrentNetwork:
 
     def states(self, X):
         """Per-layer hidden states (and cell states, gates) for time-major ``X``."""
-        with self._call(X.shape[1]):
+        with self.engine_context(X.shape[1]):
             return self._states(X)
 
     def _states(self, X):

@@ -3,10 +3,11 @@
 The recurrent products of one time step are small (a batch of 32 sequences times a
 64 x 256 weight matrix). Multi-threaded BLAS synchronises its threads on every such
 product, which costs more than it gains, and on a busy machine its spinning workers
-slow everything down by several times. So, inside an engine call (a training batch,
-a prediction), BLAS runs single-threaded and the parallel work is coarse: the
-compiled loops split the sequences of the batch between threads that run from the
-first step to the last without waiting for each other.
+slow everything down by several times. So, inside an engine call (a fit's pass over
+its batches, optimizer steps included; a prediction), BLAS runs single-threaded and
+the parallel work is coarse: the compiled loops split the sequences of the batch
+between threads that run from the first step to the last without waiting for each
+other.
 
 The number of threads follows the BLAS limit in force when the call starts, which is
 what ``threadpoolctl.threadpool_limits``, ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``
