@@ -570,9 +570,9 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             acc_loss = 0.0
             acc_norm = 0.0
             n_batches = 0
-            # one engine context for the whole pass over the batches: BLAS stays
-            # single-threaded (and its limit read once) through the batches and the
-            # optimizer steps between them, instead of being set and restored per batch
+            # one engine context for the whole pass over the batches: BLAS threads are
+            # set once (one, for the compiled loops) for the batches and the optimizer
+            # steps between them, instead of being set and restored per batch
             with net.engine_context(bs):
                 for start in range(0, n, bs):
                     if order is None:

@@ -138,11 +138,12 @@ class RecurrentNetwork:
     def engine_context(self, B):
         """Context of engine calls on batches of ``B`` sequences (see ``_threads``).
 
-        Re-entrant: a fit holds one around its pass over the batches, and the calls
-        inside it find it set. BLAS runs single-threaded inside it: the compiled
-        loops parallelise over the batch themselves. The NumPy engine keeps BLAS threads only for per-step
+        BLAS runs single-threaded inside it: the compiled loops parallelise over the
+        batch themselves. The NumPy engine keeps BLAS threads only for per-step
         products big enough to gain from them (at least 256 sequences times a
-        128 x 512 weight matrix); below that, one thread is faster.
+        128 x 512 weight matrix); below that, one thread is faster. Re-entrant: the
+        outermost context decides (a fit holds one around its pass over the batches,
+        sized by its batch size, and the calls inside it find it set).
         """
         if get_engine() == "numpy":
             widest = max(layer.n_gates * layer.units * layer.units for layer in self.layers)
