@@ -1081,7 +1081,10 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             Reference input of integrated gradients, shaped like ``X`` or like one
             of its samples (broadcast to all); None means zeros.
         n_steps : int, default=50
-            Quadrature nodes of integrated gradients (one backward pass each).
+            Quadrature nodes of integrated gradients (one backward pass each). With
+            smooth cells (tanh, LSTM, GRU) the sum matches the prediction gap to
+            about 1e-6 with 50 nodes; the gradient of a relu network jumps along the
+            path and needs several hundred for 1e-3.
 
         Returns
         -------
