@@ -237,8 +237,8 @@ def _steps(estimator, prefix=""):
 
 def _check_convertible(estimator):
     """Fitted, with a converter for every step, and a skrnn regressor at the end."""
-    from sklearn.utils.validation import check_is_fitted
     from skl2onnx._supported_operators import sklearn_operator_name_map
+    from sklearn.utils.validation import check_is_fitted
 
     steps = [(n, s) for n, s in _steps(estimator) if s is not None and s != "passthrough"]
     regressors = _regressor_classes()

@@ -24,7 +24,7 @@ Y2 = np.c_[X3[:, -1, 0] + 0.5 * X3[:, 0, 1], X3[:, :, 1].sum(axis=1)]
 
 
 def _fit(cls, kw, y, **params):
-    args = dict(units=(4, 3), max_iter=3, random_state=0, learning_rate_init=0.05)
+    args = {"units": (4, 3), "max_iter": 3, "random_state": 0, "learning_rate_init": 0.05}
     args.update(params)
     model = cls(**kw, **args).fit(X3, y)
     # move away from the initial zeros (biases, peepholes) so every path carries signal
