@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -192,3 +193,20 @@ def test_not_a_skrnn_model_and_bad_samples():
     pipe = make_pipeline(StandardScaler(), model).fit(X2, Y)
     with pytest.raises(ValueError, match="Pipeline's steps take 2D input"):
         to_onnx(pipe, X3[:1])
+
+
+def test_benchmark_script_prints_its_table():
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "onnx_predict.py"), "--T", "4", "--H", "3",
+         "--batch", "8", "--calls", "2", "--repeats", "1", "--no-torch"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=root,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines()
+            if line.startswith(("| lstm |", "| gru |", "| rnn |"))]
+    assert len(rows) == 3, run.stdout
+    for row in rows:
+        cols = [c.strip() for c in row.strip("|").split("|")]
+        assert float(cols[1]) > 0 and float(cols[2]) > 0  # skrnn and onnxruntime, 1 row
+        assert float(cols[7]) < 1e-5  # onnxruntime agrees with skrnn
