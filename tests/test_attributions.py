@@ -138,3 +138,37 @@ def test_bad_arguments():
         model.input_gradients(X3[:, :3])
     with pytest.raises(NotFittedError):
         GRURegressor().input_gradients(X3)
+
+
+def test_plot_lag_importance_bars_are_mean_absolute_attributions():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skrnn.plotting import plot_lag_importance
+
+    model = _fit(GRURegressor, {}, Y2)  # two outputs, 4 steps of 2 features
+    fig = plot_lag_importance(model, X3, method="gradient", output=1)
+    bars = fig.axes[0].patches
+    assert len(bars) == 8  # 4 lags x 2 stacked step features
+    expected = np.abs(model.input_gradients(X3)[:, 1]).mean(axis=0)  # (T, F)
+    heights = np.array([b.get_height() for b in bars]).reshape(2, 4).T
+    np.testing.assert_allclose(heights, expected, rtol=1e-12)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["1", "2", "3", "4"]  # lag 1 (the last step) is the rightmost bar
+    assert fig.axes[0].get_xticks()[0] == 3
+    with pytest.raises(ValueError, match=r"output must be in \[0, 2\)"):
+        plot_lag_importance(model, X3, output=2)
+    # a Pipeline explains its regressor's input: the scaled lags
+    one = GRURegressor(units=3, max_iter=2, random_state=0)
+    pipe = make_pipeline(StandardScaler(), one).fit(X3.reshape(5, 8), Y2[:, 0])
+    fig = plot_lag_importance(pipe, X3.reshape(5, 8))
+    ig = one.input_gradients(pipe[0].transform(X3.reshape(5, 8)), method="integrated")
+    heights = [b.get_height() for b in fig.axes[0].patches]
+    np.testing.assert_allclose(heights, np.abs(ig).mean(axis=0), rtol=1e-12)
+    with pytest.raises(TypeError, match="needs a skrnn recurrent regressor"):
+        plot_lag_importance(StandardScaler().fit(X3.reshape(5, 8)), X3.reshape(5, 8))
+    matplotlib.pyplot.close("all")
