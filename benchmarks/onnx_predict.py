@@ -74,6 +74,22 @@ def _torch_model(torch, cell, model):
     return forward
 
 
+def _time_all(model, session, forward, one, one3, Xb, X3, args):
+    """Single-row (us) and batch (ms) times of the three runtimes."""
+    from threadpoolctl import threadpool_limits
+
+    row = {}
+    with threadpool_limits(args.threads):
+        row["skrnn1"] = _median_us(lambda: model.predict(one), args.calls)
+        row["skrnnB"] = _best_ms(lambda: model.predict(Xb), args.repeats)
+    row["ort1"] = _median_us(lambda: session.run(None, {"X": one}), args.calls)
+    row["ortB"] = _best_ms(lambda: session.run(None, {"X": Xb}), args.repeats)
+    if forward is not None:
+        row["torch1"] = _median_us(lambda: forward(one3), args.calls)
+        row["torchB"] = _best_ms(lambda: forward(X3), args.repeats)
+    return row
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cell", nargs="+", default=["lstm", "gru", "rnn"],
@@ -89,7 +105,6 @@ def main(argv=None):
 
     import onnxruntime as ort
     import sklearn
-    from threadpoolctl import threadpool_limits
 
     import skrnn
     from skrnn import GRURegressor, LSTMRegressor, SimpleRNNRegressor
@@ -138,17 +153,9 @@ def main(argv=None):
         Xb = X[: args.batch]
         ref = model.predict(Xb)
         diff_onnx = np.abs(session.run(None, {"X": Xb})[0][:, 0] - ref).max()
-        row = {}
-        with threadpool_limits(args.threads):
-            row["skrnn1"] = _median_us(lambda: model.predict(one), args.calls)
-            row["skrnnB"] = _best_ms(lambda: model.predict(Xb), args.repeats)
-        row["ort1"] = _median_us(lambda: session.run(None, {"X": one}), args.calls)
-        row["ortB"] = _best_ms(lambda: session.run(None, {"X": Xb}), args.repeats)
-        if torch is not None:
-            forward = _torch_model(torch, cell, model)
-            diff_torch = np.abs(forward(X3)[:, 0] - ref).max()
-            row["torch1"] = _median_us(lambda: forward(one3), args.calls)
-            row["torchB"] = _best_ms(lambda: forward(X3), args.repeats)
+        forward = None if torch is None else _torch_model(torch, cell, model)
+        row = _time_all(model, session, forward, one, one3, Xb, X3, args)
+        diff_torch = None if forward is None else np.abs(forward(X3)[:, 0] - ref).max()
         torch1 = "-" if torch is None else f"{row['torch1']:.0f}"
         torchB = "-" if torch is None else f"{row['torchB']:.2f}"
         diffs = f"{diff_onnx:.1e}" + ("" if torch is None else f" / {diff_torch:.1e}")
