@@ -1224,8 +1224,11 @@ _DOC = """\
     recurrent_dropout : float, default=0.0
         Fraction of the recurrent state dropped before the recurrent product, one
         mask per sequence.
-    loss : {{"squared_error", "absolute_error", "huber", "poisson"}}, default="squared_error"
+    loss : {{"squared_error", "absolute_error", "huber", "poisson", "quantile"}}, \
+default="squared_error"
         ``"poisson"`` uses a log link (predictions ``exp(z)``) and needs ``y >= 0``.
+        ``"quantile"`` is the pinball loss of the level(s) set by ``quantile`` or
+        ``quantiles`` (exactly one of them).
     huber_delta : float, default=1.0
         Threshold of the Huber loss.
     output_activation : {{"identity", "relu", "softplus"}}, default="identity"
@@ -1266,6 +1269,14 @@ _DOC = """\
         Clip each gradient entry to ``[-clipvalue, clipvalue]``.
     dtype : {{"float64", "float32"}}, default="float64"
         Precision of the computation; ``"float32"`` is about twice as fast.
+    quantile : float in (0, 1) or None, default=None
+        With ``loss="quantile"``: the one level to fit; ``predict`` returns it.
+    quantiles : array-like of float or None, default=None
+        With ``loss="quantile"``: several levels, increasing, in (0, 1), fitted by
+        one head with one output per target and level (target-major: output
+        ``j * n_levels + k`` is level ``k`` of target ``j``). ``predict_quantiles``
+        returns them sorted, so they never cross; ``predict`` returns the median
+        (the 0.5 level, else interpolated between the levels around 0.5).
 
     Attributes
     ----------
@@ -1294,6 +1305,10 @@ _DOC = """\
     n_timesteps_, n_step_features_ : int
         The sequence layout learned in ``fit``.
     n_outputs_ : int
+        Targets (columns of ``y``); a quantile head has ``n_outputs_`` times the
+        number of levels outputs.
+    quantiles_ : ndarray of float or None
+        The fitted quantile levels (None unless ``loss="quantile"``).
 
     Examples
     --------
