@@ -791,7 +791,9 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             is zero. Variants PyTorch lacks carry extra keys that make a strict
             ``load_state_dict`` fail instead of loading wrong weights:
             ``weight_peephole_l{k}`` (LSTM peepholes, rows ``i, f, o``) and
-            ``reset_before_l{k}`` (GRU with ``reset_after=False``).
+            ``reset_before_l{k}`` (GRU with ``reset_after=False``). A quantile
+            head has one row per target and level, target-major (row
+            ``j * n_levels + k`` is level ``k`` of target ``j``).
         """
         self._check_fitted_net()
         net = self._net
