@@ -304,3 +304,21 @@ def test_warm_start_cannot_change_the_levels():
     model.set_params(quantiles=[0.1, 0.9], loss="quantile")
     model.partial_fit(X, y)  # the same levels go on training
     assert model.n_iter_ == 2
+
+
+def test_pinball_scorer_in_an_optuna_study():
+    optuna = pytest.importorskip("optuna")
+    from skrnn.tuning import TimeHoldout, tune
+
+    X, y = _noisy(200)
+    scorer = make_scorer(mean_pinball_loss, alpha=0.9, greater_is_better=False)
+    result = tune(
+        GRURegressor(units=4, max_iter=15, loss="quantile", quantile=0.9, random_state=0),
+        X, y, search_space={"learning_rate_init": optuna.distributions.FloatDistribution(
+            1e-3, 5e-2, log=True)},
+        cv=TimeHoldout(test_size=0.25), scoring=scorer, n_trials=3, seed=0,
+    )
+    assert result.best_score < 0  # negated pinball loss, maximised
+    best = clone(result.best_estimator).fit(X[:150], y[:150])
+    assert result.best_score == pytest.approx(
+        -mean_pinball_loss(y[150:], best.predict(X[150:]), alpha=0.9))
