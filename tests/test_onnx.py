@@ -101,9 +101,12 @@ def test_per_step_target_model_predicts_its_last_step():
     np.testing.assert_allclose(out, model.predict(X3), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("y", [Y[:, 0], Y], ids=["one-target", "two-targets"])
-def test_quantile_head_is_sorted_like_predict_quantiles(y):
-    model = _fit(LSTMRegressor, {}, X2, y, loss="quantile", quantiles=[0.1, 0.5, 0.9])
+@pytest.mark.parametrize("y,levels", [(Y[:, 0], {"quantiles": [0.1, 0.5, 0.9]}),
+                                      (Y, {"quantiles": [0.2, 0.4, 0.9]}),
+                                      (Y, {"quantile": 0.7})],
+                         ids=["one-target", "two-targets-no-median", "one-level"])
+def test_quantile_head_is_sorted_like_predict_quantiles(y, levels):
+    model = _fit(LSTMRegressor, {}, X2, y, loss="quantile", **levels)
     # a head whose raw levels cross, so that the graph's sort matters
     sd = model.get_weights()
     sd["head.weight"] = sd["head.weight"][::-1] * np.linspace(-2, 2, len(sd["head.bias"]))[:, None]
