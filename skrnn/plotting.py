@@ -17,6 +17,7 @@ __all__ = [
     "plot_chow_test",
     "plot_residual_diagnostics",
     "plot_impulse_response",
+    "plot_lag_importance",
 ]
 
 
@@ -390,5 +391,82 @@ def plot_impulse_response(result, *, max_units=16, figsize=None):
     for ax in axes[:, 0]:
         ax.axvline(result.spike_at, color="tab:red", ls="--", lw=0.8)
     axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    return fig
+
+
+def plot_lag_importance(estimator, X, *, method="integrated", baseline=None, n_steps=50,
+                        output=0, ax=None):
+    """Mean absolute attribution of each lag (and step feature) of a fitted regressor.
+
+    The attributions come from the regressor's ``input_gradients`` (exact gradients,
+    or integrated gradients, whose values add up to the prediction minus the
+    baseline's): the bar of a lag is the mean over the rows of ``X`` of the absolute
+    attribution to that step, stacked by step feature. Lag 1 is the last (most
+    recent) step of a window.
+
+    Parameters
+    ----------
+    estimator : fitted skrnn regressor, or a Pipeline ending with one
+        For a Pipeline, ``X`` goes through the steps before the regressor and the
+        attributions are to the regressor's own input (the transformed lags).
+    X : array-like of shape (n_samples, timesteps * n_step_features) or \
+            (n_samples, timesteps, n_step_features)
+        The windows to explain (e.g. the test windows).
+    method : {"integrated", "gradient"}, default="integrated"
+    baseline : array-like, default=None
+        Integrated gradients' reference input (None: zeros; after scaling, zero is
+        the mean level).
+    n_steps : int, default=50
+        Quadrature nodes of integrated gradients.
+    output : int, default=0
+        Which output (forecast step) of a multi-output model to explain.
+    ax : matplotlib Axes, default=None
+        Axis to draw on; None creates a figure.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        The figure holding the bars.
+    """
+    model = estimator
+    if hasattr(estimator, "steps"):  # a Pipeline: explain its last step
+        model = estimator.steps[-1][1]
+        if len(estimator.steps) > 1:
+            X = estimator[:-1].transform(X)
+    if not hasattr(model, "input_gradients"):
+        raise TypeError(
+            f"plot_lag_importance needs a skrnn recurrent regressor (or a Pipeline ending "
+            f"with one); got {type(model).__name__}."
+        )
+    attr = np.asarray(model.input_gradients(X, method=method, baseline=baseline,
+                                            n_steps=n_steps))
+    n_out = getattr(model, "n_outputs_", 1)
+    if attr.ndim == np.ndim(X) + 1:  # one attribution per output
+        if not 0 <= output < n_out:
+            raise ValueError(f"output must be in [0, {n_out}); got {output}.")
+        attr = attr[:, output]
+    F = model.n_step_features_
+    importance = np.abs(attr.reshape(len(attr), -1, F)).mean(axis=0)  # (T, F)
+    T = len(importance)
+    plt = _pyplot()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * T + 2), 3.2))
+    else:
+        fig = ax.figure
+    positions = np.arange(T)
+    bottom = np.zeros(T)
+    for f in range(F):
+        ax.bar(positions, importance[:, f], bottom=bottom, width=0.8,
+               label=f"step feature {f}" if F > 1 else None)
+        bottom += importance[:, f]
+    step = max(1, T // 12)
+    ax.set_xticks(positions[::-1][::step])
+    ax.set_xticklabels([str(T - p) for p in positions[::-1][::step]])
+    ax.set_xlabel("lag (1 = most recent step)")
+    what = "integrated gradients" if method == "integrated" else "gradient"
+    ax.set_ylabel(f"mean |{what}|")
+    if F > 1:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

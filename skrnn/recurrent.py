@@ -103,7 +103,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         "n_step_features": [Interval(Integral, 1, None, closed="left"), None],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "recurrent_dropout": [Interval(Real, 0, 1, closed="left")],
-        "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson"})],
+        "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson",
+                             "quantile"})],
         "huber_delta": [Interval(Real, 0, None, closed="neither")],
         "output_activation": [StrOptions({"identity", "relu", "softplus"})],
         "solver": [StrOptions({"sgd", "adam", "rmsprop"})],
@@ -130,6 +131,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         "clipnorm": [Interval(Real, 0, None, closed="neither"), None],
         "clipvalue": [Interval(Real, 0, None, closed="neither"), None],
         "dtype": [StrOptions(set(_DTYPES))],
+        "quantile": [Interval(Real, 0, 1, closed="neither"), None],
+        "quantiles": ["array-like", None],
     }
 
     def __init__(
@@ -166,6 +169,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         clipnorm=None,
         clipvalue=None,
         dtype="float64",
+        quantile=None,
+        quantiles=None,
     ):
         self.units = units
         self.n_step_features = n_step_features
@@ -198,6 +203,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.dtype = dtype
+        self.quantile = quantile
+        self.quantiles = quantiles
 
     # -- what subclasses define ----------------------------------------------------
 
@@ -374,6 +381,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                     f"y has {y2.shape[-1]} outputs, but this {type(self).__name__} was "
                     f"fitted with {self.n_outputs_}."
                 )
+        levels = self._check_quantile_params(keep)
         if self.loss == "poisson" and self.output_activation != "identity":
             raise ValueError(
                 "loss='poisson' uses a log link (predictions are exp of the head "
@@ -402,16 +410,17 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             self.n_timesteps_ = T
             self.n_step_features_ = F
             self.n_outputs_ = y2.shape[-1]
+            self.quantiles_ = levels
             self._y_ndim = y_ndim
             self._net = RecurrentNetwork(
-                self._cell, F, units, self.n_outputs_,
+                self._cell, F, units, self.n_outputs_ * self._n_levels(),
                 head="sequence" if y_ndim == 3 else "last", dtype=dtype,
                 cell_kwargs=self._cell_kwargs(),
             )
             w = None if sw is None else sw[:n_train]
             y_init = y2[:n_train] if y_ndim != 3 else y2[:n_train].mean(axis=1)
             self._net.initialize(
-                rng, y_mean=np.average(y_init, axis=0, weights=w), loss=self.loss
+                rng, y_mean=self._initial_level(y_init, w), loss=self.loss
             )
             self._optimizer = self._make_optimizer()
             self._rng = rng
@@ -559,7 +568,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             bs = min(self.batch_size, n)
         total_w = float(n if swtr is None else swtr.sum())
         kw = dict(loss=self.loss, output_activation=self.output_activation,
-                  alpha=self.alpha, huber_delta=self.huber_delta)
+                  alpha=self.alpha, huber_delta=self.huber_delta,
+                  quantiles=self._levels())
         ws = Workspace()  # every batch of this fit reuses its activation buffers
         for _ in range(n_epochs):
             ectx = ctx.subcontext(task_name="epoch")
@@ -621,8 +631,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             Xv, yv, swv = val
             Z, _ = self._net.forward(Xv, store=False, ws=ws)
             vloss, _ = loss_and_grad(Z, yv, swv, kw["loss"], kw["output_activation"],
-                                     kw["huber_delta"])
-            pred = predict_from_raw(Z, self.loss, self.output_activation)
+                                     kw["huber_delta"], kw["quantiles"])
+            pred = self._point(predict_from_raw(Z, self.loss, self.output_activation))
             self.validation_loss_curve_.append(float(vloss))
             if yv.ndim == 3:  # per-step targets: R² over every step of every sequence
                 T = yv.shape[1]
@@ -715,6 +725,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             np.ascontiguousarray(X3.transpose(1, 0, 2)), loss=self.loss,
             output_activation=self.output_activation,
         ).astype(np.float64, copy=False)
+        pred = self._point(pred)
         if self._y_ndim == 3:
             return np.ascontiguousarray(pred[:, -1, :])
         return pred.ravel() if self._y_ndim == 1 else pred
@@ -780,7 +791,9 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             is zero. Variants PyTorch lacks carry extra keys that make a strict
             ``load_state_dict`` fail instead of loading wrong weights:
             ``weight_peephole_l{k}`` (LSTM peepholes, rows ``i, f, o``) and
-            ``reset_before_l{k}`` (GRU with ``reset_after=False``).
+            ``reset_before_l{k}`` (GRU with ``reset_after=False``). A quantile
+            head has one row per target and level, target-major (row
+            ``j * n_levels + k`` is level ``k`` of target ``j``).
         """
         self._check_fitted_net()
         net = self._net
@@ -838,8 +851,9 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         if not hasattr(self, "_net"):
             self.n_step_features_ = F
             self.n_timesteps_ = None
-            self.n_outputs_ = n_out
-            self._y_ndim = 1 if n_out == 1 else 2
+            self.quantiles_ = self._check_quantile_params(False)
+            self.n_outputs_ = self._targets_of_head(n_out)
+            self._y_ndim = 1 if self.n_outputs_ == 1 else 2
             self._net = RecurrentNetwork(self._cell, F, units, n_out, dtype=dtype,
                                          cell_kwargs=self._cell_kwargs())
             self.n_iter_ = 0
@@ -881,6 +895,314 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         tags.target_tags.multi_output = True
         return tags
 
+    # -- quantile heads --------------------------------------------------------------------
+
+    def _levels(self):
+        """The fitted quantile levels (ndarray), or None for a point-loss model."""
+        return getattr(self, "quantiles_", None)
+
+    def _n_levels(self):
+        levels = self._levels()
+        return 1 if levels is None else len(levels)
+
+    def _check_quantile_params(self, keep):
+        """Validate ``quantile``/``quantiles`` against ``loss``; return the levels or None.
+
+        With ``keep`` (warm start, ``partial_fit``) the levels must be the fitted ones:
+        the head has one output per level.
+        """
+        given = [name for name in ("quantile", "quantiles") if getattr(self, name) is not None]
+        if self.loss != "quantile":
+            if given:
+                raise ValueError(
+                    f"{given[0]}={getattr(self, given[0])!r} is only used with "
+                    f"loss='quantile'; got loss={self.loss!r}. Set loss='quantile' or "
+                    f"leave {given[0]}=None."
+                )
+            levels = None
+        elif len(given) != 1:
+            raise ValueError(
+                "loss='quantile' needs exactly one of quantile=q (one level) and "
+                "quantiles=[q1, q2, ...] (one head output per level); got "
+                f"{'both' if given else 'neither'}."
+            )
+        elif self.quantile is not None:
+            levels = np.array([float(self.quantile)])
+        else:
+            levels = _check_levels(self.quantiles, "quantiles")
+        if keep:
+            fitted = self._levels()
+            if (fitted is None) != (levels is None) or (
+                levels is not None and not np.array_equal(fitted, levels)
+            ):
+                raise ValueError(
+                    f"This {type(self).__name__} was fitted with quantile levels "
+                    f"{None if fitted is None else fitted.tolist()}; got "
+                    f"{None if levels is None else levels.tolist()} (loss={self.loss!r}). "
+                    "The head has one output per level: fit from scratch "
+                    "(warm_start=False) to change them."
+                )
+        return levels
+
+    def _targets_of_head(self, n_head):
+        """Targets of a head with ``n_head`` outputs (one per target and level)."""
+        n_q = self._n_levels()
+        if n_head % n_q:
+            raise ValueError(
+                f"The head has {n_head} outputs, which is not a multiple of the "
+                f"{n_q} quantile levels {self._levels().tolist()} (one output per target "
+                "and level)."
+            )
+        return n_head // n_q
+
+    def _initial_level(self, y, sample_weight):
+        """Start of the head bias: the mean target, or each target's quantiles.
+
+        For quantile heads, target-major like the head: level ``k`` of target ``j``
+        is entry ``j * n_levels + k``.
+        """
+        levels = self._levels()
+        if levels is None:
+            return np.average(y, axis=0, weights=sample_weight)
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+        out = np.empty((y.shape[1], len(levels)))
+        for j in range(y.shape[1]):
+            order = np.argsort(y[:, j], kind="stable")
+            cum = np.cumsum(w[order])
+            idx = np.searchsorted(cum, levels * cum[-1])
+            out[j] = y[order[np.minimum(idx, len(y) - 1)], j]
+        return out.ravel()
+
+    def _point_weights(self):
+        """Weights over the sorted levels that give ``predict``'s value.
+
+        The 0.5 level when fitted; else linear interpolation in the level between the
+        two fitted levels around 0.5, or the nearest level when all lie on one side.
+        """
+        levels = self._levels()
+        c = np.zeros(len(levels))
+        hi = int(np.searchsorted(levels, 0.5))
+        if hi < len(levels) and levels[hi] == 0.5:
+            c[hi] = 1.0
+        elif hi == 0:
+            c[0] = 1.0
+        elif hi == len(levels):
+            c[-1] = 1.0
+        else:
+            lo_q, hi_q = levels[hi - 1], levels[hi]
+            c[hi] = (0.5 - lo_q) / (hi_q - lo_q)
+            c[hi - 1] = 1.0 - c[hi]
+        return c
+
+    def _sorted_levels(self, pred):
+        """Head predictions ``(..., n_targets * n_levels)`` as ``(..., n_targets,
+        n_levels)``, sorted along the levels so that quantiles never cross."""
+        n_q = self._n_levels()
+        return np.sort(pred.reshape(pred.shape[:-1] + (-1, n_q)), axis=-1)
+
+    def _point(self, pred):
+        """``predict``'s values from the head predictions (identity without quantiles)."""
+        if self._levels() is None:
+            return pred
+        return self._sorted_levels(pred) @ self._point_weights()
+
+    def predict_quantiles(self, X, quantiles=None):
+        """Predicted quantiles of a model fitted with ``loss="quantile"``.
+
+        The head's outputs of each target are sorted (the rearrangement of
+        Chernozhukov et al., 2010), so a higher level never predicts less than a
+        lower one; sorting never increases the pinball loss.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, timesteps * n_step_features) or \
+                (n_samples, timesteps, n_step_features)
+        quantiles : array-like of float, default=None
+            Levels to return, each one of the fitted ``quantiles_``; None returns
+            them all.
+
+        Returns
+        -------
+        y_quantiles : ndarray of shape (n_samples, n_levels) or \
+                (n_samples, n_outputs, n_levels)
+            The first shape for a model fitted on a 1D ``y``, the second for a 2D
+            (or per-step 3D, last step) ``y``; levels in increasing order along the
+            last axis.
+        """
+        self._check_fitted_net()
+        levels = self._levels()
+        if levels is None:
+            raise ValueError(
+                f"predict_quantiles needs a model fitted with loss='quantile'; this "
+                f"{type(self).__name__} was fitted with loss={self.loss!r}."
+            )
+        if quantiles is None:
+            cols = np.arange(len(levels))
+        else:
+            wanted = np.atleast_1d(np.asarray(quantiles, dtype=float))
+            cols = np.searchsorted(levels, wanted).clip(0, len(levels) - 1)
+            unknown = wanted[~np.isclose(levels[cols], wanted, rtol=0, atol=1e-12)]
+            if wanted.ndim != 1 or len(unknown):
+                raise ValueError(
+                    f"quantiles must be levels the model was fitted for, "
+                    f"{levels.tolist()}; got {np.asarray(quantiles).tolist()!r} "
+                    f"(unknown: {unknown.tolist()})."
+                )
+        X3 = self._as_sequences(X, reset=False)
+        pred = self._net.predict(
+            np.ascontiguousarray(X3.transpose(1, 0, 2)), loss=self.loss,
+            output_activation=self.output_activation,
+        ).astype(np.float64, copy=False)
+        if self._y_ndim == 3:
+            pred = pred[:, -1, :]
+        out = self._sorted_levels(pred)[..., cols]
+        return np.ascontiguousarray(out[:, 0] if self._y_ndim == 1 else out)
+
+    # -- attributions ----------------------------------------------------------------------
+
+    def input_gradients(self, X, *, method="gradient", baseline=None, n_steps=50):
+        """Exact attributions of each prediction to each time step and step feature.
+
+        ``method="gradient"`` returns the gradient of each value of :meth:`predict`
+        with respect to each input value, computed by the same hand-written
+        backward pass as training (exact, not a finite-difference estimate).
+        ``method="integrated"`` returns integrated gradients (Sundararajan et al.,
+        2017): ``(x - baseline)`` times the gradient averaged along the straight
+        path from ``baseline`` to ``x``, integrated by Gauss-Legendre quadrature
+        with ``n_steps`` nodes. They add up to ``predict(x) - predict(baseline)``
+        (completeness), so each one reads as the share of the prediction that one
+        step and feature account for. For a quantile model, the prediction is
+        :meth:`predict`'s (the median).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, timesteps * n_step_features) or \
+                (n_samples, timesteps, n_step_features)
+        method : {"gradient", "integrated"}, default="gradient"
+        baseline : array-like, default=None
+            Reference input of integrated gradients, shaped like ``X`` or like one
+            of its samples (broadcast to all); None means zeros.
+        n_steps : int, default=50
+            Quadrature nodes of integrated gradients (one backward pass each). With
+            smooth cells (tanh, LSTM, GRU) the sum matches the prediction gap to
+            about 1e-6 with 50 nodes; the gradient of a relu network jumps along the
+            path and needs several hundred for 1e-3.
+
+        Returns
+        -------
+        attributions : ndarray
+            Shaped like ``X`` (2D or 3D as given) for a model fitted on a 1D ``y``.
+            For a 2D or per-step 3D ``y``, one attribution per output:
+            ``(n_samples, n_outputs) + X.shape[1:]``.
+        """
+        self._check_fitted_net()
+        if method not in ("gradient", "integrated"):
+            raise ValueError(
+                f"method must be 'gradient' or 'integrated'; got {method!r}."
+            )
+        if not isinstance(n_steps, Integral) or isinstance(n_steps, bool) or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive int; got {n_steps!r}.")
+        X3 = self._as_sequences(X, reset=False)
+        layout = np.shape(X)[1:] if np.ndim(X) == 3 else (X3.shape[1] * X3.shape[2],)
+        if method == "gradient":
+            grads = self._input_gradients(X3)
+        else:
+            if baseline is None:
+                B3 = np.zeros_like(X3)
+            else:
+                base = np.asarray(baseline, dtype=X3.dtype)
+                target = (len(X3),) + layout
+                try:
+                    base = np.broadcast_to(base, target)
+                except ValueError:
+                    raise ValueError(
+                        f"baseline must have the shape of X, {target}, or of one "
+                        f"sample, {layout}; got {base.shape}."
+                    ) from None
+                if not np.all(np.isfinite(base)):
+                    raise ValueError("baseline contains NaN or infinite values.")
+                B3 = base.reshape(X3.shape)
+            nodes, weights = np.polynomial.legendre.leggauss(n_steps)
+            nodes, weights = (nodes + 1) / 2, weights / 2  # on [0, 1], summing to 1
+            delta = X3 - B3
+            grads = 0.0
+            for a, w in zip(nodes, weights):
+                grads = grads + w * self._input_gradients(B3 + a * delta)
+            grads = grads * delta[:, None]
+        n = len(X3)
+        grads = grads.reshape((n, grads.shape[1]) + layout)
+        return grads[:, 0] if self._y_ndim == 1 else grads
+
+    def _input_gradients(self, X3, chunk=256):
+        """``d predict / d X`` of shape ``(n, n_outputs, T, F)`` (float64)."""
+        from skrnn.nn._losses import _activation_derivative
+
+        net, n_out = self._net, self.n_outputs_
+        levels = self._levels()
+        c = None if levels is None else self._point_weights()
+        sequence = self._y_ndim == 3
+        n, T, F = X3.shape
+        # one row of the batch per (output, sample): each backward pass seeds one output
+        rows = np.repeat(np.arange(n_out), n)
+        Xt = np.tile(np.ascontiguousarray(X3.transpose(1, 0, 2)), (1, n_out, 1))
+        out = np.empty((T, n_out * n, F))
+
+        def seeds(Z, which):
+            Zl = Z[:, -1] if sequence else Z
+            B = len(Zl)
+            if levels is None:
+                dP = np.zeros((B, n_out, 1))
+            else:
+                P = predict_from_raw(Zl, self.loss, self.output_activation)
+                rank = np.argsort(np.argsort(P.reshape(B, n_out, -1), axis=-1), axis=-1)
+                dP = np.zeros(rank.shape)
+            dP[np.arange(B), which] = 1.0 if levels is None else c[rank[np.arange(B), which]]
+            dZ = dP.reshape(Zl.shape)
+            if self.loss == "poisson":
+                dZ = dZ * np.exp(Zl)
+            else:
+                dact = _activation_derivative(self.output_activation, Zl)
+                if dact is not None:
+                    dZ = dZ * dact
+            if not sequence:
+                return dZ
+            full = np.zeros(Z.shape)
+            full[:, -1] = dZ
+            return full
+
+        for s in range(0, n_out * n, chunk):
+            which = rows[s : s + chunk]
+            out[:, s : s + chunk] = net.input_gradient(
+                np.ascontiguousarray(Xt[:, s : s + chunk]), lambda Z, w=which: seeds(Z, w)
+            )
+        return out.reshape(T, n_out, n, F).transpose(2, 1, 0, 3)
+
+
+def _check_levels(levels, name):
+    """Quantile levels as a sorted float array in (0, 1) without repeats."""
+    try:
+        arr = np.asarray(levels, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a list of floats in (0, 1); got {levels!r}."
+        ) from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1D list of floats; got {levels!r}.")
+    bad = arr[~((arr > 0) & (arr < 1))]
+    if bad.size:
+        raise ValueError(
+            f"{name} must lie strictly between 0 and 1; got {bad.tolist()} in "
+            f"{arr.tolist()}."
+        )
+    if np.any(np.diff(arr) == 0):
+        raise ValueError(f"{name} must not repeat a level; got {arr.tolist()}.")
+    if np.any(np.diff(arr) < 0):
+        raise ValueError(
+            f"{name} must be sorted in increasing order; got {arr.tolist()} "
+            f"(pass {np.sort(arr).tolist()})."
+        )
+    return arr
+
 
 
 
@@ -904,8 +1226,11 @@ _DOC = """\
     recurrent_dropout : float, default=0.0
         Fraction of the recurrent state dropped before the recurrent product, one
         mask per sequence.
-    loss : {{"squared_error", "absolute_error", "huber", "poisson"}}, default="squared_error"
+    loss : {{"squared_error", "absolute_error", "huber", "poisson", "quantile"}}, \
+default="squared_error"
         ``"poisson"`` uses a log link (predictions ``exp(z)``) and needs ``y >= 0``.
+        ``"quantile"`` is the pinball loss of the level(s) set by ``quantile`` or
+        ``quantiles`` (exactly one of them).
     huber_delta : float, default=1.0
         Threshold of the Huber loss.
     output_activation : {{"identity", "relu", "softplus"}}, default="identity"
@@ -946,6 +1271,14 @@ _DOC = """\
         Clip each gradient entry to ``[-clipvalue, clipvalue]``.
     dtype : {{"float64", "float32"}}, default="float64"
         Precision of the computation; ``"float32"`` is about twice as fast.
+    quantile : float in (0, 1) or None, default=None
+        With ``loss="quantile"``: the one level to fit; ``predict`` returns it.
+    quantiles : array-like of float or None, default=None
+        With ``loss="quantile"``: several levels, increasing, in (0, 1), fitted by
+        one head with one output per target and level (target-major: output
+        ``j * n_levels + k`` is level ``k`` of target ``j``). ``predict_quantiles``
+        returns them sorted, so they never cross; ``predict`` returns the median
+        (the 0.5 level, else interpolated between the levels around 0.5).
 
     Attributes
     ----------
@@ -974,6 +1307,10 @@ _DOC = """\
     n_timesteps_, n_step_features_ : int
         The sequence layout learned in ``fit``.
     n_outputs_ : int
+        Targets (columns of ``y``); a quantile head has ``n_outputs_`` times the
+        number of levels outputs.
+    quantiles_ : ndarray of float or None
+        The fitted quantile levels (None unless ``loss="quantile"``).
 
     Examples
     --------
@@ -1044,6 +1381,8 @@ class SimpleRNNRegressor(BaseRecurrentRegressor):
         clipnorm=None,
         clipvalue=None,
         dtype="float64",
+        quantile=None,
+        quantiles=None,
     ):
         super().__init__(
             units,
@@ -1077,6 +1416,8 @@ class SimpleRNNRegressor(BaseRecurrentRegressor):
             clipnorm=clipnorm,
             clipvalue=clipvalue,
             dtype=dtype,
+            quantile=quantile,
+            quantiles=quantiles,
         )
         self.activation = activation
 
@@ -1136,6 +1477,8 @@ class LSTMRegressor(BaseRecurrentRegressor):
         clipnorm=None,
         clipvalue=None,
         dtype="float64",
+        quantile=None,
+        quantiles=None,
     ):
         super().__init__(
             units,
@@ -1169,6 +1512,8 @@ class LSTMRegressor(BaseRecurrentRegressor):
             clipnorm=clipnorm,
             clipvalue=clipvalue,
             dtype=dtype,
+            quantile=quantile,
+            quantiles=quantiles,
         )
         self.peephole = peephole
 
@@ -1228,6 +1573,8 @@ class GRURegressor(BaseRecurrentRegressor):
         clipnorm=None,
         clipvalue=None,
         dtype="float64",
+        quantile=None,
+        quantiles=None,
     ):
         super().__init__(
             units,
@@ -1261,6 +1608,8 @@ class GRURegressor(BaseRecurrentRegressor):
             clipnorm=clipnorm,
             clipvalue=clipvalue,
             dtype=dtype,
+            quantile=quantile,
+            quantiles=quantiles,
         )
         self.reset_after = reset_after
 

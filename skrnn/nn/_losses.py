@@ -4,6 +4,11 @@ A loss takes the raw head output ``Z`` (before the output activation), the targe
 and per-row weights, and returns the weighted mean loss and ``dLoss/dZ``. The mean is
 over outputs and over rows, weighted by ``sample_weight`` and divided by its sum, so
 that an integer weight is the same as repeating the row.
+
+The quantile (pinball) loss has one head output per target and quantile level,
+target-major: column ``j * n_quantiles + k`` predicts level ``k`` of target ``j``.
+Its mean runs over targets and levels, so with one level it equals scikit-learn's
+``mean_pinball_loss``.
 """
 
 import numpy as np
@@ -49,6 +54,21 @@ def _pointwise(loss, p, y, huber_delta):
     raise ValueError(f"unknown loss {loss!r}")
 
 
+def _pinball(p, y, quantiles):
+    """Pinball loss of every head output and its derivative with respect to ``p``.
+
+    ``p`` has ``n_quantiles`` times the last axis of ``y`` (target-major), ``y`` is
+    compared with each of its target's levels.
+    """
+    q = np.asarray(quantiles, dtype=p.dtype)
+    P = p.reshape(y.shape + (len(q),))
+    diff = y[..., None] - P
+    above = diff >= 0  # y at or above the prediction: the q side (sklearn's convention)
+    val = np.where(above, q * diff, (q - 1) * diff)
+    grad = np.where(above, -q, 1 - q).astype(p.dtype, copy=False)
+    return val.reshape(p.shape), grad.reshape(p.shape)
+
+
 def predict_from_raw(Z, loss, output_activation):
     """Map the head's raw output to predictions (Poisson uses the log link)."""
     if loss == "poisson":
@@ -56,11 +76,12 @@ def predict_from_raw(Z, loss, output_activation):
     return OUTPUT_ACTIVATIONS[output_activation](Z)
 
 
-def loss_and_grad(Z, y, sw, loss, output_activation, huber_delta=1.0):
+def loss_and_grad(Z, y, sw, loss, output_activation, huber_delta=1.0, quantiles=None):
     """Weighted mean loss and its gradient with respect to the raw output ``Z``.
 
     ``Z`` and ``y`` have the same shape, ``(B, n_outputs)`` or ``(B, T, n_outputs)``;
-    ``sw`` has shape ``(B,)`` or is None.
+    ``sw`` has shape ``(B,)`` or is None. With ``loss="quantile"``, ``quantiles``
+    holds the levels and ``Z``'s last axis is ``n_outputs * len(quantiles)``.
     """
     n_per_row = Z[0].size
     if loss == "poisson":
@@ -70,7 +91,10 @@ def loss_and_grad(Z, y, sw, loss, output_activation, huber_delta=1.0):
         dval = mu - y
     else:
         p = OUTPUT_ACTIVATIONS[output_activation](Z)
-        val, dval = _pointwise(loss, p, y, huber_delta)
+        if loss == "quantile":
+            val, dval = _pinball(p, y, quantiles)
+        else:
+            val, dval = _pointwise(loss, p, y, huber_delta)
         dact = _activation_derivative(output_activation, Z)
         if dact is not None:
             dval = dval * dact

@@ -185,8 +185,12 @@ class RecurrentNetwork:
         Z += b
         return Z, (caches, top)
 
-    def backward(self, dZ, state, masks=None, ws=None):
-        """Fill ``self.grad`` with the gradient of the loss whose ``dLoss/dZ`` is given."""
+    def backward(self, dZ, state, masks=None, ws=None, need_dX=False):
+        """Fill ``self.grad`` with the gradient of the loss whose ``dLoss/dZ`` is given.
+
+        With ``need_dX``, also return the gradient with respect to the network's
+        input ``X`` (time-major, ``(T, B, F)``), which the first layer otherwise skips.
+        """
         caches, top = state
         W = self.head_params["W"]
         hg = self.head_grads
@@ -204,24 +208,27 @@ class RecurrentNetwork:
             dH = (dZt @ W.T).reshape(T, B, H)
         for k in range(len(self.layers) - 1, -1, -1):
             dX = self.layers[k].backward(dH, caches[k], self.grads[k], dh_last=dh_last,
-                                         need_dX=k > 0, ws=ws)
+                                         need_dX=k > 0 or need_dX, ws=ws)
             dh_last = None
             in_mask = masks[k][0] if masks is not None else None
             if in_mask is not None and dX is not None:
                 dX *= in_mask
             dH = dX
+        return dH
 
     def loss_and_gradient(self, X, y, sw, *, loss, output_activation, alpha=0.0,
-                          huber_delta=1.0, masks=None, ws=None):
+                          huber_delta=1.0, masks=None, ws=None, quantiles=None):
         """Penalised loss of one batch; leaves its gradient in ``self.grad``.
 
         The L2 penalty ``alpha / 2 * ||W||^2`` is divided by the batch's total
         weight, as MLPRegressor divides it by the batch size. ``ws``: a
         ``Workspace`` whose buffers the batch's activations reuse (one per fit).
+        ``quantiles``: the levels of ``loss="quantile"``.
         """
         with self.engine_context(X.shape[1]):
             Z, state = self._forward(X, masks=masks, store=True, ws=ws)
-            value, dZ = loss_and_grad(Z, y, sw, loss, output_activation, huber_delta)
+            value, dZ = loss_and_grad(Z, y, sw, loss, output_activation, huber_delta,
+                                      quantiles)
             self.backward(dZ.astype(self.dtype, copy=False), state, masks=masks, ws=ws)
         if alpha:
             n = len(Z) if sw is None else sw.sum()
@@ -253,6 +260,18 @@ class RecurrentNetwork:
                  for s in range(0, B, chunk)]
             ) if B > chunk else self._forward(X, store=False, ws=ws)[0]
         return predict_from_raw(Z, loss, output_activation)
+
+    def input_gradient(self, X, seed):
+        """Gradient of ``sum(seed(Z) * Z)`` with respect to time-major ``X``.
+
+        ``seed`` maps the raw head output ``Z`` to ``dOut/dZ`` (same shape); the
+        result, ``(T, B, F)``, is exact (the same backward pass as training, run down
+        to the input). Leaves the weight gradient of that output in ``self.grad``.
+        """
+        with self.engine_context(X.shape[1]):
+            Z, state = self._forward(X, store=True)
+            dZ = np.asarray(seed(Z), dtype=self.dtype)
+            return self.backward(dZ, state, need_dX=True)
 
     def states(self, X):
         """Per-layer hidden states (and cell states, gates) for time-major ``X``."""
