@@ -25,6 +25,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from skrnn._meta import find_recurrent_regressors, fitted_recurrent_regressor
+
 __all__ = ["Experiment", "ExperimentError", "load_experiment", "run_experiment"]
 
 RECURRENT = {"lstm": "LSTMRegressor", "gru": "GRURegressor", "rnn": "SimpleRNNRegressor"}
@@ -459,9 +461,7 @@ def _progress_bars(est, progress):
     set on the outermost estimator that supports callbacks (a Pipeline; a
     TransformedTargetRegressor does not, so its inner Pipeline).
     """
-    from skrnn.recurrent import BaseRecurrentRegressor
-
-    if not progress or not any(isinstance(s, BaseRecurrentRegressor) for s in _leaves(est)):
+    if not progress or next(find_recurrent_regressors(est), None) is None:
         return
     try:
         from sklearn.callback import ProgressBar
@@ -470,27 +470,6 @@ def _progress_bars(est, progress):
     target = est if hasattr(est, "set_callbacks") else getattr(est, "regressor", None)
     if target is not None and hasattr(target, "set_callbacks"):
         target.set_callbacks(ProgressBar())
-
-
-def _leaves(est):
-    """Every estimator nested in ``est`` (through pipelines and target transformers)."""
-    yield est
-    for attr in ("regressor", "estimator"):
-        inner = getattr(est, attr, None)
-        if inner is not None and hasattr(inner, "fit"):
-            yield from _leaves(inner)
-    for _, step in getattr(est, "steps", []):
-        yield from _leaves(step)
-
-
-def _final(est):
-    from skrnn.recurrent import BaseRecurrentRegressor
-
-    fitted = getattr(est, "regressor_", est)
-    for step in _leaves(fitted):
-        if isinstance(step, BaseRecurrentRegressor):
-            return step
-    return None
 
 
 def _plots(exp, frame, Xtr, fitted, predictions, table, out):
@@ -511,7 +490,7 @@ def _plots(exp, frame, Xtr, fitted, predictions, table, out):
     fig.savefig(files["fit"], dpi=90, bbox_inches="tight")
     plt.close(fig)
     for name, est in fitted.items():
-        reg = _final(est)
+        reg = fitted_recurrent_regressor(est)
         if reg is not None:
             fig = plot_loss_curves(reg)
             fig = fig if hasattr(fig, "savefig") else fig.figure
@@ -564,7 +543,7 @@ def _finish_tracking(parent, exp, table, fitted, predictions, plots, Xte, yte, o
         for metric in ("MAE", "MSE", "skill", "fit_s"):
             client.log_metric(rid, metric, float(row[metric]))
         client.log_param(rid, "best_params", row["best_params"][:500])
-        reg = _final(fitted[name])
+        reg = fitted_recurrent_regressor(fitted[name])
         if reg is not None:
             for step, loss in enumerate(reg.loss_curve_, start=1):
                 client.log_metric(rid, "loss", float(loss), step=step)

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skrnn._meta import find_recurrent_regressors, fitted_recurrent_regressor
 from skrnn._version import __version__
 
 __all__ = [
@@ -353,15 +354,8 @@ class MLflowCallback:
 
 
 def _recurrent_regressors(estimator):
-    """Every skrnn recurrent regressor in ``estimator`` (itself, steps, nested params)."""
-    from skrnn.recurrent import BaseRecurrentRegressor
-
-    found = [estimator] if isinstance(estimator, BaseRecurrentRegressor) else []
-    if hasattr(estimator, "get_params"):
-        for value in estimator.get_params(deep=True).values():
-            if isinstance(value, BaseRecurrentRegressor) and all(v is not value for v in found):
-                found.append(value)
-    return found
+    """Every skrnn recurrent regressor in ``estimator``'s parameters (those a fit uses)."""
+    return [reg for _, reg in find_recurrent_regressors(estimator, fitted=False)]
 
 
 def attach_callback(estimator, callback):
@@ -482,20 +476,6 @@ def log_params(estimator, *, run_id=None, prefix=""):
     return params
 
 
-def _final_regressor(estimator):
-    regs = _recurrent_regressors(estimator)
-    fitted = [r for r in regs if hasattr(r, "n_iter_")]
-    if fitted:
-        return fitted[-1]
-    # the fitted copy inside a meta-estimator (regressor_, best_estimator_, steps of a
-    # fitted Pipeline are the originals)
-    for attr in ("regressor_", "best_estimator_", "estimator_"):
-        inner = getattr(estimator, attr, None)
-        if inner is not None:
-            return _final_regressor(inner)
-    return None
-
-
 def log_final_metrics(estimator, X=None, y=None, *, prefix="test_", run_id=None):
     """Log the end-of-training summary and, given ``X, y``, the held-out errors.
 
@@ -520,7 +500,7 @@ def log_final_metrics(estimator, X=None, y=None, *, prefix="test_", run_id=None)
 
     run_id = _active_run_id(run_id)
     metrics = {}
-    reg = _final_regressor(estimator)
+    reg = fitted_recurrent_regressor(estimator)
     if reg is not None:
         summary = {"n_iter": reg.n_iter_, "final_loss": getattr(reg, "loss_", None),
                    "best_loss": reg.best_loss_, "best_iteration": reg.best_iteration_,
@@ -562,7 +542,7 @@ def log_plots(estimator=None, *, figures=None, run_id=None, folder="plots"):
 
     run_id = _active_run_id(run_id)
     figures = dict(figures or {})
-    reg = _final_regressor(estimator) if estimator is not None else None
+    reg = fitted_recurrent_regressor(estimator) if estimator is not None else None
     if reg is not None and getattr(reg, "loss_curve_", None):
         from skrnn.plotting import plot_loss_curves
 
