@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from skrnn._callbacks import EpochCallback, add_callbacks, callbacks_of
 from skrnn._meta import find_recurrent_regressors, fitted_recurrent_regressor
 from skrnn._version import __version__
 
@@ -208,7 +209,7 @@ def _active_run_id(run_id=None):
 # -- the training callback --------------------------------------------------------------------
 
 
-class MLflowCallback:
+class MLflowCallback(EpochCallback):
     """Log each epoch's losses to MLflow (scikit-learn callback protocol).
 
     Set it on a skrnn regressor (``est.set_callbacks(MLflowCallback())``); for a
@@ -219,9 +220,10 @@ class MLflowCallback:
 
     At the end of every ``log_every_n_epochs``-th epoch (and of the last one) it logs,
     with ``step = step_offset + n_iter_``: ``loss`` (training loss, penalty
-    included), ``grad_norm`` (mean gradient norm before clipping), ``learning_rate``,
-    and with early stopping ``validation_loss`` and ``validation_score`` (R²). With the
-    default ``log_every_n_epochs=1`` a run holds ``n_iter_`` values of ``loss``.
+    included), ``grad_norm`` (mean gradient norm before clipping), ``learning_rate``
+    (the rate the epoch stepped with: ``learning_rate_curve_``), and with early
+    stopping ``validation_loss`` and ``validation_score`` (R²). With the default
+    ``log_every_n_epochs=1`` a run holds ``n_iter_`` values of ``loss``.
 
     Which run:
 
@@ -295,22 +297,19 @@ class MLflowCallback:
         self._fits[id(estimator)] = {"run_id": run_id, "owned": owned, "completed": False,
                                      "last_step": None, "client": _client()}
 
-    def on_fit_task_begin(self, estimator, context, **kwargs):
-        return None
+    def on_epoch_end(self, estimator):
+        fit = self._fits.get(id(estimator))
+        if fit is not None and estimator.n_iter_ % self.log_every_n_epochs == 0:
+            self._log_epoch(estimator, fit)
+        return False
 
-    def on_fit_task_end(self, estimator, context, **kwargs):
+    def on_fit_end(self, estimator):
         fit = self._fits.get(id(estimator))
         if fit is None:
-            return False
-        if context.task_name == "epoch":
-            if estimator.n_iter_ % self.log_every_n_epochs == 0:
-                self._log_epoch(estimator, fit)
-        elif context is getattr(estimator, "_callback_fit_ctx", None):
-            # the estimator's whole fit ended normally
-            if getattr(estimator, "n_iter_", 0) and fit["last_step"] != estimator.n_iter_:
-                self._log_epoch(estimator, fit)
-            fit["completed"] = True
-        return False
+            return
+        if getattr(estimator, "n_iter_", 0) and fit["last_step"] != estimator.n_iter_:
+            self._log_epoch(estimator, fit)
+        fit["completed"] = True
 
     def teardown(self, estimator, context):
         fit = self._fits.pop(id(estimator), None)
@@ -344,9 +343,9 @@ class MLflowCallback:
             scores = getattr(estimator, "validation_scores_", None)
             if scores:
                 values["validation_score"] = scores[-1]
-        lr = getattr(getattr(estimator, "_optimizer", None), "learning_rate", None)
-        if lr is not None:
-            values["learning_rate"] = lr
+        rates = getattr(estimator, "learning_rate_curve_", None)
+        if rates:
+            values["learning_rate"] = rates[-1]
         now = int(time.time() * 1000)
         metrics = [Metric(self.prefix + k, float(v), now, step) for k, v in values.items()]
         fit["client"].log_batch(fit["run_id"], metrics=metrics, synchronous=True)
@@ -387,8 +386,7 @@ def attach_callback(estimator, callback):
             f"{type(callback).__name__} to."
         )
     for reg in regressors:
-        kept = [c for c in getattr(reg, "_skl_callbacks", []) if c is not callback]
-        reg.set_callbacks(*kept, callback)
+        add_callbacks(reg, callback)
     return regressors
 
 
@@ -396,7 +394,7 @@ def attach_callback(estimator, callback):
 def _callback_attached(estimator, callback):
     """Put ``callback`` in place of any MLflowCallback for the block, then restore."""
     regressors = _recurrent_regressors(estimator)
-    before = [list(getattr(r, "_skl_callbacks", [])) for r in regressors]
+    before = [callbacks_of(r) for r in regressors]
     for reg, callbacks in zip(regressors, before):
         kept = [c for c in callbacks if not isinstance(c, MLflowCallback)]
         reg.set_callbacks(*kept, callback)

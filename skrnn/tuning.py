@@ -35,6 +35,7 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
+from skrnn._callbacks import EpochCallback, add_callbacks
 from skrnn._meta import find_recurrent_regressors
 
 __all__ = [
@@ -214,7 +215,7 @@ def params_for_estimator(sampled):
 # -- pruning ----------------------------------------------------------------------------------
 
 
-class PruningCallback:
+class PruningCallback(EpochCallback):
     """Report each epoch's validation loss to an Optuna trial; stop pruned fits.
 
     An sklearn-protocol callback for skrnn regressors. At the end of every epoch it
@@ -237,18 +238,7 @@ class PruningCallback:
         self.step_offset = step_offset
         self.pruned_step = None
 
-    def setup(self, estimator, context):
-        pass
-
-    def teardown(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context, **kwargs):
-        pass
-
-    def on_fit_task_end(self, estimator, context, **kwargs):
-        if context.task_name != "epoch":
-            return False
+    def on_epoch_end(self, estimator):
         curve = estimator.validation_loss_curve_ or estimator.loss_curve_
         step = self.step_offset + estimator.n_iter_
         self.trial.report(-float(curve[-1]), step)
@@ -436,7 +426,7 @@ def _fit_score(estimator, X, y, train, test, scorer, trial, fold, fit_params, ru
             extra.append(MLflowCallback(run_id=run_id, step_offset=fold * reg.max_iter,
                                         log_params=False))
         if extra:
-            reg.set_callbacks(*getattr(reg, "_skl_callbacks", []), *extra)
+            add_callbacks(reg, *extra)
     with warnings.catch_warnings():
         # trials are short by design; "max_iter reached" says nothing about them
         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -16,7 +16,6 @@ from skrnn._meta import find_recurrent_regressors, fitted_recurrent_regressor
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
     pytest.mark.filterwarnings("ignore:OptunaSearchCV is experimental"),
-    pytest.mark.filterwarnings("ignore:The default of config ``remember_data``:FutureWarning"),
 ]
 
 
