@@ -19,11 +19,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from skrnn._optional import require
+
+require("pydantic", "optuna", "matplotlib", by="skrnn.experiment", extra="cli")
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator  # noqa: I001
 
 from skrnn._meta import find_recurrent_regressors, fitted_recurrent_regressor
 
@@ -172,10 +177,19 @@ class Experiment(_Strict):
 
 
 def load_experiment(path_or_name):
-    """Read and validate an experiment file (a path, or a name in ``./pipelines``)."""
+    """Read and validate an experiment file (a path, or a name in ``./pipelines``
+    or among the built-in experiments)."""
+    from skrnn._bundled import experiment_dirs
+
     path = Path(path_or_name)
     if not path.exists() and not path.suffix:
-        path = Path("pipelines") / f"{path_or_name}.toml"
+        dirs = experiment_dirs()
+        path = next((d / f"{path_or_name}.toml" for d in dirs
+                     if (d / f"{path_or_name}.toml").is_file()), path)
+        if not path.exists():
+            raise ExperimentError(
+                f"experiment file not found: {path_or_name} (no such file; looked for "
+                f"{path_or_name}.toml in {', '.join(str(d) for d in dirs)})")
     if not path.exists():
         raise ExperimentError(f"experiment file not found: {path_or_name}")
     try:

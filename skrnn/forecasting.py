@@ -14,6 +14,11 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+
+from skrnn._optional import require
+
+require("sktime", by="skrnn.forecasting")
+
 from sktime.datatypes import update_data
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 

@@ -8,6 +8,7 @@ save it with ``fig.savefig(...)`` or let a notebook display it.
 import numpy as np
 import pandas as pd
 
+from skrnn._optional import require
 from skrnn._panel import lookup_key
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
 
 
 def _pyplot():
+    require("matplotlib", by="skrnn.plotting")
     import matplotlib.pyplot as plt  # lazy: see the module docstring
 
     return plt

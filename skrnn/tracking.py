@@ -50,7 +50,10 @@ import numpy as np
 
 from skrnn._callbacks import EpochCallback, add_callbacks, callbacks_of
 from skrnn._meta import find_recurrent_regressors, fitted_recurrent_regressor
+from skrnn._optional import require
 from skrnn._version import __version__
+
+require("mlflow", by="skrnn.tracking")
 
 __all__ = [
     "default_tracking_uri",

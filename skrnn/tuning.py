@@ -37,6 +37,9 @@ from sklearn.pipeline import Pipeline
 
 from skrnn._callbacks import EpochCallback, add_callbacks
 from skrnn._meta import find_recurrent_regressors
+from skrnn._optional import require
+
+require("optuna", by="skrnn.tuning")
 
 __all__ = [
     "TimeHoldout",
@@ -385,6 +388,7 @@ def _jsonable(params):
 
 def save_study_plots(study, directory):
     """Optimization history, parameter importances and slice plots as PNG files."""
+    require("matplotlib", by="skrnn.tuning.save_study_plots")
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as vis
     from optuna.exceptions import ExperimentalWarning
