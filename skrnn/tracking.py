@@ -1,6 +1,6 @@
 """Experiment tracking with MLflow: a training callback and logging helpers.
 
-Where runs go (DESIGN.md §7)
+Where runs go (docs/architecture.md, contract 7)
     A set ``MLFLOW_TRACKING_URI`` (a server, PostgreSQL, ...) always wins. Otherwise
     skrnn uses a local SQLite database ``./mlruns/mlflow.db`` with artifacts under
     ``./mlruns/artifacts`` (MLflow 3's plain file store needs an opt-in).
@@ -9,9 +9,10 @@ Where runs go (DESIGN.md §7)
     creates keep their artifacts in an ``artifacts`` folder next to the database.
 
 Per-epoch metrics
-    :class:`MLflowCallback` speaks scikit-learn's callback protocol (DESIGN.md §5). Set
-    it on a skrnn regressor -- or on every regressor inside a Pipeline or other
-    meta-estimator with :func:`attach_callback` -- and each epoch logs ``loss``,
+    :class:`MLflowCallback` speaks scikit-learn's callback protocol
+    (docs/architecture.md, contract 5). Set it on a skrnn regressor -- or on every
+    regressor inside a Pipeline or other meta-estimator with :func:`attach_callback`
+    -- and each epoch logs ``loss``,
     ``validation_loss`` and ``validation_score`` (with early stopping), ``grad_norm``
     and ``learning_rate`` at ``step=n_iter_``, in one ``log_batch`` call.
 
