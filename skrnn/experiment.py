@@ -581,7 +581,9 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None):
         One row per series: ``[group,] date`` (the next date) and ``forecast``.
     """
     from skrnn import persistence
+    from skrnn._panel import infer_frequency
     from skrnn.datasets import read_series_csv
+    from skrnn.lags import lag_names
 
     model_path = Path(model_path)
     meta_path = model_path.parent / "windows.json"
@@ -592,7 +594,7 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None):
     model = persistence.load(model_path)
     frame = read_series_csv(data_path, date=date, value=value, group=group)
     L = meta["max_lags"]
-    names = list(getattr(model, "feature_names_in_", [f"{value}_lag{k}" for k in range(L, 0, -1)]))
+    names = list(getattr(model, "feature_names_in_", lag_names([value], range(L, 0, -1))))
     rows, windows = [], []
     for key, part in (frame.groupby(group, sort=True) if group else [(None, frame)]):
         part = part.sort_values(date)
@@ -601,8 +603,8 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None):
                 f"series {key!r} has {len(part)} observations; the model needs the last {L}."
             )
         dates = pd.DatetimeIndex(part[date])
-        step = pd.tseries.frequencies.to_offset(pd.infer_freq(dates[-3:]) or "D") if len(
-            dates) >= 3 else pd.Timedelta(days=1)
+        step = infer_frequency(dates[-3:])
+        step = pd.Timedelta(days=1) if step is None else step
         windows.append(part[value].to_numpy(dtype=float)[-L:])
         rows.append({**({group: key} if group else {}), date: dates[-1] + step})
     X = pd.DataFrame(np.vstack(windows), columns=names)

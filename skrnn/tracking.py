@@ -337,19 +337,15 @@ class MLflowCallback(EpochCallback):
         from mlflow.entities import Metric
 
         step = self.step_offset + estimator.n_iter_
-        values = {"loss": estimator.loss_curve_[-1]}
-        grad = getattr(estimator, "grad_norm_curve_", None)
-        if grad:
-            values["grad_norm"] = grad[-1]
-        val = getattr(estimator, "validation_loss_curve_", None)
-        if val:
-            values["validation_loss"] = val[-1]
-            scores = getattr(estimator, "validation_scores_", None)
-            if scores:
-                values["validation_score"] = scores[-1]
-        rates = getattr(estimator, "learning_rate_curve_", None)
-        if rates:
-            values["learning_rate"] = rates[-1]
+        values = {}
+        # the last value of each per-epoch curve the estimator records (the validation
+        # ones only with early stopping)
+        for name, curve in (("loss", "loss_curve_"), ("grad_norm", "grad_norm_curve_"),
+                            ("validation_loss", "validation_loss_curve_"),
+                            ("validation_score", "validation_scores_"),
+                            ("learning_rate", "learning_rate_curve_")):
+            if getattr(estimator, curve, None):
+                values[name] = getattr(estimator, curve)[-1]
         now = int(time.time() * 1000)
         metrics = [Metric(self.prefix + k, float(v), now, step) for k, v in values.items()]
         fit["client"].log_batch(fit["run_id"], metrics=metrics, synchronous=True)
