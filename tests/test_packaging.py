@@ -170,3 +170,12 @@ def test_a_wheel_ships_the_experiments_and_runs_default_from_an_empty_directory(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (empty / "results" / "default" / "results.csv").exists()
     assert "looked up in:" in _skrnn("list", cwd=empty, env=env).stdout
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"Tests \(exactly what `\.ci/run` runs\):\s*```bash\n(.*?)\n```", readme,
+                      re.DOTALL)
+    command = block.group(1).strip()
+    assert "'.[test,torch]'" in command  # the test extra brings every other extra
+    assert (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1] == command
