@@ -148,12 +148,33 @@ def _normalise_times(times, param):
     )
 
 
+def infer_frequency(times):
+    """The step of one series' sorted time stamps, or None when it cannot be told.
+
+    The one place skrnn infers a frequency (the grid here, the forecaster's horizon,
+    the plots' future dates, the CLI's next date): the index's own ``freq`` when it
+    has one, else what ``pandas.infer_freq`` finds in three or more stamps.
+
+    Parameters
+    ----------
+    times : DatetimeIndex or array-like of datetimes
+
+    Returns
+    -------
+    offset : pandas DateOffset or None
+    """
+    freq = getattr(times, "freq", None)
+    if freq is None and len(times) >= 3:
+        freq = pd.infer_freq(times)
+    return None if freq is None else pd.tseries.frequencies.to_offset(freq)
+
+
 def _infer_offset(times, keys, codes, starts, ends):
     """The most common frequency pandas infers over the groups, else the smallest step."""
     found = Counter()
     for s, e in zip(starts, ends):
         if e - s >= 3:
-            freq = pd.infer_freq(times[s:e])
+            freq = infer_frequency(times[s:e])
             if freq is not None:
                 found[freq] += 1
     if found:

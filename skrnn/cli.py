@@ -4,6 +4,11 @@ import sys
 import warnings
 from pathlib import Path
 
+from skrnn._optional import require
+
+require("click", "rich", "pydantic", "optuna", "mlflow", "matplotlib", by="the skrnn command",
+        extra="cli")
+
 import click
 
 
@@ -43,7 +48,8 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(experiment, data_path, date_col, group_col, value_col, output, trials, no_tracking,
         quiet):
-    """Run EXPERIMENT (a TOML file, or a name in ./pipelines; default: 'default').
+    """Run EXPERIMENT (a TOML file, or a name in ./pipelines or among the built-in
+    experiments, which `skrnn list` shows; default: 'default').
 
     Prints the results table and writes results.csv, predictions.csv, plots, the
     fitted models and the Optuna studies to the output folder. Running it again
@@ -73,16 +79,23 @@ def run(experiment, data_path, date_col, group_col, value_col, output, trials, n
 
 
 @main.command(name="list")
-@click.option("--pipelines", "folder", default="pipelines", show_default=True,
-              type=click.Path(file_okay=False))
+@click.option("--pipelines", "folder", type=click.Path(file_okay=False),
+              help="Folder of experiments  [default: ./pipelines, then the built-in ones]")
 @click.option("--results", default="results", show_default=True,
               type=click.Path(file_okay=False))
 def list_(folder, results):
-    """List the experiments in ./pipelines and the runs found under ./results."""
+    """List the experiments (./pipelines, built-in) and the runs found under ./results."""
+    from skrnn._bundled import experiment_dirs
     from skrnn.experiment import ExperimentError, load_experiment
 
     console = _console()
-    for path in sorted(Path(folder).glob("*.toml")):
+    dirs = [Path(folder)] if folder else experiment_dirs()
+    console.print(f"Experiments looked up in: {', '.join(str(d.absolute()) for d in dirs)}",
+                  soft_wrap=True)
+    seen = set()
+    paths = [p for d in dirs for p in sorted(d.glob("*.toml"))
+             if not (p.stem in seen or seen.add(p.stem))]  # ./pipelines shadows built-in
+    for path in paths:
         try:
             exp = load_experiment(path)
             console.print(f"[bold]{path.stem}[/bold]  {exp.description}")

@@ -156,10 +156,11 @@ def _series_frame(series, description):
 
 
 def _sktime_datasets():
-    try:
-        import sktime.datasets  # heavy: only imported when a loader is called
-    except ImportError as exc:  # pragma: no cover - sktime is a dependency
-        raise ImportError("The loaders need sktime: pip install sktime.") from exc
+    from skrnn._optional import require
+
+    require("sktime", by="skrnn.datasets' sktime loaders")
+    import sktime.datasets  # heavy: only imported when a loader is called
+
     return sktime.datasets
 
 

@@ -19,11 +19,18 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from skrnn._optional import require
+
+require("pydantic", "optuna", "matplotlib", by="skrnn.experiment", extra="cli")
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator  # noqa: I001
+
+from skrnn._meta import find_recurrent_regressors, fitted_recurrent_regressor
 
 __all__ = ["Experiment", "ExperimentError", "load_experiment", "run_experiment"]
 
@@ -170,10 +177,19 @@ class Experiment(_Strict):
 
 
 def load_experiment(path_or_name):
-    """Read and validate an experiment file (a path, or a name in ``./pipelines``)."""
+    """Read and validate an experiment file (a path, or a name in ``./pipelines``
+    or among the built-in experiments)."""
+    from skrnn._bundled import experiment_dirs
+
     path = Path(path_or_name)
     if not path.exists() and not path.suffix:
-        path = Path("pipelines") / f"{path_or_name}.toml"
+        dirs = experiment_dirs()
+        path = next((d / f"{path_or_name}.toml" for d in dirs
+                     if (d / f"{path_or_name}.toml").is_file()), path)
+        if not path.exists():
+            raise ExperimentError(
+                f"experiment file not found: {path_or_name} (no such file; looked for "
+                f"{path_or_name}.toml in {', '.join(str(d) for d in dirs)})")
     if not path.exists():
         raise ExperimentError(f"experiment file not found: {path_or_name}")
     try:
@@ -459,9 +475,7 @@ def _progress_bars(est, progress):
     set on the outermost estimator that supports callbacks (a Pipeline; a
     TransformedTargetRegressor does not, so its inner Pipeline).
     """
-    from skrnn.recurrent import BaseRecurrentRegressor
-
-    if not progress or not any(isinstance(s, BaseRecurrentRegressor) for s in _leaves(est)):
+    if not progress or next(find_recurrent_regressors(est), None) is None:
         return
     try:
         from sklearn.callback import ProgressBar
@@ -470,27 +484,6 @@ def _progress_bars(est, progress):
     target = est if hasattr(est, "set_callbacks") else getattr(est, "regressor", None)
     if target is not None and hasattr(target, "set_callbacks"):
         target.set_callbacks(ProgressBar())
-
-
-def _leaves(est):
-    """Every estimator nested in ``est`` (through pipelines and target transformers)."""
-    yield est
-    for attr in ("regressor", "estimator"):
-        inner = getattr(est, attr, None)
-        if inner is not None and hasattr(inner, "fit"):
-            yield from _leaves(inner)
-    for _, step in getattr(est, "steps", []):
-        yield from _leaves(step)
-
-
-def _final(est):
-    from skrnn.recurrent import BaseRecurrentRegressor
-
-    fitted = getattr(est, "regressor_", est)
-    for step in _leaves(fitted):
-        if isinstance(step, BaseRecurrentRegressor):
-            return step
-    return None
 
 
 def _plots(exp, frame, Xtr, fitted, predictions, table, out):
@@ -511,7 +504,7 @@ def _plots(exp, frame, Xtr, fitted, predictions, table, out):
     fig.savefig(files["fit"], dpi=90, bbox_inches="tight")
     plt.close(fig)
     for name, est in fitted.items():
-        reg = _final(est)
+        reg = fitted_recurrent_regressor(est)
         if reg is not None:
             fig = plot_loss_curves(reg)
             fig = fig if hasattr(fig, "savefig") else fig.figure
@@ -564,7 +557,7 @@ def _finish_tracking(parent, exp, table, fitted, predictions, plots, Xte, yte, o
         for metric in ("MAE", "MSE", "skill", "fit_s"):
             client.log_metric(rid, metric, float(row[metric]))
         client.log_param(rid, "best_params", row["best_params"][:500])
-        reg = _final(fitted[name])
+        reg = fitted_recurrent_regressor(fitted[name])
         if reg is not None:
             for step, loss in enumerate(reg.loss_curve_, start=1):
                 client.log_metric(rid, "loss", float(loss), step=step)
@@ -588,7 +581,9 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None):
         One row per series: ``[group,] date`` (the next date) and ``forecast``.
     """
     from skrnn import persistence
+    from skrnn._panel import infer_frequency
     from skrnn.datasets import read_series_csv
+    from skrnn.lags import lag_names
 
     model_path = Path(model_path)
     meta_path = model_path.parent / "windows.json"
@@ -599,7 +594,7 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None):
     model = persistence.load(model_path)
     frame = read_series_csv(data_path, date=date, value=value, group=group)
     L = meta["max_lags"]
-    names = list(getattr(model, "feature_names_in_", [f"{value}_lag{k}" for k in range(L, 0, -1)]))
+    names = list(getattr(model, "feature_names_in_", lag_names([value], range(L, 0, -1))))
     rows, windows = [], []
     for key, part in (frame.groupby(group, sort=True) if group else [(None, frame)]):
         part = part.sort_values(date)
@@ -608,8 +603,8 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None):
                 f"series {key!r} has {len(part)} observations; the model needs the last {L}."
             )
         dates = pd.DatetimeIndex(part[date])
-        step = pd.tseries.frequencies.to_offset(pd.infer_freq(dates[-3:]) or "D") if len(
-            dates) >= 3 else pd.Timedelta(days=1)
+        step = infer_frequency(dates[-3:])
+        step = pd.Timedelta(days=1) if step is None else step
         windows.append(part[value].to_numpy(dtype=float)[-L:])
         rows.append({**({group: key} if group else {}), date: dates[-1] + step})
     X = pd.DataFrame(np.vstack(windows), columns=names)

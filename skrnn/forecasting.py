@@ -14,6 +14,12 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+
+from skrnn._optional import require
+from skrnn._panel import infer_frequency
+
+require("sktime", by="skrnn.forecasting")
+
 from sktime.datatypes import update_data
 from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
 
@@ -88,7 +94,7 @@ def _with_freq(fh, times):
     """
     if fh.freq is not None or not isinstance(times, pd.DatetimeIndex):
         return fh
-    freq = times.freq or (pd.infer_freq(times) if len(times) >= 3 else None)
+    freq = infer_frequency(times)
     if freq is None:
         raise ValueError(
             "Cannot infer the frequency of a series with a DatetimeIndex (irregular or "

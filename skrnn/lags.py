@@ -58,6 +58,15 @@ def _offsets(value, param, minimum):
     return sorted(set(int(v) for v in values))
 
 
+def lag_names(columns, lags):
+    """Names of lag columns, ``<column>_lag<k>``, step-major in the order of ``lags``.
+
+    The one place lag columns are named (docs/architecture.md, contract 2): pass
+    ``lags`` oldest first (``[3, 2, 1]``) for the layout the regressors read.
+    """
+    return [f"{c}_lag{L}" for L in lags for c in columns]
+
+
 class LagFeatures(TransformerMixin, BaseEstimator):
     """Lag windows of chosen columns, per series, in the sequence layout of the regressors.
 
@@ -353,7 +362,7 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                 "or longer series."
             )
         names = self._names_in()
-        out = [f"{c}_lag{L}" for L in self.lags_ for c in names]
+        out = lag_names(names, self.lags_)
         out += [f"{c}_roll{w}_{s}" for w in self.rolling_ for s in stats for c in names]
         out += [f"{c}_lead{L}" for L in self.leads_ for c in names]
         self._feature_names_out = np.asarray(out, dtype=object)
@@ -531,7 +540,7 @@ def make_supervised(
             "fewer lags or drop those series first."
         )
     X = lagger._blocks(values, grid)
-    names = [f"{c}_lag{L}" for L in lagger.lags_ for c in lagger._names_in()]
+    names = lag_names(lagger._names_in(), lagger.lags_)
 
     tvals = grid.values(check_array(data[[target]], dtype=np.float64,
                                     ensure_all_finite="allow-nan"), fill_gaps)

@@ -8,7 +8,8 @@ save it with ``fig.savefig(...)`` or let a notebook display it.
 import numpy as np
 import pandas as pd
 
-from skrnn._panel import lookup_key
+from skrnn._optional import require
+from skrnn._panel import infer_frequency, lookup_key
 
 __all__ = [
     "plot_fit",
@@ -22,6 +23,7 @@ __all__ = [
 
 
 def _pyplot():
+    require("matplotlib", by="skrnn.plotting")
     import matplotlib.pyplot as plt  # lazy: see the module docstring
 
     return plt
@@ -195,8 +197,7 @@ def plot_loss_curves(estimator, *, ax=None, logy=False):
 def _future_index(history_index, h):
     """Index of the ``h`` steps after ``history_index``."""
     if isinstance(history_index, pd.DatetimeIndex):
-        freq = history_index.freq or (pd.infer_freq(history_index)
-                                      if len(history_index) >= 3 else None)
+        freq = infer_frequency(history_index)
         if freq is None:
             raise ValueError(
                 "Cannot infer the step of the history's dates; pass forecast as a Series "

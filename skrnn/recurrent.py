@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from skrnn._callbacks import EPOCH_TASK
 from skrnn.exceptions import DivergenceError, DivergenceWarning, NonNumericInputError
 from skrnn.nn._losses import loss_and_grad, predict_from_raw
 from skrnn.nn._network import RecurrentNetwork
@@ -426,6 +427,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             self._rng = rng
             self.loss_curve_ = []
             self.grad_norm_curve_ = []
+            self.learning_rate_curve_ = []
             self.validation_loss_curve_ = [] if self.early_stopping else None
             self.validation_scores_ = [] if self.early_stopping else None
             self.best_validation_score_ = None
@@ -498,7 +500,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         self._best_theta = None
         self._best_val_loss = np.inf
         self._no_improvement_count = 0
-        for name, value in (("loss_curve_", []), ("grad_norm_curve_", []), ("t_", 0),
+        for name, value in (("loss_curve_", []), ("grad_norm_curve_", []),
+                            ("learning_rate_curve_", []), ("t_", 0),
                             ("best_iteration_", None), ("best_validation_score_", None),
                             ("validation_loss_curve_", None), ("validation_scores_", None),
                             ("best_loss_", None if self.early_stopping else np.inf)):
@@ -572,7 +575,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                   quantiles=self._levels())
         ws = Workspace()  # every batch of this fit reuses its activation buffers
         for _ in range(n_epochs):
-            ectx = ctx.subcontext(task_name="epoch")
+            ectx = ctx.subcontext(task_name=EPOCH_TASK)
             ectx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
             start_time = time.perf_counter()
             self._epoch_theta = net.theta.copy()
@@ -608,6 +611,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             self.loss_ = acc_loss / total_w
             self.loss_curve_.append(self.loss_)
             self.grad_norm_curve_.append(acc_norm / n_batches)
+            self.learning_rate_curve_.append(float(opt.learning_rate))  # this epoch's
             if self._exploded() and self._diverged():
                 return True
             stop = self._end_epoch(val, kw, ws)
@@ -1296,6 +1300,9 @@ default="squared_error"
         Epoch (1-based) with the best monitored loss.
     grad_norm_curve_ : list of float
         Mean global gradient norm per epoch, measured before clipping.
+    learning_rate_curve_ : list of float
+        Learning rate of each epoch's steps (before Adam's bias correction); it moves
+        with ``learning_rate="invscaling"`` and ``"adaptive"``.
     n_iter_ : int
         Epochs run.
     t_ : int

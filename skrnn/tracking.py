@@ -1,6 +1,6 @@
 """Experiment tracking with MLflow: a training callback and logging helpers.
 
-Where runs go (DESIGN.md §7)
+Where runs go (docs/architecture.md, contract 7)
     A set ``MLFLOW_TRACKING_URI`` (a server, PostgreSQL, ...) always wins. Otherwise
     skrnn uses a local SQLite database ``./mlruns/mlflow.db`` with artifacts under
     ``./mlruns/artifacts`` (MLflow 3's plain file store needs an opt-in).
@@ -9,9 +9,10 @@ Where runs go (DESIGN.md §7)
     creates keep their artifacts in an ``artifacts`` folder next to the database.
 
 Per-epoch metrics
-    :class:`MLflowCallback` speaks scikit-learn's callback protocol (DESIGN.md §5). Set
-    it on a skrnn regressor -- or on every regressor inside a Pipeline or other
-    meta-estimator with :func:`attach_callback` -- and each epoch logs ``loss``,
+    :class:`MLflowCallback` speaks scikit-learn's callback protocol
+    (docs/architecture.md, contract 5). Set it on a skrnn regressor -- or on every
+    regressor inside a Pipeline or other meta-estimator with :func:`attach_callback`
+    -- and each epoch logs ``loss``,
     ``validation_loss`` and ``validation_score`` (with early stopping), ``grad_norm``
     and ``learning_rate`` at ``step=n_iter_``, in one ``log_batch`` call.
 
@@ -48,7 +49,12 @@ from pathlib import Path
 
 import numpy as np
 
+from skrnn._callbacks import EpochCallback, add_callbacks, callbacks_of
+from skrnn._meta import find_recurrent_regressors, fitted_recurrent_regressor
+from skrnn._optional import require
 from skrnn._version import __version__
+
+require("mlflow", by="skrnn.tracking")
 
 __all__ = [
     "default_tracking_uri",
@@ -207,7 +213,7 @@ def _active_run_id(run_id=None):
 # -- the training callback --------------------------------------------------------------------
 
 
-class MLflowCallback:
+class MLflowCallback(EpochCallback):
     """Log each epoch's losses to MLflow (scikit-learn callback protocol).
 
     Set it on a skrnn regressor (``est.set_callbacks(MLflowCallback())``); for a
@@ -218,9 +224,10 @@ class MLflowCallback:
 
     At the end of every ``log_every_n_epochs``-th epoch (and of the last one) it logs,
     with ``step = step_offset + n_iter_``: ``loss`` (training loss, penalty
-    included), ``grad_norm`` (mean gradient norm before clipping), ``learning_rate``,
-    and with early stopping ``validation_loss`` and ``validation_score`` (R²). With the
-    default ``log_every_n_epochs=1`` a run holds ``n_iter_`` values of ``loss``.
+    included), ``grad_norm`` (mean gradient norm before clipping), ``learning_rate``
+    (the rate the epoch stepped with: ``learning_rate_curve_``), and with early
+    stopping ``validation_loss`` and ``validation_score`` (R²). With the default
+    ``log_every_n_epochs=1`` a run holds ``n_iter_`` values of ``loss``.
 
     Which run:
 
@@ -294,22 +301,19 @@ class MLflowCallback:
         self._fits[id(estimator)] = {"run_id": run_id, "owned": owned, "completed": False,
                                      "last_step": None, "client": _client()}
 
-    def on_fit_task_begin(self, estimator, context, **kwargs):
-        return None
+    def on_epoch_end(self, estimator):
+        fit = self._fits.get(id(estimator))
+        if fit is not None and estimator.n_iter_ % self.log_every_n_epochs == 0:
+            self._log_epoch(estimator, fit)
+        return False
 
-    def on_fit_task_end(self, estimator, context, **kwargs):
+    def on_fit_end(self, estimator):
         fit = self._fits.get(id(estimator))
         if fit is None:
-            return False
-        if context.task_name == "epoch":
-            if estimator.n_iter_ % self.log_every_n_epochs == 0:
-                self._log_epoch(estimator, fit)
-        elif context is getattr(estimator, "_callback_fit_ctx", None):
-            # the estimator's whole fit ended normally
-            if getattr(estimator, "n_iter_", 0) and fit["last_step"] != estimator.n_iter_:
-                self._log_epoch(estimator, fit)
-            fit["completed"] = True
-        return False
+            return
+        if getattr(estimator, "n_iter_", 0) and fit["last_step"] != estimator.n_iter_:
+            self._log_epoch(estimator, fit)
+        fit["completed"] = True
 
     def teardown(self, estimator, context):
         fit = self._fits.pop(id(estimator), None)
@@ -333,19 +337,15 @@ class MLflowCallback:
         from mlflow.entities import Metric
 
         step = self.step_offset + estimator.n_iter_
-        values = {"loss": estimator.loss_curve_[-1]}
-        grad = getattr(estimator, "grad_norm_curve_", None)
-        if grad:
-            values["grad_norm"] = grad[-1]
-        val = getattr(estimator, "validation_loss_curve_", None)
-        if val:
-            values["validation_loss"] = val[-1]
-            scores = getattr(estimator, "validation_scores_", None)
-            if scores:
-                values["validation_score"] = scores[-1]
-        lr = getattr(getattr(estimator, "_optimizer", None), "learning_rate", None)
-        if lr is not None:
-            values["learning_rate"] = lr
+        values = {}
+        # the last value of each per-epoch curve the estimator records (the validation
+        # ones only with early stopping)
+        for name, curve in (("loss", "loss_curve_"), ("grad_norm", "grad_norm_curve_"),
+                            ("validation_loss", "validation_loss_curve_"),
+                            ("validation_score", "validation_scores_"),
+                            ("learning_rate", "learning_rate_curve_")):
+            if getattr(estimator, curve, None):
+                values[name] = getattr(estimator, curve)[-1]
         now = int(time.time() * 1000)
         metrics = [Metric(self.prefix + k, float(v), now, step) for k, v in values.items()]
         fit["client"].log_batch(fit["run_id"], metrics=metrics, synchronous=True)
@@ -353,15 +353,8 @@ class MLflowCallback:
 
 
 def _recurrent_regressors(estimator):
-    """Every skrnn recurrent regressor in ``estimator`` (itself, steps, nested params)."""
-    from skrnn.recurrent import BaseRecurrentRegressor
-
-    found = [estimator] if isinstance(estimator, BaseRecurrentRegressor) else []
-    if hasattr(estimator, "get_params"):
-        for value in estimator.get_params(deep=True).values():
-            if isinstance(value, BaseRecurrentRegressor) and all(v is not value for v in found):
-                found.append(value)
-    return found
+    """Every skrnn recurrent regressor in ``estimator``'s parameters (those a fit uses)."""
+    return [reg for _, reg in find_recurrent_regressors(estimator, fitted=False)]
 
 
 def attach_callback(estimator, callback):
@@ -393,8 +386,7 @@ def attach_callback(estimator, callback):
             f"{type(callback).__name__} to."
         )
     for reg in regressors:
-        kept = [c for c in getattr(reg, "_skl_callbacks", []) if c is not callback]
-        reg.set_callbacks(*kept, callback)
+        add_callbacks(reg, callback)
     return regressors
 
 
@@ -402,7 +394,7 @@ def attach_callback(estimator, callback):
 def _callback_attached(estimator, callback):
     """Put ``callback`` in place of any MLflowCallback for the block, then restore."""
     regressors = _recurrent_regressors(estimator)
-    before = [list(getattr(r, "_skl_callbacks", [])) for r in regressors]
+    before = [callbacks_of(r) for r in regressors]
     for reg, callbacks in zip(regressors, before):
         kept = [c for c in callbacks if not isinstance(c, MLflowCallback)]
         reg.set_callbacks(*kept, callback)
@@ -482,20 +474,6 @@ def log_params(estimator, *, run_id=None, prefix=""):
     return params
 
 
-def _final_regressor(estimator):
-    regs = _recurrent_regressors(estimator)
-    fitted = [r for r in regs if hasattr(r, "n_iter_")]
-    if fitted:
-        return fitted[-1]
-    # the fitted copy inside a meta-estimator (regressor_, best_estimator_, steps of a
-    # fitted Pipeline are the originals)
-    for attr in ("regressor_", "best_estimator_", "estimator_"):
-        inner = getattr(estimator, attr, None)
-        if inner is not None:
-            return _final_regressor(inner)
-    return None
-
-
 def log_final_metrics(estimator, X=None, y=None, *, prefix="test_", run_id=None):
     """Log the end-of-training summary and, given ``X, y``, the held-out errors.
 
@@ -520,7 +498,7 @@ def log_final_metrics(estimator, X=None, y=None, *, prefix="test_", run_id=None)
 
     run_id = _active_run_id(run_id)
     metrics = {}
-    reg = _final_regressor(estimator)
+    reg = fitted_recurrent_regressor(estimator)
     if reg is not None:
         summary = {"n_iter": reg.n_iter_, "final_loss": getattr(reg, "loss_", None),
                    "best_loss": reg.best_loss_, "best_iteration": reg.best_iteration_,
@@ -562,7 +540,7 @@ def log_plots(estimator=None, *, figures=None, run_id=None, folder="plots"):
 
     run_id = _active_run_id(run_id)
     figures = dict(figures or {})
-    reg = _final_regressor(estimator) if estimator is not None else None
+    reg = fitted_recurrent_regressor(estimator) if estimator is not None else None
     if reg is not None and getattr(reg, "loss_curve_", None):
         from skrnn.plotting import plot_loss_curves
 

@@ -35,7 +35,11 @@ from sklearn.metrics import check_scoring
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
-from skrnn.recurrent import BaseRecurrentRegressor
+from skrnn._callbacks import EpochCallback, add_callbacks
+from skrnn._meta import find_recurrent_regressors
+from skrnn._optional import require
+
+require("optuna", by="skrnn.tuning")
 
 __all__ = [
     "TimeHoldout",
@@ -149,7 +153,7 @@ def _recurrent_space(prefix):
 def default_search_space(estimator, *, max_lags=28):
     """A ready search space for the skrnn parts of ``estimator``.
 
-    For each recurrent regressor (alone or as a Pipeline step): units (log scale),
+    For each recurrent regressor (alone or anywhere inside, e.g. a Pipeline step): units (log scale),
     number of stacked layers (the pseudo-parameter ``n_layers``: the sampled units are
     repeated per layer), batch size, solver, initial learning rate, dropout and L2
     penalty. For each ``LagFeatures`` step: ``lags`` from 1 to ``max_lags``. The
@@ -169,14 +173,13 @@ def default_search_space(estimator, *, max_lags=28):
 
     from skrnn.lags import LagFeatures
 
-    steps = estimator.steps if isinstance(estimator, Pipeline) else [(None, estimator)]
     space = {}
+    for path, _ in find_recurrent_regressors(estimator, fitted=False):
+        space.update(_recurrent_space(f"{path}__" if path else ""))
+    steps = estimator.steps if isinstance(estimator, Pipeline) else []
     for name, step in steps:
-        prefix = "" if name is None else f"{name}__"
-        if isinstance(step, BaseRecurrentRegressor):
-            space.update(_recurrent_space(prefix))
-        elif isinstance(step, LagFeatures):
-            space[f"{prefix}lags"] = IntDistribution(1, max_lags)
+        if isinstance(step, LagFeatures):
+            space[f"{name}__lags"] = IntDistribution(1, max_lags)
     if not space:
         raise ValueError(
             f"default_search_space found no skrnn regressor or LagFeatures in "
@@ -215,7 +218,7 @@ def params_for_estimator(sampled):
 # -- pruning ----------------------------------------------------------------------------------
 
 
-class PruningCallback:
+class PruningCallback(EpochCallback):
     """Report each epoch's validation loss to an Optuna trial; stop pruned fits.
 
     An sklearn-protocol callback for skrnn regressors. At the end of every epoch it
@@ -238,18 +241,7 @@ class PruningCallback:
         self.step_offset = step_offset
         self.pruned_step = None
 
-    def setup(self, estimator, context):
-        pass
-
-    def teardown(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context, **kwargs):
-        pass
-
-    def on_fit_task_end(self, estimator, context, **kwargs):
-        if context.task_name != "epoch":
-            return False
+    def on_epoch_end(self, estimator):
         curve = estimator.validation_loss_curve_ or estimator.loss_curve_
         step = self.step_offset + estimator.n_iter_
         self.trial.report(-float(curve[-1]), step)
@@ -257,12 +249,6 @@ class PruningCallback:
             self.pruned_step = step
             return True
         return False
-
-
-def _recurrent_steps(estimator):
-    if isinstance(estimator, Pipeline):
-        return [s for _, s in estimator.steps if isinstance(s, BaseRecurrentRegressor)]
-    return [estimator] if isinstance(estimator, BaseRecurrentRegressor) else []
 
 
 # -- storage ----------------------------------------------------------------------------------
@@ -402,6 +388,7 @@ def _jsonable(params):
 
 def save_study_plots(study, directory):
     """Optimization history, parameter importances and slice plots as PNG files."""
+    require("matplotlib", by="skrnn.tuning.save_study_plots")
     import matplotlib.pyplot as plt
     import optuna.visualization.matplotlib as vis
     from optuna.exceptions import ExperimentalWarning
@@ -429,7 +416,9 @@ def save_study_plots(study, directory):
 def _fit_score(estimator, X, y, train, test, scorer, trial, fold, fit_params, run_id=None):
     est = clone(estimator)
     callbacks = []
-    for reg in _recurrent_steps(est):
+    # every skrnn regressor a fit of est trains, however deep (a TransformedTargetRegressor
+    # around a Pipeline, as `skrnn run` builds, included)
+    for _, reg in find_recurrent_regressors(est, fitted=False):
         extra = []
         if trial is not None:
             cb = PruningCallback(trial, step_offset=fold * reg.max_iter)
@@ -441,7 +430,7 @@ def _fit_score(estimator, X, y, train, test, scorer, trial, fold, fit_params, ru
             extra.append(MLflowCallback(run_id=run_id, step_offset=fold * reg.max_iter,
                                         log_params=False))
         if extra:
-            reg.set_callbacks(*getattr(reg, "_skl_callbacks", []), *extra)
+            add_callbacks(reg, *extra)
     with warnings.catch_warnings():
         # trials are short by design; "max_iter reached" says nothing about them
         warnings.simplefilter("ignore", ConvergenceWarning)

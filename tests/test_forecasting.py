@@ -393,7 +393,8 @@ def test_make_reduction_strategies(strategy):
     )
     f.fit(y[:108], fh=[1, 2, 3])
     X, Y = _SpyLSTM.seen[0]
-    # windows reach the regressor step-major, oldest value first (DESIGN.md §1)
+    # windows reach the regressor step-major, oldest value first (docs/architecture.md,
+    # contract 1)
     np.testing.assert_array_equal(X[0], y[:12].to_numpy())
     if strategy == "multioutput":  # one regressor with a native 2D y
         assert len(_SpyLSTM.seen) == 1 and Y.shape[1] == 3
