@@ -87,8 +87,16 @@ def _print_table(console, table, title):
         view.add_column(escape(str(col)),
                         justify="right" if table[col].dtype.kind in "fi" else "left")
     for row in table.itertuples(index=False):
-        view.add_row(*[escape(f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row])
+        view.add_row(*[escape(_cell(v)) for v in row])
     console.print(view)
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if hasattr(value, "normalize") and value == value.normalize():  # a date at midnight
+        return str(value.date())
+    return str(value)
 
 
 def _fill_gaps(ctx, param, value):

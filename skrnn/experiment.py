@@ -94,6 +94,16 @@ class SplitConfig(_Strict):
     test_periods: int | None = Field(default=None, gt=0)
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
 
+    @field_validator("test_start")
+    @classmethod
+    def _a_date(cls, value):
+        if value is not None:
+            try:
+                pd.Timestamp(value)
+            except (ValueError, TypeError):
+                raise ValueError(f"test_start {value!r} is not a date (e.g. 2020-06-01)") from None
+        return value
+
     @model_validator(mode="after")
     def _one_of(self):
         if (self.test_start is None) == (self.test_periods is None):
@@ -625,7 +635,7 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
     _check_output(out, study_file)
     _recover(out, study_file)
     staging = _new_staging(out)
-    parent = None
+    parent, tuned = None, False
     try:
         storage = _open_storage(exp, out, staging, study_file) if any(
             s is not None for s in spaces.values()) else None
@@ -651,6 +661,7 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
             space = spaces[model.name]
             if space is not None:
                 wanted = n_trials or model.search.n_trials
+                tuned = True
                 name = _study(exp, model, space, digest, storage, wanted, fresh, say)
                 result = tune(
                     est, Xtr, ytr, search_space=space,
@@ -701,7 +712,7 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
 
             end_unfinished_runs(parent, "KILLED" if isinstance(exc, KeyboardInterrupt)
                                 else "FAILED")
-        _abandon(staging, out, study_file)
+        _abandon(staging, out, study_file if tuned else None)
         raise
     return table
 

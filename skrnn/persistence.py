@@ -355,9 +355,9 @@ def load(file, *, trusted=(), check_version=True):
         data, name = Path(file).read_bytes(), f"Model file {str(file)!r}"
     try:
         metadata = read_metadata(data)
-    except ValueError:  # never echo the bytes: they can be megabytes
-        raise ValueError(f"{name} is not a skops model file (not a zip archive, or "
-                         "truncated).") from None
+    except Exception:  # noqa: BLE001 - never echo the bytes: they can be megabytes
+        raise ValueError(f"{name} is not a readable skops model file (not a zip archive, "
+                         "truncated or damaged).") from None
     if check_version:
         saved = None if metadata is None else metadata.get("skrnn_version")
         check_skrnn_version(saved, source=name)
