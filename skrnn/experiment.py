@@ -888,8 +888,9 @@ def _new_staging(out):
             shutil.rmtree(staging)
         staging.mkdir()
     except OSError as exc:
-        raise ExperimentError(
-            f"cannot write the output folder {out}: {exc.strerror or exc}") from None
+        why = ("a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError))
+               else exc.strerror or str(exc))
+        raise ExperimentError(f"cannot write the output folder {out}: {why}") from None
     return staging
 
 
