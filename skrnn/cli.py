@@ -6,6 +6,7 @@ folder) ends the command with one line, ``Error: ...``, and exit status 2; ``skr
 """
 
 import contextlib
+import math
 import os
 import sys
 import warnings
@@ -106,7 +107,7 @@ def _fill_gaps(ctx, param, value):
         number = float(value)
     except ValueError:
         number = None
-    if number is None or number != number or abs(number) == float("inf"):
+    if number is None or not math.isfinite(number):
         raise click.BadParameter(f"{value!r}: use a finite number, ffill or interpolate")
     return number
 

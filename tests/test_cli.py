@@ -90,7 +90,7 @@ enabled = false
 
 
 def skrnn(*args, cwd=None, check=True, env=None):
-    proc = subprocess.run([sys.executable, "-m", "skrnn", *map(str, args)],
+    proc = subprocess.run([sys.executable, "-m", "skrnn", *map(str, args)], check=False,
                           capture_output=True, text=True, cwd=cwd, timeout=600,
                           env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
@@ -159,7 +159,7 @@ def test_run_writes_table_csv_plots_models_and_tracks(tiny_run):
 
 
 def test_second_run_resumes_and_keeps_the_first(tiny_run, tmp_path):
-    _, path, out, _, env = tiny_run
+    _, path, out, _, _ = tiny_run
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
     toml = tmp_path / "tiny.toml"
@@ -265,7 +265,7 @@ def test_group_keys_stay_strings(fast, tmp_path):
 
 
 def test_empty_cells_are_missing_rows(fast, tmp_path):
-    path, out = fast
+    path, _ = fast
     from skrnn.datasets import make_count_panel
 
     panel = make_count_panel(n_groups=2, periods=120, random_state=4)
@@ -344,7 +344,7 @@ def test_ctrl_c_ends_tracked_runs_killed(tmp_path):
             break
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "Interrupted" in stderr
     import mlflow
@@ -366,3 +366,20 @@ def test_list_shows_the_bundled_pipelines():
     root = Path(__file__).resolve().parents[1]
     result = CliRunner().invoke(main, ["list", "--pipelines", str(root / "pipelines")])
     assert "default" in result.stdout and "chicago_districts" in result.stdout
+
+
+def test_readme_mlflow_ui_command_opens_the_store_the_cli_writes(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    from skrnn.tracking import default_tracking_uri
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    uri = re.search(r"mlflow ui --backend-store-uri (\S+)", readme).group(1)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    written = default_tracking_uri()
+    assert uri.startswith("sqlite:///") and written.startswith("sqlite:///")
+    # a relative sqlite:/// path is read from the folder `mlflow ui` starts in
+    assert (tmp_path / uri[len("sqlite:///"):]).resolve() == Path(
+        written[len("sqlite:///"):]).resolve()

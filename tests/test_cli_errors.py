@@ -190,7 +190,6 @@ def _garble(path):
 
 def _strip_manifest(d):
     (d / "run" / "manifest.json").unlink()
-    return None
 
 
 def _show(prepare=None):
