@@ -293,7 +293,8 @@ def read_metadata(file):
                 return None
             return json.loads(archive.read(METADATA_ENTRY))
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"{file!r} is not a skops model file (not a zip archive).") from exc
+        what = "This model data" if isinstance(file, (bytes, bytearray)) else repr(file)
+        raise ValueError(f"{what} is not a skops model file (not a zip archive).") from exc
 
 
 def _major(version):
@@ -356,7 +357,7 @@ def load(file, *, trusted=(), check_version=True):
     try:
         metadata = read_metadata(data)
     except Exception:  # noqa: BLE001 - never echo the bytes: they can be megabytes
-        raise ValueError(f"{name} is not a readable skops model file (not a zip archive, "
+        raise ValueError(f"{name} is not a skops model file (not a zip archive, "
                          "truncated or damaged).") from None
     if check_version:
         saved = None if metadata is None else metadata.get("skrnn_version")

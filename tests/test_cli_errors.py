@@ -338,7 +338,7 @@ CASES = [
                                       d / "panel.csv"], "is not a model of a run"),
     ("predict-incomplete-run", lambda d: (_strip_manifest(d), _predict()(d))[1],
      "holds no finished run"),
-    ("predict-truncated-model", _model_file(_truncate), "not a readable skops model file"),
+    ("predict-truncated-model", _model_file(_truncate), "not a skops model file"),
     ("predict-garbled-model", _model_file(_garble), "ridge.skops"),
     ("predict-other-object", _model_file(_other_object), "holds a StandardScaler"),
 ]
