@@ -712,7 +712,10 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
 
             end_unfinished_runs(parent, "KILLED" if isinstance(exc, KeyboardInterrupt)
                                 else "FAILED")
-        _abandon(staging, out, study_file if tuned else None)
+        if (staging / MANIFEST).is_file() and not out.exists():
+            os.replace(staging, out)  # interrupted between the two renames: finish
+        else:
+            _abandon(staging, out, study_file if tuned else None)
         raise
     return table
 
@@ -804,20 +807,27 @@ def _check_in_space(model, params, space):
             )
 
 
-def _tuning_plots(study, directory, metric):
-    """Optuna's plots with short parameter names and the metric itself (not negated)."""
+def display_study(study):
+    """The complete trials of a study run on a negated error (sklearn's ``neg_*``
+    scorers), as an in-memory study of the error itself under short parameter names
+    (``units``, ``lags``): what the tuning plots show."""
     import optuna
 
-    done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    if not done:
-        return
     shown = optuna.create_study(direction="minimize")
-    for t in done:
-        shown.add_trial(optuna.trial.create_trial(
-            params={_short_name(k): v for k, v in t.params.items()},
-            distributions={_short_name(k): v for k, v in t.distributions.items()},
-            value=-t.value))
-    _tuning_plots_files(shown, directory, metric.upper(), directory.name)
+    for t in study.trials:
+        if t.state.name == "COMPLETE":
+            shown.add_trial(optuna.trial.create_trial(
+                params={_short_name(k): v for k, v in t.params.items()},
+                distributions={_short_name(k): v for k, v in t.distributions.items()},
+                value=-t.value))
+    return shown
+
+
+def _tuning_plots(study, directory, metric):
+    """Optuna's plots with short parameter names and the metric itself (not negated)."""
+    shown = display_study(study)
+    if shown.trials:
+        _tuning_plots_files(shown, directory, metric.upper(), directory.name)
 
 
 # -- the output folder ------------------------------------------------------------------------
@@ -827,7 +837,8 @@ def _study_file(exp):
     """The SQLite file of the studies, relative to the output folder (None if elsewhere)."""
     url = exp.tuning.storage
     if url and url.startswith("sqlite:///{output}/"):
-        return Path(url[len("sqlite:///{output}/"):])
+        rel = Path(url[len("sqlite:///{output}/"):])
+        return None if ".." in rel.parts or "{" in str(rel) else rel
     return None
 
 
@@ -1067,11 +1078,11 @@ def _plots(exp, frame, Xtr, fitted, predictions, table, out):
     for name, est in fitted.items():
         train_pred = pd.Series(np.asarray(est.predict(Xtr)).ravel(), index=Xtr.index)
         row = errors.loc[name]
+        label = name if name == row["kind"] else f"{name} ({row['kind']})"
         fig = plot_fit(framed.reset_index(), train_pred.reindex(framed.index).to_numpy(),
                        predictions[name].reindex(framed.index).to_numpy(), value=d.value,
                        date=d.date, group=d.group, max_groups=6,
-                       title=f"{name} ({row['kind']}): test MAE {row['MAE']:.4g}, "
-                             f"skill {row['skill']:.3f}")
+                       title=f"{label}: test MAE {row['MAE']:.4g}, skill {row['skill']:.3f}")
         files[f"fit_{name}"] = out / f"fit_{name}.png"
         fig.savefig(files[f"fit_{name}"], dpi=90, bbox_inches="tight")
         plt.close(fig)

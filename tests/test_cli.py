@@ -383,3 +383,21 @@ def test_readme_mlflow_ui_command_opens_the_store_the_cli_writes(tmp_path, monke
     # a relative sqlite:/// path is read from the folder `mlflow ui` starts in
     assert (tmp_path / uri[len("sqlite:///"):]).resolve() == Path(
         written[len("sqlite:///"):]).resolve()
+
+
+def test_tuning_plots_show_the_error_under_short_names(fast):
+    import optuna
+
+    from skrnn.experiment import display_study
+
+    path, out = fast
+    path.write_text(path.read_text().replace("space = { alpha", "space = { lags = [2, 7], alpha"))
+    invoke("run", path, "--quiet", "--trials", "3")
+    (name,) = optuna.study.get_all_study_names(f"sqlite:///{out}/optuna.db")
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{out}/optuna.db")
+    shown = display_study(study)
+    assert [set(t.params) for t in shown.trials] == [{"alpha", "lags"}] * 3
+    assert [t.value for t in shown.trials] == [-t.value for t in study.trials]
+    assert all(t.value > 0 for t in shown.trials)  # an MAE, not the negated objective
+    for kind in ("history", "slice", "importances"):
+        assert (out / "tuning" / "ridge" / f"tuning_{kind}.png").stat().st_size > 5000
