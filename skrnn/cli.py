@@ -55,22 +55,23 @@ class _Group(click.Group):
 @contextlib.contextmanager
 def _user_errors():
     """Turn the errors a user causes into :class:`UserError` (unless ``--debug``)."""
-    from skrnn.experiment import ExperimentError
+    from skrnn.experiment import ExperimentError, interrupted
 
     debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
     try:
         yield
     except click.ClickException:
         raise
-    except KeyboardInterrupt:
-        if debug:
+    except BaseException as exc:
+        if debug or isinstance(exc, (SystemExit, GeneratorExit)):
             raise
-        click.echo("Interrupted: nothing was published; finished trials are kept.", err=True)
-        sys.exit(130)
-    except (ExperimentError, ValueError, TypeError, OSError) as exc:
-        if debug:
-            raise
-        raise UserError(str(exc) or type(exc).__name__) from None
+        if interrupted(exc):
+            click.echo("Interrupted: nothing was published; finished trials are kept.",
+                       err=True)
+            sys.exit(130)
+        if isinstance(exc, (ExperimentError, ValueError, TypeError, OSError)):
+            raise UserError(str(exc) or type(exc).__name__) from None
+        raise
 
 
 def _console():

@@ -662,7 +662,8 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
             if space is not None:
                 wanted = n_trials or model.search.n_trials
                 tuned = True
-                name = _study(exp, model, space, digest, storage, wanted, fresh, say)
+                name = _study(exp, model, space, digest, storage, wanted, fresh, say,
+                              private=study_file is not None)
                 result = tune(
                     est, Xtr, ytr, search_space=space,
                     cv=TimeHoldout(start=str(val_start), date=d.date),
@@ -710,14 +711,28 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
         if parent:
             from skrnn.tracking import end_unfinished_runs
 
-            end_unfinished_runs(parent, "KILLED" if isinstance(exc, KeyboardInterrupt)
-                                else "FAILED")
+            end_unfinished_runs(parent, "KILLED" if interrupted(exc) else "FAILED")
         if (staging / MANIFEST).is_file() and not out.exists():
             os.replace(staging, out)  # interrupted between the two renames: finish
         else:
             _abandon(staging, out, study_file if tuned else None)
         raise
     return table
+
+
+def interrupted(exc):
+    """Whether ``exc`` is, or was raised while handling, a KeyboardInterrupt.
+
+    A Ctrl-C inside a library's cleanup can surface as another error (Optuna, hit
+    during a trial's final commit, raises UnboundLocalError from its ``finally``).
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _sayer(console):
@@ -768,8 +783,12 @@ def study_fingerprint(exp, model, space, digest):
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _study(exp, model, space, digest, storage, n_trials, fresh, say):
-    """The study name of ``model`` in this experiment; say whether it resumes."""
+def _study(exp, model, space, digest, storage, n_trials, fresh, say, private=False):
+    """The study name of ``model`` in this experiment; say whether it resumes.
+
+    In a ``private`` storage (the run's own SQLite file) no other process can be
+    running a trial: one left RUNNING was interrupted, and is marked failed.
+    """
     import optuna
     from optuna.trial import TrialState
 
@@ -783,6 +802,9 @@ def _study(exp, model, space, digest, storage, n_trials, fresh, say):
         say(f"{model.name}: --fresh: deleted study {name}, starting over")
     elif name in known:
         study = optuna.load_study(study_name=name, storage=storage)
+        if private:
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         done = len(study.get_trials(deepcopy=False,
                                     states=(TrialState.COMPLETE, TrialState.PRUNED)))
         say(f"{model.name}: resumed: {done}/{n_trials} trials done (study {name})")
