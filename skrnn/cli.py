@@ -177,7 +177,8 @@ def run(experiment, data_path, date_col, group_col, value_col, sep, date_format,
                                progress=not quiet, console=console, n_trials=trials,
                                fresh=fresh)
     _print_table(console, table, f"{exp.name}: one-step-ahead holdout")
-    console.print(f"Results, predictions, plots and models in {out}/", markup=False)
+    console.print(f"Results, predictions, plots and models in {out}/", markup=False,
+                  soft_wrap=True)
 
 
 def _quiet_interrupted_trials():

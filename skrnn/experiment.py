@@ -739,7 +739,7 @@ def _sayer(console):
     """Print without reading user text (names, values) as rich markup."""
     if console is None:
         return print
-    return lambda text: console.print(text, markup=False, highlight=False)
+    return lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _checkpoint(stage):

@@ -6,7 +6,6 @@ the rest use click's in-process runner (the same code path, much faster).
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -158,24 +157,23 @@ def test_run_writes_table_csv_plots_models_and_tracks(tiny_run):
     assert "regressor__model__learning_rate_init" in params
 
 
-def test_second_run_resumes_and_keeps_the_first(tiny_run, tmp_path):
-    _, path, out, _, _ = tiny_run
-    copy = tmp_path / "out"
-    shutil.copytree(out, copy)
-    toml = tmp_path / "tiny.toml"
-    toml.write_text(path.read_text().replace(out.as_posix(), copy.as_posix()))
-    first = pd.read_csv(copy / "results.csv")
-    again = invoke("run", toml, "--quiet", "--no-tracking")
-    assert "resumed: 3/3 trials done" in again.stdout
-    assert len(pd.read_csv(copy / "tuning" / "gru" / "trials.csv")) == 3
-    assert pd.read_csv(copy / "results.csv")["best_params"][1] == first["best_params"][1]
+def test_second_run_resumes_and_keeps_the_first(fast, tmp_path):
+    path, out = fast
+    invoke("run", path, "--quiet")
+    first = pd.read_csv(out / "results.csv")
+    again = invoke("run", path, "--quiet")
+    assert "ridge: resumed: 2/2 trials done" in again.stdout
+    assert len(pd.read_csv(out / "tuning" / "ridge" / "trials.csv")) == 2
+    assert pd.read_csv(out / "results.csv")["best_params"][1] == first["best_params"][1]
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("out.previous-")]
     assert len(aside) == 1 and (aside[0] / "manifest.json").exists()
+    assert f"the previous run was moved to {aside[0]}" in again.stdout
     pd.testing.assert_frame_equal(pd.read_csv(aside[0] / "results.csv"), first)
-    more = invoke("run", toml, "--quiet", "--no-tracking", "--trials", "4")
-    assert "resumed: 3/4 trials done" in more.stdout
-    assert len(pd.read_csv(copy / "tuning" / "gru" / "trials.csv")) == 4
-    assert "last_value" in invoke("show", copy).stdout
+    more = invoke("run", path, "--quiet", "--trials", "3")
+    assert "resumed: 2/3 trials done" in more.stdout
+    assert len(pd.read_csv(out / "tuning" / "ridge" / "trials.csv")) == 3
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("out.previous-")]) == 2
+    assert "last_value" in invoke("show", out).stdout
 
 
 def _independent_forecast(model_path, history, n_lags):
