@@ -4,9 +4,12 @@ An experiment reads a long table of dated observations (a bundled dataset, a
 generator, or a user's CSV), builds lag windows inside each series, splits by date,
 tunes and refits every model on the training dates, evaluates one-step-ahead on the
 holdout dates against naive baselines, and writes a results table, predictions and
-plots (and, with tracking on, MLflow runs). Studies live in a SQLite file under the
-output directory, so running the same experiment again resumes its searches instead
-of repeating finished trials.
+plots (and, with tracking on, MLflow runs). Everything is checked before the first
+fit, and a run is published atomically (a staging folder renamed into place, with
+``manifest.json`` written last; a previous run is moved aside). Studies live in a
+SQLite file in the output folder, named by a fingerprint of the model, its search
+space, the features, the split and the data: running the same experiment again
+resumes its searches, a changed one starts new studies.
 
 See ``pipelines/*.toml`` for examples; :class:`Experiment` documents every key.
 """
@@ -991,6 +994,8 @@ def _publish(staging, out, exp, fitted, study_file, say):
     tmp.write_text(json.dumps(manifest, indent=2))
     os.replace(tmp, staging / MANIFEST)
     _checkpoint("manifest")
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty folder holds no previous run to keep
     if out.exists():
         aside = out.parent / f"{out.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}"
         k = 1
