@@ -38,7 +38,7 @@ class _Group(click.Group):
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
-            hint = f"; see '{exc.ctx.command_path} -h'" if exc.ctx is not None else ""
+            hint = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
             click.echo(f"Error: {_one_line(exc.format_message())}{hint}", err=True)
             code = EXIT_USER_ERROR
         except click.ClickException as exc:

@@ -45,6 +45,8 @@ def runs(tmp_path_factory):
     return base
 
 
+# after the data, after tuning, during the final writes (results.csv written, the first
+# model file written, the manifest written) and between the two renames
 STAGES = [("data", "old"), ("tuned", "old"), ("results", "old"), ("model-saved", "old"),
           ("manifest", "old"), ("moved-aside", "new")]
 
