@@ -1137,6 +1137,8 @@ def _tuning_plots_files(study, directory, metric, model_name):
     for kind, plot in plots.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
+            # a parameter that took one value so far gives matplotlib equal x limits
+            warnings.filterwarnings("ignore", message="Attempting to set identical")
             ax = plot(study, target_name=metric)
         fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
         fig.suptitle(f"{model_name}: validation {metric} by trial (lower is better)")
