@@ -11,7 +11,7 @@ fitted copies a meta-estimator keeps in public trailing-underscore attributes
 ``forecasters_``, :class:`~skrnn.forecasting.RecurrentForecaster`'s ``regressors_``).
 """
 
-__all__ = ["find_recurrent_regressors", "fitted_recurrent_regressor"]
+__all__ = ["find_recurrent_regressors", "fitted_recurrent_regressor", "iter_estimators"]
 
 
 def _is_estimator(obj):
@@ -80,11 +80,24 @@ def fitted_recurrent_regressor(estimator):
     return found
 
 
+def iter_estimators(estimator, *, fitted=False):
+    """Yield ``(path, estimator)`` for ``estimator`` and every estimator nested in it.
+
+    The same reach as :func:`find_recurrent_regressors`, but every estimator is
+    yielded (meta-estimators too, outermost first), e.g. to run each one's own
+    parameter checks.
+    """
+    yield from _walk(estimator, "", set(), fitted, None)
+
+
 def _walk(obj, path, seen, fitted, kind):
     if id(obj) in seen:
         return
     seen.add(id(obj))
-    if isinstance(obj, kind):
+    if kind is None:
+        if _is_estimator(obj):
+            yield path, obj
+    elif isinstance(obj, kind):
         yield path, obj
         return
     if not _is_estimator(obj):

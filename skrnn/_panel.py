@@ -68,6 +68,7 @@ class Grid:
     src: np.ndarray
     row: np.ndarray
     labels: pd.Index
+    freq: object = None  # the DateOffset of a datetime grid (None otherwise)
 
     @property
     def n_points(self):
@@ -233,6 +234,7 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
         return Grid(grid_codes, pos, starts, counts, order, row, labels)
 
     times, keys, kind = _normalise_times(times, param_date)
+    grid_freq = None
     order = np.lexsort((keys, codes))
     s_codes, s_keys, s_times = codes[order], keys[order], times[order]
     g_starts = np.cumsum(counts) - counts
@@ -304,6 +306,7 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
                     )
                 step_pos[s:e] = p
         offset_desc = "one step" if offset is None else repr(offset.freqstr)
+        grid_freq = offset
 
     lengths = np.zeros(n_groups, dtype=np.int64)
     last_in_group = g_ends[counts > 0] - 1
@@ -329,7 +332,7 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
     row[order] = gi
     grid_codes = np.repeat(np.arange(n_groups), lengths)
     pos = np.arange(m) - starts[grid_codes]
-    return Grid(grid_codes, pos, starts, lengths, src, row, labels)
+    return Grid(grid_codes, pos, starts, lengths, src, row, labels, grid_freq)
 
 
 def check_fill_gaps(fill_gaps):

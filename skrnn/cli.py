@@ -1,5 +1,13 @@
-"""The ``skrnn`` command: run experiments, list and show them, forecast with a saved model."""
+"""The ``skrnn`` command: run experiments, list and show them, forecast with a saved model.
 
+Every user error (a bad option, experiment file, data file, model file or output
+folder) ends the command with one line, ``Error: ...``, and exit status 2; ``skrnn
+--debug <command>`` shows the traceback instead.
+"""
+
+import contextlib
+import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -11,6 +19,65 @@ require("click", "rich", "pydantic", "optuna", "mlflow", "matplotlib", by="the s
 
 import click
 
+EXIT_USER_ERROR = 2
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix: one line on stderr, exit status 2."""
+
+    exit_code = EXIT_USER_ERROR
+
+    def __init__(self, message):
+        super().__init__(_one_line(message))
+
+
+def _one_line(message):
+    return " ".join(str(message).split())
+
+
+class _Group(click.Group):
+    """Click's group, with its usage errors on one line too."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            click.echo(f"Error: {_one_line(exc.format_message())}{hint}", err=True)
+            code = EXIT_USER_ERROR
+        except click.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            code = 130
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@contextlib.contextmanager
+def _user_errors():
+    """Turn the errors a user causes into :class:`UserError` (unless ``--debug``)."""
+    from skrnn.experiment import ExperimentError, interrupted
+
+    debug = bool((click.get_current_context().find_root().obj or {}).get("debug"))
+    try:
+        yield
+    except click.ClickException:
+        raise
+    except BaseException as exc:
+        if debug or isinstance(exc, (SystemExit, GeneratorExit)):
+            raise
+        if interrupted(exc):
+            click.echo("Interrupted: nothing was published; finished trials are kept.",
+                       err=True)
+            sys.exit(130)
+        if isinstance(exc, (ExperimentError, ValueError, TypeError, OSError)):
+            raise UserError(str(exc) or type(exc).__name__) from None
+        raise
+
 
 def _console():
     from rich.console import Console
@@ -19,20 +86,45 @@ def _console():
 
 
 def _print_table(console, table, title):
+    from rich.markup import escape
     from rich.table import Table
 
-    view = Table(title=title)
+    view = Table(title=escape(str(title)))
     for col in table.columns:
-        view.add_column(str(col), justify="right" if table[col].dtype.kind in "fi" else "left")
+        view.add_column(escape(str(col)),
+                        justify="right" if table[col].dtype.kind in "fi" else "left")
     for row in table.itertuples(index=False):
-        view.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+        view.add_row(*[escape(_cell(v)) for v in row])
     console.print(view)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if hasattr(value, "normalize") and value == value.normalize():  # a date at midnight
+        return str(value.date())
+    return str(value)
+
+
+def _fill_gaps(ctx, param, value):
+    if value is None or value in ("ffill", "interpolate"):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number):
+        raise click.BadParameter(f"{value!r}: use a finite number, ffill or interpolate")
+    return number
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="skrnn")
-def main():
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def main(ctx, debug):
     """Recurrent neural networks as scikit-learn estimators, and the forecasting workflow."""
+    ctx.obj = {"debug": debug}
 
 
 @main.command()
@@ -42,40 +134,72 @@ def main():
 @click.option("--date-col", help="Date column of --data.")
 @click.option("--group-col", help="Group (series) column of --data, for panels.")
 @click.option("--value-col", help="Value column of --data.")
+@click.option("--sep", help="Field separator of the CSV (default ',').")
+@click.option("--date-format", help="strftime format of the CSV's dates, e.g. '%d/%m/%Y'.")
+@click.option("--fill-gaps", callback=_fill_gaps,
+              help="Fill missing dates and empty values: a number, ffill or interpolate.")
+@click.option("--test-start", help="Hold out the dates from this one on.")
+@click.option("--test-periods", type=click.IntRange(min=1), help="Hold out the last N dates.")
 @click.option("--output", type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--trials", type=int, help="Override every search's number of trials.")
+@click.option("--trials", type=click.IntRange(min=1),
+              help="Override every search's number of trials.")
+@click.option("--fresh", is_flag=True, help="Start the searches over (delete their studies).")
 @click.option("--no-tracking", is_flag=True, help="Do not record MLflow runs.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(experiment, data_path, date_col, group_col, value_col, output, trials, no_tracking,
-        quiet):
+def run(experiment, data_path, date_col, group_col, value_col, sep, date_format, fill_gaps,
+        test_start, test_periods, output, trials, fresh, no_tracking, quiet):
     """Run EXPERIMENT (a TOML file, or a name in ./pipelines or among the built-in
     experiments, which `skrnn list` shows; default: 'default').
 
     Prints the results table and writes results.csv, predictions.csv, plots, the
-    fitted models and the Optuna studies to the output folder. Running it again
-    resumes the searches: finished trials are not repeated.
+    fitted models and the Optuna studies to the output folder, atomically: a previous
+    run there is moved aside. Running the same experiment again resumes its searches;
+    a changed model, search space or data starts new ones.
     """
     import optuna
 
-    from skrnn.experiment import ExperimentError, load_experiment, run_experiment
+    from skrnn.experiment import load_experiment, override_experiment, run_experiment
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _quiet_interrupted_trials()
     console = _console()
-    try:
+    with _user_errors():
         exp = load_experiment(experiment)
+        data = {}
         if data_path:
-            update = {"source": "csv", "path": str(Path(data_path).resolve())}
-            for key, value in (("date", date_col), ("group", group_col), ("value", value_col)):
-                if value:
-                    update[key] = value
-            exp = exp.model_copy(update={"data": exp.data.model_copy(update=update)})
-        table = run_experiment(exp, output=output, track=False if no_tracking else None,
-                               progress=not quiet, console=console, n_trials=trials)
-    except ExperimentError as exc:
-        raise click.ClickException(str(exc)) from None
+            data.update(source="csv", path=str(Path(data_path).resolve()))
+        for key, value in (("date", date_col), ("group", group_col), ("value", value_col),
+                           ("sep", sep), ("date_format", date_format),
+                           ("fill_gaps", fill_gaps)):
+            if value is not None:
+                data[key] = value
+        split = {}
+        if test_start is not None or test_periods is not None:
+            split = {"test_start": test_start, "test_periods": test_periods}
+        if data or split:
+            exp = override_experiment(exp, data=data, split=split)
+        out = Path(output) if output else exp.output_dir
+        table = run_experiment(exp, output=out, track=False if no_tracking else None,
+                               progress=not quiet, console=console, n_trials=trials,
+                               fresh=fresh)
     _print_table(console, table, f"{exp.name}: one-step-ahead holdout")
-    out = Path(output) if output else exp.output_dir
-    console.print(f"Results, predictions, plots and models in {out}/")
+    console.print(f"Results, predictions, plots and models in {out}/", markup=False,
+                  soft_wrap=True)
+
+
+def _quiet_interrupted_trials():
+    """Optuna logs a trial stopped by Ctrl-C with a traceback; the CLI says it once."""
+    import logging
+
+    class _NoInterrupt(logging.Filter):
+        def filter(self, record):
+            exc = record.exc_info[1] if record.exc_info else None
+            return not isinstance(exc, KeyboardInterrupt) and "KeyboardInterrupt" not in str(
+                record.getMessage())
+
+    logging.getLogger("optuna").addFilter(_NoInterrupt())
+    for handler in logging.getLogger("optuna").handlers:
+        handler.addFilter(_NoInterrupt())
 
 
 @main.command(name="list")
@@ -85,6 +209,8 @@ def run(experiment, data_path, date_col, group_col, value_col, output, trials, n
               type=click.Path(file_okay=False))
 def list_(folder, results):
     """List the experiments (./pipelines, built-in) and the runs found under ./results."""
+    from rich.markup import escape
+
     from skrnn._bundled import experiment_dirs
     from skrnn.experiment import ExperimentError, load_experiment
 
@@ -98,45 +224,61 @@ def list_(folder, results):
     for path in paths:
         try:
             exp = load_experiment(path)
-            console.print(f"[bold]{path.stem}[/bold]  {exp.description}")
+            console.print(f"[bold]{escape(path.stem)}[/bold]  {escape(exp.description)}")
         except ExperimentError as exc:
-            console.print(f"[red]{path.stem}[/red]  invalid: {str(exc).splitlines()[0]}")
+            console.print(f"[red]{escape(path.stem)}[/red]  invalid: "
+                          f"{escape(str(exc).splitlines()[0])}")
     for table in sorted(Path(results).glob("*/results.csv")):
-        console.print(f"run: {table.parent}")
+        console.print(f"run: {table.parent}", markup=False)
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(file_okay=False))
 def show(run_dir):
     """Show the results table of a finished run (its output folder)."""
     import pandas as pd
 
-    path = Path(run_dir) / "results.csv"
-    if not path.exists():
-        raise click.ClickException(f"{run_dir} holds no results.csv: not a finished run")
-    _print_table(_console(), pd.read_csv(path), str(run_dir))
+    from skrnn.experiment import check_run
+
+    with _user_errors():
+        manifest = check_run(run_dir)
+        table = pd.read_csv(Path(run_dir) / "results.csv")
+    _print_table(_console(), table, f"{run_dir} ({manifest.get('finished', '?')})")
 
 
 @main.command()
-@click.option("--model", "model_path", required=True, type=click.Path(exists=True),
+@click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="A model saved by 'skrnn run' (results/<name>/models/<model>.skops).")
-@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
               help="CSV with the history of each series.")
 @click.option("--date-col", help="Date column (default: the experiment's).")
 @click.option("--group-col", help="Group column (default: the experiment's).")
 @click.option("--value-col", help="Value column (default: the experiment's).")
+@click.option("--sep", help="Field separator of the CSV (default: the experiment's).")
+@click.option("--date-format", help="strftime format of the CSV's dates.")
+@click.option("--fill-gaps", callback=_fill_gaps,
+              help="Fill missing dates and empty values (default: the experiment's).")
 @click.option("--output", default="forecasts.csv", show_default=True,
               type=click.Path(dir_okay=False))
-def predict(model_path, data_path, date_col, group_col, value_col, output):
-    """Forecast the next value of every series of --data with a saved model."""
+def predict(model_path, data_path, date_col, group_col, value_col, sep, date_format,
+            fill_gaps, output):
+    """Forecast the next value of every series of --data with a saved model.
+
+    --data is checked as 'skrnn run' checks its data (dates on the run's grid, no
+    duplicates, gaps filled only as the experiment or --fill-gaps says), and each
+    forecast comes from the series' latest window.
+    """
     from skrnn.experiment import forecast_next
 
-    try:
+    kwargs = {} if fill_gaps is None else {"fill_gaps": fill_gaps}
+    with _user_errors():
+        if not Path(data_path).is_file():
+            raise UserError(f"--data {data_path}: no such file")
         table = forecast_next(model_path, data_path, date=date_col, group=group_col,
-                              value=value_col)
-    except (ValueError, TypeError) as exc:
-        raise click.ClickException(str(exc)) from None
-    table.to_csv(output, index=False)
+                              value=value_col, sep=sep, date_format=date_format, **kwargs)
+        tmp = Path(f"{output}.partial-{os.getpid()}")
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, output)
     _print_table(_console(), table.head(20), f"forecasts → {output}")
 
 

@@ -4,14 +4,20 @@ An experiment reads a long table of dated observations (a bundled dataset, a
 generator, or a user's CSV), builds lag windows inside each series, splits by date,
 tunes and refits every model on the training dates, evaluates one-step-ahead on the
 holdout dates against naive baselines, and writes a results table, predictions and
-plots (and, with tracking on, MLflow runs). Studies live in a SQLite file under the
-output directory, so running the same experiment again resumes its searches instead
-of repeating finished trials.
+plots (and, with tracking on, MLflow runs). Everything is checked before the first
+fit, and a run is published atomically (a staging folder renamed into place, with
+``manifest.json`` written last; a previous run is moved aside). Studies live in a
+SQLite file in the output folder, named by a fingerprint of the model, its search
+space, the features, the split and the data: running the same experiment again
+resumes its searches, a changed one starts new studies.
 
 See ``pipelines/*.toml`` for examples; :class:`Experiment` documents every key.
 """
 
 import json
+import os
+import shutil
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -30,7 +36,11 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator  # noqa: I001
 
-from skrnn._meta import find_recurrent_regressors, fitted_recurrent_regressor
+from skrnn._meta import (
+    find_recurrent_regressors,
+    fitted_recurrent_regressor,
+    iter_estimators,
+)
 
 __all__ = ["Experiment", "ExperimentError", "load_experiment", "run_experiment"]
 
@@ -54,7 +64,10 @@ class DataConfig(_Strict):
     count panel; parameters in ``params``); ``source="csv"`` reads ``path`` (relative
     paths are resolved against the experiment file's folder); ``source="sktime"``
     loads a dataset that ships with sktime (``dataset``: airline, lynx,
-    shampoo_sales). ``date``, ``group`` and ``value`` name the columns.
+    shampoo_sales). ``date``, ``group`` and ``value`` name the columns; group keys are
+    read as strings (``"007"`` and ``"7"`` are two series). ``fill_gaps`` (a number,
+    ``"ffill"`` or ``"interpolate"``) fills missing dates and empty value cells alike;
+    None refuses both. ``sep`` and ``date_format`` describe the CSV.
     """
 
     source: Literal["generated", "csv", "sktime"] = "generated"
@@ -66,6 +79,15 @@ class DataConfig(_Strict):
     group: str | None = None
     value: str = "value"
     fill_gaps: float | Literal["ffill", "interpolate"] | None = None
+    sep: str = ","
+    date_format: str | None = None
+
+    @field_validator("fill_gaps")
+    @classmethod
+    def _finite_fill(cls, value):
+        if isinstance(value, float) and not np.isfinite(value):
+            raise ValueError("fill_gaps must be a finite number, 'ffill' or 'interpolate'")
+        return value
 
     @model_validator(mode="after")
     def _source_needs(self):
@@ -85,6 +107,16 @@ class SplitConfig(_Strict):
     test_start: str | None = None
     test_periods: int | None = Field(default=None, gt=0)
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
+
+    @field_validator("test_start")
+    @classmethod
+    def _a_date(cls, value):
+        if value is not None:
+            try:
+                pd.Timestamp(value)
+            except (ValueError, TypeError):
+                raise ValueError(f"test_start {value!r} is not a date (e.g. 2020-06-01)") from None
+        return value
 
     @model_validator(mode="after")
     def _one_of(self):
@@ -118,8 +150,24 @@ class SearchConfig(_Strict):
     space: dict[str, list | dict] = Field(default_factory=dict)
 
 
+def _file_name(value, what):
+    """Refuse names that could write outside the output folder (they name files)."""
+    bad = (not value or value != value.strip() or value.startswith(".") or ".." in value
+           or any(c in value for c in "/\\:") or any(ord(c) < 32 for c in value))
+    if bad:
+        raise ValueError(
+            f"{what} {value!r} cannot name a file: no path separators, no '..', no leading "
+            "dot or surrounding spaces"
+        )
+    return value
+
+
 class ModelConfig(_Strict):
-    """One model to compare: a baseline, a recurrent regressor or an sklearn model."""
+    """One model to compare: a baseline, a recurrent regressor or an sklearn model.
+
+    ``name`` names its files (``models/<name>.skops``, ``fit_<name>.png``): no path
+    separators, no ``..``, no leading dot.
+    """
 
     name: str
     kind: Literal["last_value", "seasonal_naive", "window_mean", "drift", "lstm", "gru",
@@ -127,6 +175,11 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     lags: int | None = Field(default=None, gt=0)
     search: SearchConfig | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name):
+        return _file_name(name, "model name")
 
     @model_validator(mode="after")
     def _search_only_learned(self):
@@ -162,6 +215,11 @@ class Experiment(_Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output: str = "results/{name}"
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name):
+        return _file_name(name, "experiment name")
 
     @field_validator("models")
     @classmethod
@@ -217,13 +275,34 @@ def parse_experiment(raw, *, base_dir=Path("."), source="experiment"):
     return exp
 
 
+def override_experiment(exp, *, data=None, split=None):
+    """``exp`` with some ``data`` and ``split`` keys replaced, validated again."""
+    raw = exp.model_dump()
+    raw["data"].update(data or {})
+    if split:
+        raw["split"] = {**raw["split"], **split}
+    return parse_experiment(raw, base_dir=exp.base_dir,
+                            source=f"{exp.name} with the command line options")
+
+
 # -- data -------------------------------------------------------------------------------------
+
+# Values this large are refused as absurd: beyond 2**53 (~9e15) float64 no longer holds
+# every integer, so counts and their errors are silently rounded, and squared errors of
+# such values overflow float32 networks.
+ABSURD = 1e15
 
 
 def load_data(cfg, base_dir=Path("."), seed=0):
-    """The long frame ``(date, [group], value)`` an experiment works on, sorted."""
+    """The long frame ``(date, [group], value)`` an experiment works on, checked and sorted.
+
+    Group keys are strings; infinite and absurd values (``|x| >= 1e15``) are refused
+    with the file's line numbers; rows with an empty value are refused like missing
+    dates unless ``cfg.fill_gaps`` is set, in which case they become gaps to fill.
+    """
     from skrnn import datasets
 
+    path = None
     if cfg.source == "generated":
         frame = datasets.make_count_panel(**{"random_state": seed, **cfg.params})
     elif cfg.source == "sktime":
@@ -232,27 +311,103 @@ def load_data(cfg, base_dir=Path("."), seed=0):
         path = Path(cfg.path)
         if not path.is_absolute():
             path = base_dir / path
-        if not path.exists():
-            raise ExperimentError(f"data file not found: {path}")
-        frame = datasets.read_series_csv(path, date=cfg.date, value=cfg.value, group=cfg.group)
+        frame = read_csv(path, cfg)
     missing = [c for c in (cfg.date, cfg.group, cfg.value) if c and c not in frame.columns]
     if missing:
         raise ExperimentError(
             f"the data has no column(s) {missing}; its columns are {list(frame.columns)}. "
             "Set data.date / data.group / data.value."
         )
+    if cfg.group:
+        frame[cfg.group] = frame[cfg.group].astype(str)
+    frame = _check_values(frame, cfg, path)
     keys = [c for c in (cfg.group, cfg.date) if c]
-    return frame.sort_values(keys).reset_index(drop=True)
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def _windows(frame, cfg_data, max_lags):
+def read_csv(path, cfg):
+    """Read a user's CSV as ``cfg`` describes it (group keys as strings)."""
+    from skrnn.datasets import read_series_csv
+
+    if not Path(path).is_file():
+        raise ExperimentError(f"data file not found: {path}")
+    kwargs = {"sep": cfg.sep}
+    if cfg.group:
+        kwargs["dtype"] = {cfg.group: str}
+    try:
+        return read_series_csv(path, date=cfg.date, value=cfg.value, group=cfg.group,
+                               date_format=cfg.date_format, **kwargs)
+    except ValueError as exc:
+        msg = str(exc).replace("date_format=", "--date-format / data.date_format ")
+        msg = msg.replace("sep=", "--sep / data.sep = ")
+        raise ExperimentError(msg) from None
+
+
+def _value_masks(numbers):
+    return {"missing": np.isnan(numbers), "bad": np.isinf(numbers) | (
+        np.isfinite(numbers) & (np.abs(numbers) >= ABSURD))}
+
+
+def _check_values(frame, cfg, path=None):
+    """Refuse infinite/absurd values; empty cells follow the rule of missing dates."""
+    masks = _value_masks(frame[cfg.value].to_numpy(dtype=np.float64))
+    refuse_missing = masks["missing"].any() and cfg.fill_gaps is None
+    if not masks["bad"].any() and not refuse_missing:
+        # with fill_gaps, a row without a value is a missing date of its series
+        return frame[~masks["missing"]].copy()
+    if path is not None:  # locate the offending cells in the file itself
+        raw = pd.read_csv(path, sep=cfg.sep, usecols=[cfg.value], dtype=str,
+                          keep_default_na=False)[cfg.value]
+        masks = _value_masks(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64))
+        where, offset = f"{path}: line", 2  # header on line 1
+    else:
+        raw, where, offset = frame[cfg.value], "row", 0
+    kind = "bad" if masks["bad"].any() else "missing"
+    rows = np.flatnonzero(masks[kind])
+    examples = ", ".join(f"{where} {r + offset} ({str(raw.iloc[r])!r})" for r in rows[:3])
+    if kind == "bad":
+        raise ExperimentError(
+            f"{len(rows)} value(s) of {cfg.value!r} are infinite or absurd (|value| >= "
+            f"{ABSURD:.0e}), e.g. {examples}; fix them or rescale the data."
+        )
+    raise ExperimentError(
+        f"{len(rows)} empty value cell(s) in {cfg.value!r}, e.g. {examples}; an empty value "
+        "is a gap in its series, like a missing date: pass --fill-gaps (a number, ffill or "
+        "interpolate; data.fill_gaps in the experiment) or fix the data."
+    )
+
+
+def check_panel(frame, cfg, freq=None):
+    """The regular per-series date grid of ``frame`` (duplicates, gaps and irregular
+    dates refused unless ``cfg.fill_gaps``); ``grid.freq`` is its step."""
+    from skrnn._panel import build_grid, group_codes
+
+    codes, labels = (group_codes(frame[cfg.group], cfg.group) if cfg.group else (None, None))
+    try:
+        return build_grid(len(frame), codes, labels, times=frame[cfg.date], freq=freq,
+                          fill_gaps=cfg.fill_gaps, param_date=cfg.date)
+    except (ValueError, TypeError) as exc:
+        msg = str(exc).replace("Pass fill_gaps=<number>, 'ffill' or 'interpolate'",
+                               "Pass --fill-gaps <number>, ffill or interpolate (data.fill_gaps)")
+        raise ExperimentError(msg.replace("pass freq= explicitly or ", "")) from None
+
+
+def data_hash(frame):
+    """A digest of the checked data, part of every study's identity."""
+    import hashlib
+
+    digest = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    return hashlib.sha256(digest + repr(list(frame.columns)).encode()).hexdigest()
+
+
+def _windows(frame, cfg_data, max_lags, freq=None):
     """Lag windows of ``max_lags`` inside each series, indexed by (date[, group])."""
     from skrnn.lags import make_supervised
 
     index = [cfg_data.date] + ([cfg_data.group] if cfg_data.group else [])
     data = frame.set_index(index)
     X, y = make_supervised(data, cfg_data.value, lags=max_lags, date=cfg_data.date,
-                           group=cfg_data.group, fill_gaps=cfg_data.fill_gaps)
+                           group=cfg_data.group, fill_gaps=cfg_data.fill_gaps, freq=freq)
     return X, y
 
 
@@ -336,17 +491,23 @@ def _space(model, features, prefix):
     for key, spec in model.search.space.items():
         name = f"{prefix}window__n_steps" if key == "lags" else f"{prefix}model__{key}"
         if isinstance(spec, dict):
-            if set(spec) != {"choices"}:
-                raise ExperimentError(f"search.space.{key}: use {{choices = [...]}} or a list")
+            if set(spec) != {"choices"} or not isinstance(spec["choices"], list) or not spec[
+                    "choices"]:
+                raise ExperimentError(f"search.space.{key}: use {{choices = [...]}} (not empty) "
+                                      "or a list")
             space[name] = CategoricalDistribution(spec["choices"])
-        elif len(spec) in (2, 3) and all(isinstance(v, (int, float)) for v in spec[:2]) and (
+        elif len(spec) in (2, 3) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                         for v in spec[:2]) and (
                 len(spec) == 2 or spec[2] == "log"):
             low, high = spec[:2]
             log = len(spec) == 3
-            if isinstance(low, int) and isinstance(high, int):
-                space[name] = IntDistribution(low, high, log=log)
-            else:
-                space[name] = FloatDistribution(float(low), float(high), log=log)
+            try:
+                if isinstance(low, int) and isinstance(high, int):
+                    space[name] = IntDistribution(low, high, log=log)
+                else:
+                    space[name] = FloatDistribution(float(low), float(high), log=log)
+            except ValueError as exc:
+                raise ExperimentError(f"search.space.{key} = {spec!r}: {exc}") from None
         else:
             raise ExperimentError(
                 f"search.space.{key} = {spec!r}: expected [low, high], [low, high, \"log\"] "
@@ -360,11 +521,109 @@ def _space(model, features, prefix):
     return space
 
 
+def _validate_estimator(est, model, what):
+    """sklearn's own parameter checks of every estimator nested in ``est``, now."""
+    for _, leaf in iter_estimators(est):
+        if hasattr(leaf, "_validate_params"):
+            try:
+                leaf._validate_params()
+            except (ValueError, TypeError) as exc:
+                raise ExperimentError(f"model {model.name!r}, {what}: {exc}") from None
+
+
+def _extremes(space):
+    """A few points of ``space`` that together touch every bound and every choice."""
+    from optuna.distributions import CategoricalDistribution
+
+    points = [{k: (d.choices[0] if isinstance(d, CategoricalDistribution) else d.low)
+               for k, d in space.items()},
+              {k: (d.choices[-1] if isinstance(d, CategoricalDistribution) else d.high)
+               for k, d in space.items()}]
+    for key, dist in space.items():
+        for choice in getattr(dist, "choices", ())[1:-1]:
+            points.append({**points[0], key: choice})
+    return points
+
+
+def check_model(model, features, seed):
+    """Check a model's params and search space on a clone, before anything is fitted.
+
+    Unknown parameter names, values outside the estimator's constraints and search
+    bounds it would refuse are all reported here, naming the model and the key.
+    """
+    from sklearn.base import clone
+
+    from skrnn.tuning import params_for_estimator
+
+    base, prefix = _build(model.model_copy(update={"params": {}}), features, seed)
+    inner = "" if prefix is None else f"{prefix}model__"
+    est = clone(base)
+    cls = type(_leaf_model(est)).__name__
+    for key, value in model.params.items():
+        value = tuple(value) if key == "units" and isinstance(value, list) else value
+        try:
+            est.set_params(**{inner + key: value})
+        except ValueError:
+            known = sorted(_leaf_model(est).get_params(deep=False))
+            raise ExperimentError(
+                f"model {model.name!r}: params.{key} is not a parameter of {cls}; its "
+                f"parameters are {known}"
+            ) from None
+    _validate_estimator(est, model, "params")
+    if model.search is None:
+        return None
+    try:
+        space = _space(model, features, prefix or "")
+    except ExperimentError as exc:
+        raise ExperimentError(f"model {model.name!r}: {exc}") from None
+    for point in _extremes(space):
+        candidate = clone(est)
+        for name, value in params_for_estimator(point).items():
+            short = _short_name(name)
+            try:
+                candidate.set_params(**{name: value})
+            except ValueError:
+                raise ExperimentError(
+                    f"model {model.name!r}: search.space.{short} is not a parameter of {cls}"
+                ) from None
+        _validate_estimator(candidate, model, "search.space")
+    return space
+
+
+def _leaf_model(est):
+    """The model step of a built estimator (the estimator itself for baselines)."""
+    inner = getattr(est, "regressor", est)
+    return dict(getattr(inner, "steps", [])).get("model", inner)
+
+
+def _short_name(param):
+    """``regressor__model__units`` → ``units``; the window's ``n_steps`` → ``lags``."""
+    tail = param.split("__")[-1]
+    return "lags" if tail == "n_steps" else tail
+
+
 # -- the run ----------------------------------------------------------------------------------
 
+MANIFEST = "manifest.json"
+# What a run folder may hold; an existing folder with anything else is not ours to move.
+_RUN_ENTRIES = {"results.csv", "predictions.csv", "experiment.json", "optuna.db", "models",
+                "tuning", MANIFEST}
 
-def run_experiment(exp, *, output=None, track=None, progress=True, console=None, n_trials=None):
+
+def run_experiment(exp, *, output=None, track=None, progress=True, console=None, n_trials=None,
+                   fresh=False):
     """Run an experiment; return the results table (a DataFrame).
+
+    Everything that can be checked is checked before the first fit: every model's
+    params and search space (on clones), the tuning storage, the output folder and
+    the data. The run is written to a hidden folder beside ``output`` and renamed into
+    place when complete, ``manifest.json`` last; a previous run in ``output`` is moved
+    aside to ``<output>.previous-<time>``, never mixed with the new one.
+
+    Each search's study is named after the experiment, the model and a fingerprint
+    of everything that defines its trials (model config, search space, features,
+    split, metric, seed and data): running the same experiment again resumes it, a
+    changed one starts a new study.
 
     Parameters
     ----------
@@ -375,87 +634,431 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
         Override ``tracking.enabled``.
     progress : bool, default=True
         Progress bars for trials and the final fits' epochs.
+    console : rich.console.Console, default=None
+        Where to report; None prints.
     n_trials : int, default=None
-        Override every search's ``n_trials``.
+        Override every search's ``n_trials`` (>= 1).
+    fresh : bool, default=False
+        Delete the matching studies first and start the searches over.
     """
     from sklearn.metrics import mean_absolute_error, mean_squared_error
 
-    from skrnn.metrics import skill_score
     from skrnn.tuning import TimeHoldout, tune
 
-    say = console.print if console is not None else print
+    say = _sayer(console)
     out = Path(output) if output is not None else exp.output_dir
-    out.mkdir(parents=True, exist_ok=True)
     track = exp.tracking.enabled if track is None else track
     d = exp.data
+    if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 1):
+        raise ExperimentError(f"the number of trials must be >= 1, got {n_trials!r}")
 
-    frame = load_data(d, exp.base_dir, exp.seed)
-    X, y = _windows(frame, d, exp.features.max_lags)
-    test, start, val_start = _split_dates(X, exp.split, d.date)
-    Xtr, ytr, Xte, yte = X[~test], y[~test], X[test], y[test]
-    say(f"[{exp.name}] {len(frame)} observations, {len(X)} windows of {exp.features.max_lags} "
-        f"lags; train {len(Xtr)} rows before {start.date()}, test {len(Xte)} rows")
+    # 1. everything that needs no data and no fit
+    spaces = {m.name: check_model(m, exp.features, exp.seed) for m in exp.models}
+    study_file = _study_file(exp)
+    _check_output(out, study_file)
+    _recover(out, study_file)
+    staging = _new_staging(out)
+    parent, tuned = None, False
+    try:
+        storage = _open_storage(exp, out, staging, study_file) if any(
+            s is not None for s in spaces.values()) else None
+        # 2. the data, checked like `skrnn predict` checks it
+        frame = load_data(d, exp.base_dir, exp.seed)
+        grid = check_panel(frame, d)
+        X, y = _windows(frame, d, exp.features.max_lags, freq=grid.freq)
+        test, start, val_start = _split_dates(X, exp.split, d.date)
+        Xtr, ytr, Xte, yte = X[~test], y[~test], X[test], y[test]
+        digest = data_hash(frame)
+        say(f"[{exp.name}] {len(frame)} observations, {len(X)} windows of "
+            f"{exp.features.max_lags} lags; train {len(Xtr)} rows before {start.date()}, "
+            f"test {len(Xte)} rows")
+        _checkpoint("data")
+        if track:
+            parent = _start_tracking(exp, out)
 
-    parent = None
-    if track:
-        parent = _start_tracking(exp, out)
+        rows, predictions, fitted = [], {}, {}
+        for model in exp.models:
+            est, _ = _build(model, exp.features, exp.seed)
+            began = time.perf_counter()
+            best_params = {}
+            space = spaces[model.name]
+            if space is not None:
+                wanted = n_trials or model.search.n_trials
+                tuned = True
+                name = _study(exp, model, space, digest, storage, wanted, fresh, say,
+                              private=study_file is not None)
+                result = tune(
+                    est, Xtr, ytr, search_space=space,
+                    cv=TimeHoldout(start=str(val_start), date=d.date),
+                    scoring="neg_mean_absolute_error" if exp.tuning.metric == "mae"
+                    else "neg_mean_squared_error",
+                    n_trials=wanted, timeout=exp.tuning.timeout, study_name=name,
+                    storage=storage, seed=exp.seed, n_jobs=exp.tuning.n_jobs, refit=False,
+                    track=bool(parent), parent_run_id=parent, progress=progress,
+                )
+                best_params = result.best_params
+                _check_in_space(model, best_params, space)
+                est.set_params(**best_params)
+                result.save(staging / "tuning" / model.name, plots=False)
+                _tuning_plots(result.study, staging / "tuning" / model.name, exp.tuning.metric)
+                _checkpoint("tuned")
+            _progress_bars(est, progress)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=_convergence_warning())
+                est.fit(Xtr, ytr)
+            seconds = time.perf_counter() - began
+            pred = pd.Series(np.asarray(est.predict(Xte)).ravel(), index=Xte.index)
+            predictions[model.name] = pred
+            fitted[model.name] = est
+            rows.append({
+                "model": model.name, "kind": model.kind,
+                "MAE": mean_absolute_error(yte, pred), "MSE": mean_squared_error(yte, pred),
+                "fit_s": round(seconds, 2),
+                "best_params": " ".join(f"{_short_name(k)}={_short(v)}"
+                                        for k, v in best_params.items()),
+            })
+        table = _results_table(rows, exp, Xtr, ytr, Xte, yte, predictions, say)
 
-    naive = None
-    rows, predictions, fitted = [], {}, {}
-    for model in exp.models:
-        est, prefix = _build(model, exp.features, exp.seed)
-        began = time.perf_counter()
-        best_params = {}
-        if model.search is not None:
-            space = _space(model, exp.features, prefix)
-            storage = exp.tuning.storage.format(output=out.as_posix()) if exp.tuning.storage else None
-            result = tune(
-                est, Xtr, ytr, search_space=space,
-                cv=TimeHoldout(start=str(val_start), date=d.date),
-                scoring="neg_mean_absolute_error" if exp.tuning.metric == "mae"
-                else "neg_mean_squared_error",
-                n_trials=n_trials or model.search.n_trials, timeout=exp.tuning.timeout,
-                study_name=f"{exp.name}-{model.name}", storage=storage, seed=exp.seed,
-                n_jobs=exp.tuning.n_jobs, refit=False, track=bool(parent),
-                parent_run_id=parent, progress=progress,
-            )
-            best_params = result.best_params
-            est.set_params(**best_params)
-            result.save(out / "tuning" / model.name)
-        _progress_bars(est, progress)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=_convergence_warning())
-            est.fit(Xtr, ytr)
-        seconds = time.perf_counter() - began
-        pred = pd.Series(np.asarray(est.predict(Xte)).ravel(), index=Xte.index)
-        predictions[model.name] = pred
-        fitted[model.name] = est
-        if naive is None or model.kind == "last_value":
-            naive = naive if model.kind != "last_value" else pred
-        rows.append({
-            "model": model.name, "kind": model.kind,
-            "MAE": mean_absolute_error(yte, pred), "MSE": mean_squared_error(yte, pred),
-            "fit_s": round(seconds, 2),
-            "best_params": " ".join(f"{k.split('__')[-1]}={_short(v)}"
-                                    for k, v in best_params.items()),
-        })
-    if naive is None:
-        from skrnn.baselines import LastValueRegressor
+        # 3. the files, into the staging folder; the manifest last, then into place
+        table.to_csv(staging / "results.csv", index=False)
+        _checkpoint("results")
+        pd.DataFrame({"y": yte, **predictions}).to_csv(staging / "predictions.csv")
+        plots = _plots(exp, frame, Xtr, fitted, predictions, table, staging)
+        _save_models(fitted, exp, staging, grid.freq)
+        (staging / "experiment.json").write_text(exp.model_dump_json(indent=2))
+        if parent:
+            _finish_tracking(parent, exp, table, fitted, plots, Xte, staging)
+        del storage  # closes the studies' database before its folder moves
+        _publish(staging, out, exp, fitted, study_file, say)
+    except BaseException as exc:
+        if parent:
+            from skrnn.tracking import end_unfinished_runs
 
-        naive = pd.Series(LastValueRegressor().fit(Xtr, ytr).predict(Xte), index=Xte.index)
-    for row in rows:
-        row["skill"] = skill_score(yte, predictions[row["model"]], naive)
-    table = pd.DataFrame(rows)[["model", "kind", "MAE", "MSE", "skill", "fit_s",
-                                "best_params"]]
-    table.to_csv(out / "results.csv", index=False)
-    preds = pd.DataFrame({"y": yte, **predictions})
-    preds.to_csv(out / "predictions.csv")
-    plots = _plots(exp, frame, Xtr, fitted, predictions, table, out)
-    _save_models(fitted, exp, out)
-    if parent:
-        _finish_tracking(parent, exp, table, fitted, predictions, plots, Xte, yte, out)
-    (out / "experiment.json").write_text(exp.model_dump_json(indent=2))
+            end_unfinished_runs(parent, "KILLED" if interrupted(exc) else "FAILED")
+        if (staging / MANIFEST).is_file() and not out.exists():
+            os.replace(staging, out)  # interrupted between the two renames: finish
+        else:
+            _abandon(staging, out, study_file if tuned else None)
+        raise
     return table
+
+
+def interrupted(exc):
+    """Whether ``exc`` is, or was raised while handling, a KeyboardInterrupt.
+
+    A Ctrl-C inside a library's cleanup can surface as another error (Optuna, hit
+    during a trial's final commit, raises UnboundLocalError from its ``finally``).
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _sayer(console):
+    """Print without reading user text (names, values) as rich markup."""
+    if console is None:
+        return print
+    return lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _checkpoint(stage):
+    """Test hook: die here, as a SIGKILL would, when ``_SKRNN_KILL_AT`` names ``stage``."""
+    if os.environ.get("_SKRNN_KILL_AT") == stage:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def _results_table(rows, exp, Xtr, ytr, Xte, yte, predictions, say):
+    from skrnn.baselines import LastValueRegressor
+    from skrnn.metrics import skill_score
+
+    naive = next((predictions[r["model"]] for r in rows if r["kind"] == "last_value"), None)
+    if naive is None:
+        naive = pd.Series(LastValueRegressor().fit(Xtr, ytr).predict(Xte), index=Xte.index)
+    exact = bool(np.all(np.asarray(naive) == np.asarray(yte)))
+    if exact:
+        say("skill is undefined: the last-value forecast is exact on every test date "
+            "(constant series?)")
+    for row in rows:
+        row["skill"] = (np.nan if exact
+                        else skill_score(yte, predictions[row["model"]], naive))
+    return pd.DataFrame(rows)[["model", "kind", "MAE", "MSE", "skill", "fit_s", "best_params"]]
+
+
+# -- studies ---------------------------------------------------------------------------------
+
+
+def study_fingerprint(exp, model, space, digest):
+    """A digest of everything that defines a study's trials (not their number)."""
+    import hashlib
+
+    ident = {
+        "model": model.model_dump(exclude={"search"}),
+        "space": {k: repr(v) for k, v in sorted(space.items())},
+        "features": exp.features.model_dump(), "split": exp.split.model_dump(),
+        "metric": exp.tuning.metric, "seed": exp.seed, "fill_gaps": exp.data.fill_gaps,
+        "data": digest,
+    }
+    text = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _study(exp, model, space, digest, storage, n_trials, fresh, say, private=False):
+    """The study name of ``model`` in this experiment; say whether it resumes.
+
+    In a ``private`` storage (the run's own SQLite file) no other process can be
+    running a trial: one left RUNNING was interrupted, and is marked failed.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    prefix = f"{exp.name}-{model.name}-"
+    name = prefix + study_fingerprint(exp, model, space, digest)
+    if storage is None:
+        return name
+    known = optuna.study.get_all_study_names(storage)
+    if name in known and fresh:
+        optuna.delete_study(study_name=name, storage=storage)
+        say(f"{model.name}: --fresh: deleted study {name}, starting over")
+    elif name in known:
+        study = optuna.load_study(study_name=name, storage=storage)
+        if private:
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        done = len(study.get_trials(deepcopy=False,
+                                    states=(TrialState.COMPLETE, TrialState.PRUNED)))
+        say(f"{model.name}: resumed: {done}/{n_trials} trials done (study {name})")
+    else:
+        older = [k for k in known if k.startswith(prefix) or k == prefix[:-1]]
+        if older:
+            say(f"{model.name}: the experiment changed (model, search space, features, "
+                f"split or data) since study {older[-1]}: new study {name}")
+        else:
+            say(f"{model.name}: new study {name}")
+    return name
+
+
+def _check_in_space(model, params, space):
+    """A study's best parameters must lie in this run's space (a guard, never expected)."""
+    for key, value in params.items():
+        dist = space.get(key)
+        if dist is not None and not dist._contains(dist.to_internal_repr(value)):
+            raise ExperimentError(
+                f"model {model.name!r}: the study's best {_short_name(key)}={value!r} lies "
+                "outside the search space; rerun with --fresh"
+            )
+
+
+def display_study(study):
+    """The complete trials of a study run on a negated error (sklearn's ``neg_*``
+    scorers), as an in-memory study of the error itself under short parameter names
+    (``units``, ``lags``): what the tuning plots show."""
+    import optuna
+
+    shown = optuna.create_study(direction="minimize")
+    for t in study.trials:
+        if t.state.name == "COMPLETE":
+            shown.add_trial(optuna.trial.create_trial(
+                params={_short_name(k): v for k, v in t.params.items()},
+                distributions={_short_name(k): v for k, v in t.distributions.items()},
+                value=-t.value))
+    return shown
+
+
+def _tuning_plots(study, directory, metric):
+    """Optuna's plots with short parameter names and the metric itself (not negated)."""
+    shown = display_study(study)
+    if shown.trials:
+        _tuning_plots_files(shown, directory, metric.upper(), directory.name)
+
+
+# -- the output folder ------------------------------------------------------------------------
+
+
+def _study_file(exp):
+    """The SQLite file of the studies, relative to the output folder (None if elsewhere)."""
+    url = exp.tuning.storage
+    if url and url.startswith("sqlite:///{output}/"):
+        rel = Path(url[len("sqlite:///{output}/"):])
+        return None if ".." in rel.parts or "{" in str(rel) else rel
+    return None
+
+
+def _check_output(out, study_file):
+    if out.exists() and not out.is_dir():
+        raise ExperimentError(f"the output {out} exists and is not a folder")
+    if out.is_dir() and not (out / MANIFEST).exists():
+        allowed = _RUN_ENTRIES | ({study_file.parts[0]} if study_file else set())
+        other = sorted(p.name for p in out.iterdir() if p.name not in allowed
+                       and not p.name.endswith(".png") and not p.name.startswith("optuna.db"))
+        if other:
+            raise ExperimentError(
+                f"the output folder {out} holds files that are not a skrnn run (e.g. "
+                f"{other[:3]}): choose another --output"
+            )
+
+
+def _partials(out):
+    return sorted(out.parent.glob(f".{out.name}.partial-*"), key=lambda p: p.stat().st_mtime)
+
+
+def _pid_alive(path):
+    try:
+        pid = int(path.name.rsplit("-", 1)[1])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _recover(out, study_file=None):
+    """Finish a run that was killed between its last two renames; clear dead partial runs.
+
+    A partial folder with a manifest is complete: if ``out`` is missing it is put in
+    place. The studies of incomplete partial runs of dead processes are kept (in
+    ``.<output>.unfinished``) for the next run to resume.
+    """
+    out = Path(out)
+    if not out.parent.is_dir():
+        return
+    partials = [p for p in _partials(out) if not _pid_alive(p)]
+    done = [p for p in partials if (p / MANIFEST).is_file()]
+    if done and not out.exists():
+        os.replace(done[-1], out)
+        partials.remove(done[-1])
+    if study_file is not None:
+        for p in partials:
+            _abandon(p, out, study_file)
+
+
+def _new_staging(out):
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
+    except OSError as exc:
+        why = ("a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError))
+               else exc.strerror or str(exc))
+        raise ExperimentError(f"cannot write the output folder {out}: {why}") from None
+    return staging
+
+
+def _sqlite_family(path):
+    """A SQLite file and its journals."""
+    return [p for p in (path, Path(f"{path}-journal"), Path(f"{path}-wal"),
+                        Path(f"{path}-shm")) if p.exists()]
+
+
+def _unfinished(out):
+    return out.parent / f".{out.name}.unfinished"
+
+
+def _open_storage(exp, out, staging, study_file):
+    """The studies' storage; a SQLite file in the output folder is carried over."""
+    from skrnn.tuning import _redact, make_storage
+
+    url = exp.tuning.storage
+    if study_file is not None:
+        source = _unfinished(out) / study_file
+        if not source.exists():
+            source = out / study_file
+        target = staging / study_file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for path in _sqlite_family(source):
+            shutil.copy2(path, target.parent / path.name.replace(source.name, target.name))
+        url = "sqlite:///" + target.as_posix()
+    else:
+        url = url.format(output=out.as_posix())
+    try:
+        return make_storage(url)
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy/optuna raise many kinds; all mean "unusable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ExperimentError(
+            f"tuning.storage {_redact(exp.tuning.storage)!r} cannot be opened: "
+            f"{type(exc).__name__}: {first}") from None
+
+
+def _abandon(staging, out, study_file):
+    """Drop an unfinished run's folder, keeping its studies for the next run."""
+    if study_file is not None and (staging / study_file).exists():
+        keep = _unfinished(out) / study_file
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        for path in _sqlite_family(staging / study_file):
+            os.replace(path, keep.parent / path.name)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(staging, out, exp, fitted, study_file, say):
+    """Manifest last, then rename the staging folder into place."""
+    import datetime
+
+    from skrnn import __version__
+
+    files = {p.relative_to(staging).as_posix(): p.stat().st_size
+             for p in sorted(staging.rglob("*")) if p.is_file()
+             and not (study_file and p.name.startswith(study_file.name))}
+    manifest = {
+        "format": 1, "skrnn_version": __version__, "experiment": exp.name,
+        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "models": {name: f"models/{name}.skops" for name in fitted},
+        "files": files,
+    }
+    tmp = staging / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, staging / MANIFEST)
+    _checkpoint("manifest")
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty folder holds no previous run to keep
+    if out.exists():
+        aside = out.parent / f"{out.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}"
+        k = 1
+        while aside.exists():
+            k += 1
+            aside = aside.with_name(f"{aside.name.split('~')[0]}~{k}")
+        os.replace(out, aside)
+        _checkpoint("moved-aside")
+        say(f"the previous run was moved to {aside}")
+    os.replace(staging, out)
+    shutil.rmtree(_unfinished(out), ignore_errors=True)
+
+
+def check_run(run_dir):
+    """The manifest of the finished run in ``run_dir``; refuse anything incomplete.
+
+    Raises
+    ------
+    ExperimentError
+        No manifest (an interrupted run, or not a run), or a listed file is missing
+        or has another size than when the run finished.
+    """
+    run_dir = Path(run_dir)
+    _recover(run_dir)
+    if not run_dir.is_dir():
+        raise ExperimentError(f"{run_dir} is not a folder")
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        raise ExperimentError(
+            f"{run_dir} holds no finished run (no {MANIFEST}): the run was interrupted, is "
+            "from an older skrnn, or the folder is not a skrnn run; run it again")
+    try:
+        manifest = json.loads(path.read_text())
+        files = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError):
+        raise ExperimentError(f"{path} is not a valid run manifest") from None
+    for rel, size in files.items():
+        f = run_dir / rel
+        if not f.is_file() or f.stat().st_size != size:
+            raise ExperimentError(
+                f"{run_dir} is not the run its manifest describes: {rel} is "
+                f"{'missing' if not f.is_file() else 'changed'}")
+    return manifest
 
 
 def _short(value):
@@ -487,42 +1090,71 @@ def _progress_bars(est, progress):
 
 
 def _plots(exp, frame, Xtr, fitted, predictions, table, out):
+    """Fit plot of every model (its test period, titled with its error), loss curves."""
     import matplotlib.pyplot as plt
 
     from skrnn.plotting import plot_fit, plot_loss_curves
 
     d = exp.data
     files = {}
-    learned = table[~table["kind"].isin(BASELINES)]
-    best = (learned if len(learned) else table).sort_values("MAE")["model"].iloc[0]
     framed = frame.set_index([d.date] + ([d.group] if d.group else []))
-    train_pred = pd.Series(np.asarray(fitted[best].predict(Xtr)).ravel(), index=Xtr.index)
-    fig = plot_fit(framed.reset_index(), train_pred.reindex(framed.index).to_numpy(),
-                   predictions[best].reindex(framed.index).to_numpy(), value=d.value,
-                   date=d.date, group=d.group, max_groups=6)
-    files["fit"] = out / f"fit_{best}.png"
-    fig.savefig(files["fit"], dpi=90, bbox_inches="tight")
-    plt.close(fig)
+    errors = table.set_index("model")
     for name, est in fitted.items():
+        train_pred = pd.Series(np.asarray(est.predict(Xtr)).ravel(), index=Xtr.index)
+        row = errors.loc[name]
+        label = name if name == row["kind"] else f"{name} ({row['kind']})"
+        fig = plot_fit(framed.reset_index(), train_pred.reindex(framed.index).to_numpy(),
+                       predictions[name].reindex(framed.index).to_numpy(), value=d.value,
+                       date=d.date, group=d.group, max_groups=6,
+                       title=f"{label}: test MAE {row['MAE']:.4g}, skill {row['skill']:.3f}")
+        files[f"fit_{name}"] = out / f"fit_{name}.png"
+        fig.savefig(files[f"fit_{name}"], dpi=90, bbox_inches="tight")
+        plt.close(fig)
         reg = fitted_recurrent_regressor(est)
         if reg is not None:
             fig = plot_loss_curves(reg)
             fig = fig if hasattr(fig, "savefig") else fig.figure
+            fig.suptitle(f"{name}: loss by epoch")
             files[f"loss_{name}"] = out / f"loss_{name}.png"
             fig.savefig(files[f"loss_{name}"], dpi=90, bbox_inches="tight")
             plt.close(fig)
     return files
 
 
-def _save_models(fitted, exp, out):
+def _tuning_plots_files(study, directory, metric, model_name):
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as vis
+    from optuna.exceptions import ExperimentalWarning
+
+    plots = {"history": vis.plot_optimization_history}
+    if len(study.trials) >= 2 and study.best_params:
+        plots["slice"] = vis.plot_slice
+    if len(study.trials) >= 3 and len(study.best_params) >= 2:
+        plots["importances"] = vis.plot_param_importances
+    for kind, plot in plots.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            # a parameter that took one value so far gives matplotlib equal x limits
+            warnings.filterwarnings("ignore", message="Attempting to set identical")
+            ax = plot(study, target_name=metric)
+        fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
+        fig.suptitle(f"{model_name}: validation {metric} by trial (lower is better)")
+        fig.savefig(Path(directory) / f"tuning_{kind}.png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+
+
+def _save_models(fitted, exp, out, freq):
     from skrnn import persistence
 
     models = out / "models"
     models.mkdir(exist_ok=True)
     for name, est in fitted.items():
         persistence.save(est, models / f"{name}.skops")
-    meta = {"max_lags": exp.features.max_lags, "date": exp.data.date, "group": exp.data.group,
-            "value": exp.data.value}
+        _checkpoint("model-saved")
+    d = exp.data
+    meta = {"max_lags": exp.features.max_lags, "date": d.date, "group": d.group,
+            "value": d.value, "freq": None if freq is None else freq.freqstr,
+            "fill_gaps": d.fill_gaps, "sep": d.sep, "date_format": d.date_format}
     (models / "windows.json").write_text(json.dumps(meta, indent=2))
 
 
@@ -538,15 +1170,15 @@ def _start_tracking(exp, out):
     return run.info.run_id
 
 
-def _finish_tracking(parent, exp, table, fitted, predictions, plots, Xte, yte, out):
+def _finish_tracking(parent, exp, table, fitted, plots, Xte, staging):
     import mlflow
     from mlflow import MlflowClient
 
-    from skrnn.tracking import log_model
+    from skrnn.tracking import log_model, log_params
 
     client = MlflowClient()
     client.log_param(parent, "experiment", exp.name)
-    for path in [out / "results.csv", *plots.values()]:
+    for path in [staging / "results.csv", *plots.values()]:
         client.log_artifact(parent, str(path))
     experiment_id = client.get_run(parent).info.experiment_id
     for row in table.to_dict("records"):
@@ -557,6 +1189,7 @@ def _finish_tracking(parent, exp, table, fitted, predictions, plots, Xte, yte, o
         for metric in ("MAE", "MSE", "skill", "fit_s"):
             client.log_metric(rid, metric, float(row[metric]))
         client.log_param(rid, "best_params", row["best_params"][:500])
+        log_params(fitted[name], run_id=rid)  # every hyperparameter, nested ones included
         reg = fitted_recurrent_regressor(fitted[name])
         if reg is not None:
             for step, loss in enumerate(reg.loss_curve_, start=1):
@@ -569,45 +1202,82 @@ def _finish_tracking(parent, exp, table, fitted, predictions, plots, Xte, yte, o
     client.set_terminated(parent)
 
 
-def forecast_next(model_path, data_path, *, date=None, group=None, value=None):
+# -- forecasts from a saved run ---------------------------------------------------------------
+
+_UNSET = object()
+
+
+def forecast_next(model_path, data_path, *, date=None, group=None, value=None,
+                  fill_gaps=_UNSET, sep=None, date_format=None):
     """Next-step forecast of every series in a CSV with a model saved by a run.
 
-    The window layout (number of lags, column names) comes from ``windows.json``
-    beside the model; ``date``, ``group`` and ``value`` override its column names.
+    The CSV is checked as ``skrnn run`` checks its data (group keys as strings, no
+    infinite or absurd values, one row per series and date on the run's date grid;
+    gaps and empty cells refused unless filled), and each forecast comes from the
+    series' latest window. The window layout, the grid step and ``fill_gaps`` come
+    from the run (``models/windows.json``); ``date``, ``group``, ``value``,
+    ``fill_gaps``, ``sep`` and ``date_format`` override them.
 
     Returns
     -------
     forecasts : DataFrame
         One row per series: ``[group,] date`` (the next date) and ``forecast``.
     """
-    from skrnn import persistence
-    from skrnn._panel import infer_frequency
-    from skrnn.datasets import read_series_csv
     from skrnn.lags import lag_names
 
     model_path = Path(model_path)
-    meta_path = model_path.parent / "windows.json"
-    if not meta_path.exists():
-        raise ExperimentError(f"{meta_path} is missing: save models with 'skrnn run'")
-    meta = json.loads(meta_path.read_text())
-    date, group, value = date or meta["date"], group or meta["group"], value or meta["value"]
-    model = persistence.load(model_path)
-    frame = read_series_csv(data_path, date=date, value=value, group=group)
+    run_dir = model_path.parent.parent
+    if model_path.parent.name != "models":
+        raise ExperimentError(
+            f"{model_path} is not a model of a run: use <run folder>/models/<model>.skops")
+    manifest = check_run(run_dir)
+    if not model_path.is_file():
+        raise ExperimentError(f"{model_path} does not exist; this run's models: "
+                              f"{sorted(manifest.get('models', {}))}")
+    meta = json.loads((model_path.parent / "windows.json").read_text())
+    cfg = DataConfig(
+        source="csv", path=str(data_path), date=date or meta["date"],
+        group=group or meta["group"], value=value or meta["value"],
+        fill_gaps=meta.get("fill_gaps") if fill_gaps is _UNSET else fill_gaps,
+        sep=sep or meta.get("sep") or ",", date_format=date_format or meta.get("date_format"))
+    model = load_model(model_path)
+    frame = read_csv(Path(data_path), cfg)
+    if cfg.group:
+        frame[cfg.group] = frame[cfg.group].astype(str)
+    frame = _check_values(frame, cfg, Path(data_path)).reset_index(drop=True)
+    grid = check_panel(frame, cfg, freq=meta.get("freq"))
+    values = grid.values(frame[[cfg.value]].to_numpy(), cfg.fill_gaps)[:, 0]
     L = meta["max_lags"]
-    names = list(getattr(model, "feature_names_in_", lag_names([value], range(L, 0, -1))))
+    names = list(getattr(model, "feature_names_in_",
+                         lag_names([cfg.value], range(L, 0, -1))))
+    step = pd.tseries.frequencies.to_offset(meta["freq"]) if meta.get("freq") else grid.freq
+    labels = grid.labels if grid.labels is not None else [None]
     rows, windows = [], []
-    for key, part in (frame.groupby(group, sort=True) if group else [(None, frame)]):
-        part = part.sort_values(date)
-        if len(part) < L:
+    for g, label in enumerate(labels):
+        first, n = int(grid.starts[g]), int(grid.lengths[g])
+        if n < L:
             raise ExperimentError(
-                f"series {key!r} has {len(part)} observations; the model needs the last {L}."
-            )
-        dates = pd.DatetimeIndex(part[date])
-        step = infer_frequency(dates[-3:])
-        step = pd.Timedelta(days=1) if step is None else step
-        windows.append(part[value].to_numpy(dtype=float)[-L:])
-        rows.append({**({group: key} if group else {}), date: dates[-1] + step})
+                f"series {label!r} has {n} dates; the model needs the last {L}"
+                if cfg.group else f"the series has {n} dates; the model needs the last {L}")
+        windows.append(values[first + n - L: first + n])  # the latest window, oldest first
+        last = pd.Timestamp(frame[cfg.date].iloc[grid.src[first + n - 1]])
+        rows.append({**({cfg.group: label} if cfg.group else {}),
+                     cfg.date: last + step if step is not None else pd.NaT})
     X = pd.DataFrame(np.vstack(windows), columns=names)
     out = pd.DataFrame(rows)
     out["forecast"] = np.asarray(model.predict(X)).ravel()
     return out
+
+
+def load_model(path):
+    """A regressor saved by a run; any problem is named with the file, never its bytes."""
+    from skrnn import persistence
+
+    try:
+        model = persistence.load(path)
+    except (ValueError, TypeError, OSError) as exc:
+        raise ExperimentError(str(exc)) from None
+    if not hasattr(model, "predict"):
+        raise ExperimentError(
+            f"model file {str(path)!r} holds a {type(model).__name__}, not a regressor")
+    return model

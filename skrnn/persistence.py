@@ -293,7 +293,8 @@ def read_metadata(file):
                 return None
             return json.loads(archive.read(METADATA_ENTRY))
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"{file!r} is not a skops model file (not a zip archive).") from exc
+        what = "This model data" if isinstance(file, (bytes, bytearray)) else repr(file)
+        raise ValueError(f"{what} is not a skops model file (not a zip archive).") from exc
 
 
 def _major(version):
@@ -353,11 +354,21 @@ def load(file, *, trusted=(), check_version=True):
         data, name = file.read(), "This model file"
     else:
         data, name = Path(file).read_bytes(), f"Model file {str(file)!r}"
-    metadata = read_metadata(data)
+    try:
+        metadata = read_metadata(data)
+    except Exception:  # noqa: BLE001 - never echo the bytes: they can be megabytes
+        raise ValueError(f"{name} is not a skops model file (not a zip archive, "
+                         "truncated or damaged).") from None
     if check_version:
         saved = None if metadata is None else metadata.get("skrnn_version")
         check_skrnn_version(saved, source=name)
-    return _load_checked(data, trusted=trusted, name=name)
+    try:
+        return _load_checked(data, trusted=trusted, name=name)
+    except UntrustedTypesError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a garbled archive fails in many ways
+        raise ValueError(f"{name} is damaged and cannot be read "
+                         f"({type(exc).__name__}).") from None
 
 
 def _load_checked(data, *, trusted=(), name="This model file"):

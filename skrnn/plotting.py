@@ -72,7 +72,7 @@ def _align(pred, data, name):
 
 
 def plot_fit(data, y_train_pred=None, y_test_pred=None, *, value, date=None, group=None,
-             groups=None, max_groups=12, figsize=None):
+             groups=None, max_groups=12, figsize=None, title=None):
     """Truth, training fit and test fit of each series, one panel per series.
 
     Parameters
@@ -95,6 +95,8 @@ def plot_fit(data, y_train_pred=None, y_test_pred=None, *, value, date=None, gro
         Most panels drawn when ``groups`` is None.
     figsize : tuple, default=None
         Figure size; None scales the height with the number of panels.
+    title : str, default=None
+        Figure title (e.g. the model and its test error).
 
     Returns
     -------
@@ -142,6 +144,8 @@ def plot_fit(data, y_train_pred=None, y_test_pred=None, *, value, date=None, gro
     axes[0, 0].legend(loc="upper right", fontsize=8, ncol=3)
     axes[-1, 0].set_xlabel(date if date is not None else "step")
     _concise_dates(axes[-1, 0])
+    if title is not None:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

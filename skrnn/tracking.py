@@ -921,3 +921,36 @@ def end_study_run(run_id, study, *, value_name="best_value"):
                          metrics=metrics if start == 0 else (),
                          tags=tags if start == 0 else (), synchronous=True)
     client.set_terminated(run_id, status="FINISHED")
+
+
+def end_unfinished_runs(run_id, status="KILLED"):
+    """End ``run_id`` and every run below it that is still RUNNING with ``status``.
+
+    For an interrupted job (Ctrl-C: ``"KILLED"``, an error: ``"FAILED"``): study and
+    trial runs nested under it (``mlflow.parentRunId``), and the active fluent run,
+    would otherwise stay RUNNING (or be closed as FINISHED when Python exits).
+
+    Parameters
+    ----------
+    run_id : str
+        The top run of the job.
+    status : {"KILLED", "FAILED"}, default="KILLED"
+    """
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run(status=status)
+    client = _client()
+    top = client.get_run(run_id)
+    runs = client.search_runs([top.info.experiment_id], max_results=50000)
+    children = {}
+    for run in runs:
+        children.setdefault(run.data.tags.get("mlflow.parentRunId"), []).append(run)
+    todo, family = [run_id], [top]
+    while todo:
+        for run in children.get(todo.pop(), []):
+            family.append(run)
+            todo.append(run.info.run_id)
+    for run in family:
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status=status)
