@@ -197,7 +197,7 @@ def search_space(spec):
         "rnn__dropout": FloatDistribution(0.0, 0.2),
         "rnn__alpha": FloatDistribution(1e-6, 1e-3, log=True),
         "rnn__loss": CategoricalDistribution(["squared_error", "huber", "absolute_error"]),
-        "rnn__batch_size": CategoricalDistribution([32, 64, 128]),
+        "rnn__batch_size": CategoricalDistribution([64, 128]),
     }
 
 
@@ -292,9 +292,9 @@ def run_neuralforecast(spec, d, args, log, add):
         cmd = [args.nf_python, str(HERE / "peer_neuralforecast.py"), "--data", str(data),
                "--out", str(out), "--input-size", str(spec.window), "--n-windows",
                str(n_windows), "--freq", spec.freq, "--futr-exog", ",".join(futr),
-               "--max-steps", str(args.nf_max_steps)]
+               "--max-steps", str(args.nf_max_steps), "--threads", "1"]
         proc = subprocess.run(cmd, capture_output=True, text=True, env={
-            **os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "2"})
+            **os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "1"})
         if proc.returncode:
             log(f"  neuralforecast failed:\n{proc.stderr[-3000:]}")
             return []
