@@ -161,7 +161,8 @@ def build(spec):
         return np.asarray(pred) * scale[~train] + center[~train] + (
             anchor[~train] if spec.target == "delta" else 0.0)
 
-    return dict(X=X, Xs=Xs, y=y_raw, ys=ys, train=train, rows=rows, F=F, invert=invert)
+    return {"X": X, "Xs": Xs, "y": y_raw, "ys": ys, "train": train, "rows": rows, "F": F,
+            "invert": invert}
 
 
 # -- models ------------------------------------------------------------------------------------
@@ -227,8 +228,8 @@ def run_dataset(spec, args, log):
 
     def add(model, pred, seconds, extra=""):
         err = pred - y_true
-        results.append(dict(model=model, mae=float(np.mean(np.abs(err))),
-                            mse=float(np.mean(err ** 2)), seconds=seconds, note=extra))
+        results.append({"model": model, "mae": float(np.mean(np.abs(err))),
+                        "mse": float(np.mean(err ** 2)), "seconds": seconds, "note": extra})
         log(f"  {model:<28} MAE {results[-1]['mae']:.4g}  ({seconds:.1f} s)")
 
     add("last value", d["X"]["y_lag1"].to_numpy()[te], 0.0)
@@ -267,11 +268,11 @@ def run_dataset(spec, args, log):
             f"seeds {seeds} of the tuned configuration (fit time only)")
     if args.nf_python:
         results += run_neuralforecast(spec, d, args, log, add)
-    info = dict(name=spec.name, n_series=int(d["rows"]["series"].nunique()),
-                n_train=int(tr.sum()), n_test=int(te.sum()), n_step_features=d["F"],
-                window=spec.window, holdout_start=str(spec.holdout_start.date()),
-                prep_seconds=prep, target=spec.target, calendar=spec.calendar,
-                future=spec.future)
+    info = {"name": spec.name, "n_series": int(d["rows"]["series"].nunique()),
+            "n_train": int(tr.sum()), "n_test": int(te.sum()), "n_step_features": d["F"],
+            "window": spec.window, "holdout_start": str(spec.holdout_start.date()),
+            "prep_seconds": prep, "target": spec.target, "calendar": spec.calendar,
+            "future": spec.future}
     return info, results
 
 
@@ -293,7 +294,7 @@ def run_neuralforecast(spec, d, args, log, add):
                "--out", str(out), "--input-size", str(spec.window), "--n-windows",
                str(n_windows), "--freq", spec.freq, "--futr-exog", ",".join(futr),
                "--max-steps", str(args.nf_max_steps), "--threads", "1"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env={
             **os.environ, "PYTHONPATH": "", "OMP_NUM_THREADS": "1"})
         if proc.returncode:
             log(f"  neuralforecast failed:\n{proc.stderr[-3000:]}")
@@ -318,12 +319,12 @@ def run_neuralforecast(spec, d, args, log, add):
 def table(info, results):
     last = results[0]["mae"]
     best = min(r["mae"] for r in results)
-    lines = [f"### {info['name']}", "",
-             f"{info['n_series']} series, {info['n_train']} training / {info['n_test']} holdout "
-             f"rows from {info['holdout_start']}; window {info['window']} steps x "
+    about = (f"{info['n_series']} series, {info['n_train']} training / {info['n_test']} "
+             f"holdout rows from {info['holdout_start']}; window {info['window']} steps x "
              f"{info['n_step_features']} step features (calendar {info['calendar']}"
              f"{', known-future ' + str(info['future']) if info['future'] else ''}); "
-             f"target: {info['target']}.", "",
+             f"target: {info['target']}.")
+    lines = [f"### {info['name']}", "", about, "",
              "| model | MAE | MSE | skill vs last value | wall s | note |",
              "|---|---:|---:|---:|---:|---|"]
     for r in sorted(results, key=lambda r: r["mae"]):
