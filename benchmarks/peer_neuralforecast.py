@@ -50,10 +50,10 @@ def main():
 
     df = pd.read_csv(args.data, parse_dates=["ds"])
     futr = [c for c in args.futr_exog.split(",") if c]
-    common = dict(h=1, input_size=args.input_size, futr_exog_list=futr or None,
-                  scaler_type="standard", max_steps=args.max_steps, random_seed=args.seed,
-                  enable_progress_bar=False, enable_model_summary=False, logger=False,
-                  enable_checkpointing=False, accelerator="cpu")
+    common = {"h": 1, "input_size": args.input_size, "futr_exog_list": futr or None,
+              "scaler_type": "standard", "max_steps": args.max_steps, "random_seed": args.seed,
+              "enable_progress_bar": False, "enable_model_summary": False, "logger": False,
+              "enable_checkpointing": False, "accelerator": "cpu"}
     preds, times = None, {}
     for cls in (LSTM, GRU):
         nf = NeuralForecast(models=[cls(**common)], freq=args.freq)
