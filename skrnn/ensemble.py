@@ -10,9 +10,9 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context, clone
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 __all__ = ["AveragingRegressor"]
 
@@ -76,6 +76,16 @@ class AveragingRegressor(RegressorMixin, BaseEstimator):
         self.n_estimators = n_estimators
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        members = self.estimators if self.estimators else [self.estimator]
+        if all(m is not None for m in members):
+            member_tags = [get_tags(m).input_tags for m in members]
+            # the ensemble accepts what every member accepts
+            tags.input_tags.sparse = all(t.sparse for t in member_tags)
+            tags.input_tags.allow_nan = all(t.allow_nan for t in member_tags)
+        return tags
+
     def _members(self):
         if (self.estimator is None) == (self.estimators is None):
             raise ValueError(
@@ -120,6 +130,9 @@ class AveragingRegressor(RegressorMixin, BaseEstimator):
         self : AveragingRegressor
             Fitted ensemble.
         """
+        shape = getattr(y, "shape", ())
+        if len(shape) == 2 and shape[1] == 1:
+            y = column_or_1d(y, warn=True)  # a column vector means one output, as in sklearn
         self.estimators_ = [m.fit(X, y, **fit_params) for m in self._members()]
         first = self.estimators_[0]
         if hasattr(first, "n_features_in_"):

@@ -6,6 +6,7 @@ import pytest
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skrnn import GroupScaler, GRURegressor
 from skrnn.ensemble import AveragingRegressor
@@ -105,3 +106,9 @@ def test_given_estimators_ensemble_and_errors():
         AveragingRegressor().fit(X, y)
     with pytest.raises(ValueError, match="non-empty"):
         AveragingRegressor(estimators=[]).fit(X, y)
+
+
+@parametrize_with_checks([AveragingRegressor(Ridge(), n_estimators=2, random_state=0),
+                          AveragingRegressor(estimators=[Ridge(), Ridge(alpha=3.0)])])
+def test_averaging_regressor_is_sklearn_compatible(estimator, check):
+    check(estimator)
