@@ -21,6 +21,8 @@ _LAZY = {
     "make_supervised": "skrnn.lags",
     "LastSteps": "skrnn.lags",
     "GroupScaler": "skrnn.scaling",
+    "GroupTargetRegressor": "skrnn.scaling",
+    "AveragingRegressor": "skrnn.ensemble",
     "LastValueRegressor": "skrnn.baselines",
     "SeasonalNaiveRegressor": "skrnn.baselines",
     "WindowMeanRegressor": "skrnn.baselines",

@@ -11,6 +11,18 @@ A row at time ``t`` gets ``<col>_lag<L>``, the value of ``col`` at ``t - L`` in 
 and ``<col>_lead<L>``, its value at ``t + L``. The targets of :func:`make_supervised` are the
 values at ``t, t+1, ..., t+h-1``: the row's index is the time of the first forecast step, so
 one-step predictions join back to the truth on the row's own date and group.
+
+Step features
+-------------
+Besides the lagged values, each step of a window can carry *known-future* features: the
+columns named by ``future_covariates`` (values known in advance, such as a temperature
+forecast or a work-day flag) and calendar features of the date (``calendar=``, see
+:mod:`skrnn.calendar`). The step of lag ``L`` of the row at time ``t`` holds the lagged
+columns at ``t - L`` and the known-future features at ``t - L + 1``, named
+``<col>_lag<L-1>``: the date that follows the lagged value. So every step has the same width,
+``n_step_features_ = len(columns) + len(future_covariates) + n_calendar_columns``, and the
+most recent step (``L = 1``) carries the known-future features of the target date ``t``
+itself (``<col>_lag0``) -- never a value of the target at or after ``t``.
 """
 
 from numbers import Integral, Real
@@ -28,6 +40,7 @@ from sklearn.utils.validation import (
 )
 
 from skrnn._panel import build_grid, check_fill_gaps, group_codes, lookup_key
+from skrnn.calendar import calendar_feature_names, calendar_features
 
 __all__ = ["LagFeatures", "make_supervised"]
 
@@ -65,6 +78,37 @@ def lag_names(columns, lags):
     ``lags`` oldest first (``[3, 2, 1]``) for the layout the regressors read.
     """
     return [f"{c}_lag{L}" for L in lags for c in columns]
+
+
+def _grid_dates(grid, times):
+    """The date of every grid point, filled gaps included, as a DatetimeIndex."""
+    times = pd.Index(times)
+    if isinstance(times, pd.PeriodIndex):
+        times = times.to_timestamp()
+    if not isinstance(times, pd.DatetimeIndex):
+        raise TypeError(
+            f"calendar features need dates as datetimes or periods, got dtype {times.dtype}."
+        )
+    if times.tz is not None:
+        times = times.tz_localize(None)  # wall-clock dates decide the calendar
+    secs = (times.as_unit("s").asi8).astype(np.float64)[:, None]
+    real = grid.src >= 0
+    if real.all():
+        return pd.DatetimeIndex(grid.values(secs, None)[:, 0].astype(np.int64) * 10**9)
+    # Filled gaps get their date by linear interpolation, exact on a grid of fixed step;
+    # a calendar grid (months, business days) has no fixed step, so refuse rather than guess.
+    point = np.flatnonzero(real)
+    t = secs[grid.src[point], 0]
+    same = grid.codes[point][1:] == grid.codes[point][:-1]
+    rate = np.diff(t)[same] / np.diff(grid.pos[point])[same]
+    if rate.size and np.ptp(rate) > 0:
+        raise ValueError(
+            "calendar features with fill_gaps need a grid of fixed step (days, hours...): the "
+            "dates of the filled steps of a monthly or business-day grid cannot be inferred "
+            "safely. Add the missing dates to the data instead."
+        )
+    filled = np.rint(grid.values(secs, "interpolate")[:, 0]).astype(np.int64)
+    return pd.DatetimeIndex(filled * 10**9)
 
 
 class LagFeatures(TransformerMixin, BaseEstimator):
@@ -119,6 +163,19 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         ``fill_value`` before the statistic is taken.
     rolling_stats : tuple of str, default=("mean",)
         Statistics among "mean", "std", "min", "max", "sum".
+    future_covariates : str or list of str, default=None
+        Known-future columns (values known for the date being forecast: a work-day flag, a
+        temperature forecast). The step of lag ``L`` carries their values at ``t - L + 1``
+        (``<col>_lag<L-1>``), so the last step holds the values of the row's own date ``t``.
+        They are not lagged as ``columns`` (and not part of the default ``columns``).
+        Needs a DataFrame and lags >= 1.
+    calendar : str or list of str, default=None
+        Calendar features of the same dates ``t - L + 1`` (see
+        :func:`skrnn.calendar.calendar_features`): among "dayofweek", "month", "dayofyear",
+        "weekofyear", "holiday". Needs ``date`` (datetimes or periods) and lags >= 1.
+    country : str, default=None
+        Country code of the public holidays for ``calendar="holiday"`` (the ``holidays``
+        package, ``pip install 'skrnn[calendar]'``).
 
     Attributes
     ----------
@@ -130,8 +187,11 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         Rolling window lengths.
     columns_ : list
         The lagged columns (labels for DataFrames, positions for arrays).
+    future_covariates_ : list of str
+        The known-future columns.
     n_step_features_ : int
-        Features per step in the lag block, to pass as ``n_step_features`` downstream.
+        Features per step in the lag block (lagged columns, known-future columns and
+        calendar columns), to pass as ``n_step_features`` downstream.
     n_features_in_ : int
         Number of input columns.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -166,6 +226,9 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         "fill_value": [Real, StrOptions({"edge"})],
         "rolling": [None, Interval(Integral, 1, None, closed="left"), "array-like"],
         "rolling_stats": ["array-like"],
+        "future_covariates": [None, str, "array-like"],
+        "calendar": [None, str, "array-like"],
+        "country": [None, str],
     }
 
     def __init__(
@@ -181,6 +244,9 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         fill_value=np.nan,
         rolling=None,
         rolling_stats=("mean",),
+        future_covariates=None,
+        calendar=None,
+        country=None,
     ):
         self.lags = lags
         self.columns = columns
@@ -192,6 +258,9 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         self.fill_value = fill_value
         self.rolling = rolling
         self.rolling_stats = rolling_stats
+        self.future_covariates = future_covariates
+        self.calendar = calendar
+        self.country = country
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -213,8 +282,15 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                     keys[param] = lookup_key(X, key, param)
             if reset:
                 used = [getattr(self, p) for p, (_, where) in keys.items() if where == "column"]
+                future = self.future_covariates_
+                missing = [c for c in future if c not in X.columns]
+                if missing:
+                    raise ValueError(
+                        f"future_covariates={self.future_covariates!r}: {missing} not in X; X "
+                        f"has columns {list(X.columns)}."
+                    )
                 if self.columns is None:
-                    cols = [c for c in X.columns if c not in used]
+                    cols = [c for c in X.columns if c not in used and c not in future]
                 else:
                     cols = [self.columns] if isinstance(self.columns, str) else list(self.columns)
                     missing = [c for c in cols if c not in X.columns]
@@ -225,23 +301,43 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                         )
                 if not cols:
                     raise ValueError("columns: X has no column left to lag.")
-                bad = [c for c in cols if not pd.api.types.is_numeric_dtype(X[c].dtype)
-                       or pd.api.types.is_bool_dtype(X[c].dtype)]
-                if bad:
-                    raise TypeError(
-                        f"columns: {bad} are not numeric (dtypes "
-                        f"{[str(X[c].dtype) for c in bad]}); lag only numeric columns, or name "
-                        "the series/time columns with group=/date=."
+                both = [c for c in cols if c in future]
+                if both:
+                    raise ValueError(
+                        f"{both} are both lagged columns and future_covariates; a column is "
+                        "either past-only (columns) or known in advance (future_covariates)."
                     )
+                for param, names in (("columns", cols), ("future_covariates", future)):
+                    bad = [c for c in names if not pd.api.types.is_numeric_dtype(X[c].dtype)
+                           or pd.api.types.is_bool_dtype(X[c].dtype)]
+                    if bad:
+                        raise TypeError(
+                            f"{param}: {bad} are not numeric (dtypes "
+                            f"{[str(X[c].dtype) for c in bad]}); use only numeric columns, "
+                            "or name the series/time columns with group=/date=."
+                        )
                 self.columns_ = cols
                 self._positions = [X.columns.get_loc(c) for c in cols]
             values = check_array(
                 X[self.columns_], dtype=np.float64, ensure_all_finite="allow-nan",
                 ensure_min_samples=1, input_name="X",
             )
+            future_values = None
+            if self.future_covariates_:
+                future_values = check_array(
+                    X[self.future_covariates_], dtype=np.float64, ensure_all_finite="allow-nan",
+                    input_name="future_covariates",
+                )
             group_labels = keys.get("group", (None,))[0]
             times = keys.get("date", (None,))[0]
         else:
+            for param in ("future_covariates", "calendar"):
+                if getattr(self, param) is not None:
+                    raise ValueError(
+                        f"{param}={getattr(self, param)!r} needs X as a pandas DataFrame (with "
+                        f"its columns and dates); got {type(X).__name__}."
+                    )
+            future_values = None
             for param in ("group", "date"):
                 if getattr(self, param) is not None:
                     raise ValueError(
@@ -289,7 +385,63 @@ class LagFeatures(TransformerMixin, BaseEstimator):
             n, codes, labels, times, freq=self.freq, fill_gaps=self.fill_gaps,
             param_date=f"date={self.date!r}",
         )
-        return values, grid
+        known = []
+        if future_values is not None:
+            known.append(grid.values(future_values, self.fill_gaps))
+        if self._calendar:
+            if times is None:
+                raise ValueError(
+                    f"calendar={self.calendar!r} needs the dates of the rows: pass date=<column "
+                    "or index level holding datetimes or periods>."
+                )
+            known.append(calendar_features(_grid_dates(grid, times), self._calendar,
+                                           country=self.country))
+        return values, grid, (np.hstack(known) if known else None)
+
+    def _setup(self):
+        """Check the parameters; set the offsets and feature lists (what fit learns first)."""
+        check_fill_gaps(self.fill_gaps)
+        self.lags_ = sorted(_offsets(self.lags, "lags", 0), reverse=True)
+        self.leads_ = _offsets(self.leads, "leads", 1)
+        self.rolling_ = (
+            [int(self.rolling)] if isinstance(self.rolling, Integral)
+            else _offsets(self.rolling, "rolling", 1)
+        )
+        stats = [self.rolling_stats] if isinstance(self.rolling_stats, str) else list(
+            self.rolling_stats)
+        unknown = [s for s in stats if s not in _ROLLING_STATS]
+        if unknown or not stats:
+            raise ValueError(
+                f"rolling_stats must be a non-empty list among {sorted(_ROLLING_STATS)}, got "
+                f"{self.rolling_stats!r}."
+            )
+        self._stats = stats
+        fc = self.future_covariates
+        self.future_covariates_ = [] if fc is None else ([fc] if isinstance(fc, str) else list(fc))
+        self._calendar = [] if self.calendar is None else (
+            [self.calendar] if isinstance(self.calendar, str) else list(self.calendar))
+        self._calendar_names = (
+            calendar_feature_names(self._calendar, self.country) if self._calendar else [])
+        if self.country is not None and "holiday" not in self._calendar:
+            raise ValueError(
+                f"country={self.country!r} is only used by calendar='holiday'; add 'holiday' to "
+                "calendar or leave country unset."
+            )
+        if (self.future_covariates_ or self._calendar) and min(self.lags_) < 1:
+            raise ValueError(
+                "lags must all be >= 1 with future_covariates or calendar: the step of lag L "
+                "carries the known-future features of t - L + 1, and lag 0 would reach past the "
+                f"row's own date; got lags={self.lags!r}."
+            )
+
+    def _known_names(self):
+        return [*(str(c) for c in self.future_covariates_), *self._calendar_names]
+
+    def _lag_names(self):
+        """Names of the lag block, step by step (oldest first)."""
+        names, known = self._names_in(), self._known_names()
+        return [n for L in self.lags_
+                for n in lag_names(names, [L]) + lag_names(known, [L - 1])]
 
     def _names_in(self):
         if hasattr(self, "feature_names_in_"):
@@ -298,7 +450,7 @@ class LagFeatures(TransformerMixin, BaseEstimator):
             return [f"x{c}" for c in self.columns_]
         return [str(c) for c in self.columns_]
 
-    def _blocks(self, values, grid):
+    def _blocks(self, values, grid, known=None):
         """The lag, rolling and lead blocks for the input rows, in output order."""
         gvals = grid.values(values, self.fill_gaps)
         cache = {}
@@ -308,7 +460,11 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                 cache[offset] = grid.shifted(gvals, offset, self.fill_value)
             return cache[offset]
 
-        blocks = [shift(L) for L in self.lags_]
+        if known is None:
+            blocks = [shift(L) for L in self.lags_]
+        else:  # each step: lagged values at t-L, then the known-future features of t-L+1
+            blocks = [np.hstack([shift(L), grid.shifted(known, L - 1, self.fill_value)])
+                      for L in self.lags_]
         for w in self.rolling_:
             window = np.stack([shift(L) for L in range(1, w + 1)], axis=1)
             blocks += [_ROLLING_STATS[s](window) for s in self._stats]
@@ -336,23 +492,9 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         self : LagFeatures
             Fitted transformer.
         """
-        check_fill_gaps(self.fill_gaps)
-        self.lags_ = sorted(_offsets(self.lags, "lags", 0), reverse=True)
-        self.leads_ = _offsets(self.leads, "leads", 1)
-        self.rolling_ = (
-            [int(self.rolling)] if isinstance(self.rolling, Integral)
-            else _offsets(self.rolling, "rolling", 1)
-        )
-        stats = [self.rolling_stats] if isinstance(self.rolling_stats, str) else list(
-            self.rolling_stats)
-        unknown = [s for s in stats if s not in _ROLLING_STATS]
-        if unknown or not stats:
-            raise ValueError(
-                f"rolling_stats must be a non-empty list among {sorted(_ROLLING_STATS)}, got "
-                f"{self.rolling_stats!r}."
-            )
-        self._stats = stats
-        _, grid = self._read(X, groups, reset=True)
+        self._setup()
+        stats = self._stats
+        _, grid, _ = self._read(X, groups, reset=True)
         reach = max(self.lags_)
         longest = int(grid.lengths.max())
         if longest <= reach:
@@ -362,11 +504,11 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                 "or longer series."
             )
         names = self._names_in()
-        out = lag_names(names, self.lags_)
+        out = self._lag_names()
         out += [f"{c}_roll{w}_{s}" for w in self.rolling_ for s in stats for c in names]
         out += [f"{c}_lead{L}" for L in self.leads_ for c in names]
         self._feature_names_out = np.asarray(out, dtype=object)
-        self.n_step_features_ = len(names)
+        self.n_step_features_ = len(names) + len(self._known_names())
         return self
 
     def transform(self, X, groups=None):
@@ -385,8 +527,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
             Columns named by :meth:`get_feature_names_out`.
         """
         check_is_fitted(self)
-        values, grid = self._read(X, groups, reset=False)
-        return self._blocks(values, grid)
+        values, grid, known = self._read(X, groups, reset=False)
+        return self._blocks(values, grid, known)
 
     def fit_transform(self, X, y=None, groups=None):
         """Fit, then transform ``X``.
@@ -444,6 +586,10 @@ def make_supervised(
     freq=None,
     fill_gaps=None,
     dropna=True,
+    past_covariates=None,
+    future_covariates=None,
+    calendar=None,
+    country=None,
 ):
     """Build an aligned ``(X, y)`` for forecasting ``horizon`` steps from lag windows.
 
@@ -478,11 +624,25 @@ def make_supervised(
     dropna : bool, default=True
         Drop rows with any missing value in ``X`` or ``y`` -- in particular those whose
         window reaches before the start of their series or whose targets run past its end.
+    past_covariates : str or list of str, default=None
+        Other columns known only up to the previous step, lagged like the target (appended
+        to ``columns``).
+    future_covariates : str or list of str, default=None
+        Known-future columns: the step of lag ``L`` carries their values at ``t - L + 1``, so
+        the last step holds those of the first target date ``t`` (see
+        :class:`LagFeatures`). For ``horizon > 1`` only the first target date's values are in
+        the window.
+    calendar : str or list of str, default=None
+        Calendar features of the same dates (:func:`skrnn.calendar.calendar_features`);
+        needs ``date``.
+    country : str, default=None
+        Country of the public holidays for ``calendar="holiday"``.
 
     Returns
     -------
-    X : DataFrame of shape (n_rows, n_lags * n_columns)
-        Lag windows, indexed like ``data``.
+    X : DataFrame of shape (n_rows, n_lags * n_step_features)
+        Lag windows, indexed like ``data``; ``n_step_features`` is the number of lagged
+        columns plus known-future columns plus calendar columns.
     y : Series or DataFrame of shape (n_rows,) or (n_rows, h)
         Targets, same index.
 
@@ -519,13 +679,21 @@ def make_supervised(
         cols = [target]
     else:
         cols = [columns] if isinstance(columns, str) else list(columns)
+    if past_covariates is not None:
+        cols += [past_covariates] if isinstance(past_covariates, str) else list(past_covariates)
+    future = [future_covariates] if isinstance(future_covariates, str) else future_covariates
+    if future is not None and target in list(future):
+        raise ValueError(
+            f"target={target!r} cannot be a future covariate: its value on the target date is "
+            "what is forecast."
+        )
     lagger = LagFeatures(lags, columns=cols, group=group, date=date, freq=freq,
-                         fill_gaps=fill_gaps)
+                         fill_gaps=fill_gaps, future_covariates=future, calendar=calendar,
+                         country=country)
     lagger._validate_params()
-    check_fill_gaps(fill_gaps)
-    lagger.lags_ = sorted(_offsets(lags, "lags", 0), reverse=True)
+    lagger._setup()
     lagger.leads_, lagger.rolling_, lagger._stats = [], [], []
-    values, grid = lagger._read(data, groups, reset=True)
+    values, grid, known = lagger._read(data, groups, reset=True)
 
     need = max(lagger.lags_) + horizon
     short = np.flatnonzero(grid.lengths < need)
@@ -539,8 +707,8 @@ def make_supervised(
             f"horizon={horizon} (need at least {need} steps; series: length {shown}). Use "
             "fewer lags or drop those series first."
         )
-    X = lagger._blocks(values, grid)
-    names = lag_names(lagger._names_in(), lagger.lags_)
+    X = lagger._blocks(values, grid, known)
+    names = lagger._lag_names()
 
     tvals = grid.values(check_array(data[[target]], dtype=np.float64,
                                     ensure_all_finite="allow-nan"), fill_gaps)

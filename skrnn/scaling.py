@@ -3,19 +3,30 @@
 Series in a panel live on very different scales (a quiet district and a busy one); one
 global scaler squashes the quiet ones to noise. :class:`GroupScaler` keeps one min-max or
 standard scaling per series, learned on the training rows only.
+:class:`GroupTargetRegressor` does the same for the target of any regressor: it scales ``y``
+per series before fitting and inverts the predictions with the statistics of each row's
+series, so one pooled model serves series of very different levels.
 """
 
 from numbers import Integral
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import (
+    BaseEstimator,
+    OneToOneFeatureMixin,
+    RegressorMixin,
+    TransformerMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.utils import get_tags
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skrnn._panel import group_codes, lookup_key
 
-__all__ = ["GroupScaler"]
+__all__ = ["GroupScaler", "GroupTargetRegressor"]
 
 
 class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -32,7 +43,8 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Inside :class:`~sklearn.compose.TransformedTargetRegressor` the transformer only ever
     sees ``y`` converted to a NumPy array, so the group index is lost there and GroupScaler
-    scales the target globally. For per-series target scaling, scale ``y`` yourself
+    scales the target globally. For per-series target scaling use
+    :class:`GroupTargetRegressor`, or scale ``y`` yourself
     (``GroupScaler(group=...).fit(y_train)``) and undo it on the predictions with
     ``inverse_transform(pred, groups=...)``.
 
@@ -327,3 +339,151 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if getattr(self, "_kept_columns", None) is not None:
             return np.asarray([str(c) for c in self._kept_columns], dtype=object)
         return super().get_feature_names_out(input_features)
+
+
+class GroupTargetRegressor(RegressorMixin, BaseEstimator):
+    """Fit a regressor on a target scaled per series; invert its predictions per series.
+
+    The per-series counterpart of :class:`~sklearn.compose.TransformedTargetRegressor` with
+    a :class:`GroupScaler`: ``fit`` learns one center and scale of ``y`` per series (from the
+    rows it is given, i.e. the training dates only), fits ``regressor`` on the scaled target,
+    and ``predict`` maps the regressor's output back with the statistics of each row's
+    series: ``pred = center[g] + scale[g] * regressor.predict(X)`` (standard scaling).
+
+    The series of each row come from ``group`` (a column or index level of ``X``; a column is
+    dropped before ``X`` reaches the regressor, an index level stays) or from ``groups=``.
+    In a :class:`~sklearn.pipeline.Pipeline`, use ``set_output(transform="pandas")`` on the
+    steps before it so the index carrying the group level reaches it.
+
+    Parameters
+    ----------
+    regressor : estimator
+        Any scikit-learn regressor; cloned in ``fit``.
+    group : str, default=None
+        Column or index level of ``X`` naming the series of each row. None: pass
+        ``groups=`` to ``fit`` and ``predict``.
+    method : {"standard", "minmax"}, default="standard"
+        Scaling of the target, as in :class:`GroupScaler`.
+    handle_unknown : {"error", "global"}, default="error"
+        Rows of a series not seen in ``fit``: raise, or use the statistics of all training
+        rows.
+
+    Attributes
+    ----------
+    regressor_ : estimator
+        The fitted clone of ``regressor`` (on the scaled target).
+    scaler_ : GroupScaler
+        The target's per-series statistics.
+    n_features_in_ : int
+        Number of columns of ``X`` seen in ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from skrnn.scaling import GroupTargetRegressor
+    >>> X = pd.DataFrame({"g": ["a", "a", "b", "b"], "x": [0.0, 1.0, 0.0, 1.0]})
+    >>> y = np.array([10.0, 12.0, 100.0, 120.0])
+    >>> model = GroupTargetRegressor(LinearRegression(), group="g").fit(X, y)
+    >>> model.predict(X).round(6)
+    array([ 10.,  12., 100., 120.])
+    """
+
+    _parameter_constraints = {
+        "regressor": [HasMethods(["fit", "predict"])],
+        "group": [None, str, Integral],
+        "method": [StrOptions({"standard", "minmax"})],
+        "handle_unknown": [StrOptions({"error", "global"})],
+    }
+
+    def __init__(self, regressor, *, group=None, method="standard", handle_unknown="error"):
+        self.regressor = regressor
+        self.group = group
+        self.method = method
+        self.handle_unknown = handle_unknown
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = get_tags(self.regressor).input_tags.allow_nan
+        return tags
+
+    def _split(self, X, groups):
+        """The regressor's X and the series label of each row."""
+        labels = None
+        if self.group is not None:
+            if not isinstance(X, (pd.DataFrame, pd.Series)):
+                raise ValueError(
+                    f"group={self.group!r} names a column or index level, so X must be a "
+                    f"pandas DataFrame; got {type(X).__name__}. Pass groups= for arrays."
+                )
+            labels, where = lookup_key(X, self.group, "group")
+            if where == "column":
+                X = X.drop(columns=[self.group])
+        if groups is not None:
+            if labels is not None:
+                raise ValueError(f"Pass either group={self.group!r} or groups=, not both.")
+            labels = np.asarray(groups)
+        if labels is None:
+            raise ValueError(
+                "GroupTargetRegressor needs the series of each row: set group=<column or "
+                "index level> or pass groups=."
+            )
+        if len(labels) != len(X):
+            raise ValueError(
+                f"groups must have shape ({len(X)},) like X's rows, got ({len(labels)},)."
+            )
+        return X, np.asarray(labels)
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y, groups=None, **fit_params):
+        """Scale ``y`` per series with the rows given, then fit the regressor.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Training inputs (with the group column or index level when ``group`` is set).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target.
+        groups : array-like of shape (n_samples,), default=None
+            Series label of each row, when not given by ``group``.
+        **fit_params : dict
+            Passed to the regressor's ``fit``.
+
+        Returns
+        -------
+        self : GroupTargetRegressor
+            Fitted estimator.
+        """
+        X_in, labels = self._split(X, groups)
+        self.n_features_in_ = X.shape[1] if hasattr(X, "shape") and len(X.shape) == 2 else 1
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        y2 = y.reshape(-1, 1) if y.ndim == 1 else y
+        if y2.shape[0] != len(labels):
+            raise ValueError(f"y has {y2.shape[0]} rows but X has {len(labels)}.")
+        self.scaler_ = GroupScaler(self.method, handle_unknown=self.handle_unknown)
+        scaled = self.scaler_.fit(y2, groups=labels).transform(y2, groups=labels)
+        self._y_1d = y.ndim == 1
+        self.regressor_ = clone(self.regressor).fit(
+            X_in, scaled.ravel() if self._y_1d else scaled, **fit_params)
+        return self
+
+    def predict(self, X, groups=None):
+        """Predictions of the regressor, mapped back to each series' own scale.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like of shape (n_samples, n_features)
+            Inputs, with their series (``group`` or ``groups``).
+        groups : array-like of shape (n_samples,), default=None
+            Series label of each row, when not given by ``group``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predictions on the original scale.
+        """
+        check_is_fitted(self)
+        X_in, labels = self._split(X, groups)
+        pred = np.asarray(self.regressor_.predict(X_in), dtype=np.float64)
+        out = self.scaler_.inverse_transform(pred.reshape(len(labels), -1), groups=labels)
+        return out.ravel() if self._y_1d else out
