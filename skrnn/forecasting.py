@@ -4,11 +4,14 @@
 into windows itself (never across series boundaries), scales each series on its training
 data, trains one recurrent regressor (or one per step) with a recursive, direct,
 multi-output or sequence-to-sequence strategy, and gives conformal prediction intervals
-from forecast residuals on a time-ordered holdout.
+from forecast residuals at rolling origins over the end of the training series. The same
+rolling-origin backtest chooses ``window_length="auto"`` / ``differences="auto"`` and
+measures the model against the naive and drift forecasts (the skill guard).
 
 This is the only skrnn module that imports sktime; ``import skrnn`` does not.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -24,11 +27,35 @@ from skrnn.recurrent import (
     SimpleRNNRegressor,
 )
 
-__all__ = ["RecurrentForecaster"]
+__all__ = [
+    "CalibrationWarning",
+    "ConformalIntervals",
+    "RecurrentForecaster",
+    "SkillWarning",
+    "backtest_coverage",
+]
 
 _CELLS = {"lstm": LSTMRegressor, "gru": GRURegressor, "rnn": SimpleRNNRegressor}
 _STRATEGIES = ("recursive", "direct", "multioutput", "seq2seq")
-_SCALINGS = ("auto", "standard", "mean", "none")
+_SCALINGS = ("auto", "standard", "mean", "none", "window_last", "window_mean")
+_WINDOW_SCALINGS = ("window_last", "window_mean")
+# what scaling="auto" means for losses other than Poisson
+_AUTO_SCALING = "window_last"
+# residuals per step ahead below which fit warns that the intervals rest on too few
+MIN_CALIBRATION_SIZE = 20
+# the share of each series that the rolling-origin backtest covers when calibration is off
+# but the backtest is still needed (auto parameters, fallback)
+_VALIDATION_FRACTION = 0.5
+# seasonal period of a time index by its frequency's base unit
+_SEASONAL_PERIODS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
+
+
+class SkillWarning(UserWarning):
+    """The fitted forecaster loses to the naive (last value) forecast on its validation."""
+
+
+class CalibrationWarning(UserWarning):
+    """Too few calibration residuals for reliable prediction intervals."""
 
 
 class _Series:
@@ -231,13 +258,15 @@ class RecurrentForecaster(BaseForecaster):
         self,
         regressor=None,
         regressor_params=None,
-        window_length=10,
+        window_length="auto",
         strategy="recursive",
         pooling="global",
         scaling="auto",
-        differences=0,
+        differences="auto",
         exog="future",
-        calibration_fraction=0.2,
+        calibration_fraction=0.5,
+        calibration_folds=3,
+        fallback=None,
         random_state=None,
     ):
         self.regressor = regressor
@@ -249,6 +278,8 @@ class RecurrentForecaster(BaseForecaster):
         self.differences = differences
         self.exog = exog
         self.calibration_fraction = calibration_fraction
+        self.calibration_folds = calibration_folds
+        self.fallback = fallback
         self.random_state = random_state
         super().__init__()
         # sktime's suite may switch remember_data on after construction; the base class
@@ -279,16 +310,22 @@ class RecurrentForecaster(BaseForecaster):
         if self.exog not in ("future", "past"):
             raise ValueError(f"exog must be 'future' or 'past'; got {self.exog!r}.")
         w = self.window_length
-        if not isinstance(w, Integral) or isinstance(w, bool) or w < 1:
-            raise ValueError(f"window_length must be a positive int; got {w!r}.")
-        if self.differences not in (0, 1) or isinstance(self.differences, bool):
-            raise ValueError(f"differences must be 0 or 1; got {self.differences!r}.")
+        if w != "auto" and (not isinstance(w, Integral) or isinstance(w, bool) or w < 1):
+            raise ValueError(f"window_length must be a positive int or 'auto'; got {w!r}.")
+        d = self.differences
+        if d != "auto" and (d not in (0, 1) or isinstance(d, bool)):
+            raise ValueError(f"differences must be 0, 1 or 'auto'; got {d!r}.")
         c = self.calibration_fraction
         if c is not None and (not isinstance(c, Real) or isinstance(c, bool)
-                              or not 0 < c <= 0.5):
+                              or not 0 < c <= 0.8):
             raise ValueError(
-                f"calibration_fraction must be a float in (0, 0.5] or None; got {c!r}."
+                f"calibration_fraction must be a float in (0, 0.8] or None; got {c!r}."
             )
+        f = self.calibration_folds
+        if not isinstance(f, Integral) or isinstance(f, bool) or f < 1:
+            raise ValueError(f"calibration_folds must be a positive int; got {f!r}.")
+        if self.fallback not in (None, "naive"):
+            raise ValueError(f"fallback must be None or 'naive'; got {self.fallback!r}.")
 
     def _make_regressor(self):
         reg = self.regressor
@@ -320,14 +357,14 @@ class RecurrentForecaster(BaseForecaster):
     def _scaling_mode(self, reg):
         mode = "none" if self.scaling is None else self.scaling
         if mode == "auto":
-            mode = "mean" if reg.loss == "poisson" else "standard"
+            mode = "mean" if reg.loss == "poisson" else _AUTO_SCALING
         if reg.loss == "poisson":
-            if mode == "standard":
+            if mode == "standard" or mode in _WINDOW_SCALINGS:
                 raise ValueError(
-                    "loss='poisson' needs non-negative targets, which scaling='standard' "
+                    f"loss='poisson' needs non-negative targets, which scaling={mode!r} "
                     "does not keep; use scaling='mean' (or 'auto') or 'none'."
                 )
-            if self.differences:
+            if self.differences == 1:
                 raise ValueError(
                     "loss='poisson' cannot model changes (differences=1 makes targets "
                     "negative); use differences=0."
@@ -354,11 +391,11 @@ class RecurrentForecaster(BaseForecaster):
         self._plan_steps(steps_pos, any_insample)
         Xd = _split_X(X)
 
-        # conformal calibration: a copy of the model on the data minus each series' tail
         if calibrate:
-            self.calibration_residuals_ = None
-            if self.calibration_fraction is not None:
-                self.calibration_residuals_ = self._calibrate(reg, Xd, steps_pos)
+            # the rolling-origin backtest: chooses the auto parameters, calibrates the
+            # intervals and measures the skill against naive forecasts
+            self._select_and_calibrate(reg, Xd, steps_pos)
+        self._w, self._d = self.window_length_, self.differences_
 
         stats = self._scale_stats(self._series, Xd)
         self._loc, self._scale, self._xloc, self._xscale = stats
@@ -375,6 +412,62 @@ class RecurrentForecaster(BaseForecaster):
             {"loc": self._loc, "scale": self._scale}, index=index
         )
         return self
+
+    # -- parameter choice, calibration and the skill guard -------------------------------
+
+    def _candidates(self):
+        """The ``(window_length, differences)`` pairs the backtest compares."""
+        if self.window_length == "auto":
+            windows = _auto_windows(self._series)
+        else:
+            windows = [self.window_length]
+        if self.differences == "auto":
+            diffs = [0] if self._counts else [1, 0]
+        else:
+            diffs = [self.differences]
+        return [(w, d) for d in diffs for w in windows]
+
+    def _select_and_calibrate(self, reg, Xd, steps_pos):
+        candidates = self._candidates()
+        auto = len(candidates) > 1
+        run = auto or self.calibration_fraction is not None or self.fallback is not None
+        results = {}
+        if run:
+            for w, d in candidates:
+                self._w, self._d = w, d
+                results[(w, d)] = self._backtest(reg, Xd, steps_pos)
+        scored = {c: r for c, r in results.items() if r is not None}
+        best = candidates[0]
+        if auto and scored:
+            # the lowest validation MAE; ties go to the earlier (simpler) candidate
+            best = min(scored, key=lambda c: (scored[c].mae, candidates.index(c)))
+        self.window_length_, self.differences_ = best
+        self.validation_scores_ = (
+            {c: float(r.mae) for c, r in scored.items()} if auto else None
+        )
+        bt = scored.get(best)
+        self.skill_ = bt.skill() if bt is not None else None
+        self.fallback_ = False
+        if self.skill_ is not None and self.skill_["mae"] > self.skill_["naive_mae"]:
+            self.fallback_ = self.fallback == "naive"
+            _warn_unskilled(self.skill_, self.fallback_)
+        self.calibration_residuals_ = None
+        if self.calibration_fraction is not None:
+            res = {}
+            if bt is not None:
+                res = bt.naive_residuals() if self.fallback_ else bt.residuals()
+            self.calibration_residuals_ = res
+            self.intervals_ = ConformalIntervals().fit(res)
+            thin = {k: len(v) for k, v in res.items() if len(v) < MIN_CALIBRATION_SIZE}
+            if thin or not res:
+                warnings.warn(
+                    f"{type(self).__name__}: the prediction intervals rest on fewer than "
+                    f"{MIN_CALIBRATION_SIZE} calibration residuals per step ahead "
+                    f"(residuals per step: {thin or 'none'}); they may not hold their "
+                    "coverage. Use longer series, a larger calibration_fraction or "
+                    "calibration_folds, or a shorter horizon.",
+                    CalibrationWarning, stacklevel=4,
+                )
 
     def _update(self, y, X=None, update_params=True):
         self._cur_y = update_data(self._cur_y, y)
@@ -451,6 +544,14 @@ class RecurrentForecaster(BaseForecaster):
             elif self._mode == "mean":
                 m = np.abs(v).mean()
                 scale[i] = m if m > 1e-12 else 1.0
+            elif self._mode in _WINDOW_SCALINGS:
+                # each window is taken relative to its own level, so the series' scale
+                # is that of its changes: a trend does not inflate it
+                loc[i] = v.mean()
+                sd = np.diff(v).std() if len(v) > 2 else 0.0
+                if not sd > 1e-12 * max(1.0, abs(loc[i])):
+                    sd = v.std()
+                scale[i] = sd if sd > 1e-12 * max(1.0, abs(loc[i])) else 1.0
         xloc = xscale = None
         if Xd is not None and self._mode != "none":
             rows = []
@@ -485,8 +586,15 @@ class RecurrentForecaster(BaseForecaster):
         with exog="future", X at ``s + k`` for every ``k`` in ``K``; with exog="past",
         X at ``s``.
         """
-        w, d = self.window_length, self.differences
-        u = np.diff(hist, axis=1) if d else hist
+        w, d = self._w, self._d
+        if d:
+            u = np.diff(hist, axis=1)  # changes: the same whatever level is subtracted
+        elif self._mode in _WINDOW_SCALINGS:
+            # relative to the window's level; seq2seq's steps each learn from their own
+            # level, which must not see later steps: its inputs are relative to the first
+            u = hist - (hist[:, :1] if self.strategy == "seq2seq" else self._ref(hist)[:, None])
+        else:
+            u = hist
         parts = [u[:, :, None]]
         if xs is not None and xs.shape[2]:
             if self.exog == "future":
@@ -494,6 +602,21 @@ class RecurrentForecaster(BaseForecaster):
             else:
                 parts.append(xs[:, :w])
         return np.concatenate(parts, axis=2)
+
+    def _ref(self, hist):
+        """The level ``(B,)`` that a window's targets are relative to (0: none).
+
+        The window's last value (``differences=1`` or ``scaling="window_last"``) or its
+        mean (``"window_mean"``), in scaled units; forecasts add it back.
+        """
+        if self._mode == "window_mean":
+            return hist[:, -self._w:].mean(axis=1)
+        if self._d or self._mode == "window_last":
+            return hist[:, -1]
+        return np.zeros(hist.shape[0])
+
+    def _relative(self):
+        return bool(self._d) or self._mode in _WINDOW_SCALINGS
 
     def _known_X_rows(self, Xd, s, xloc, xscale, hx):
         """Scaled X of series ``s`` at its own times, then ``hx`` rows of NaN.
@@ -506,7 +629,7 @@ class RecurrentForecaster(BaseForecaster):
 
     def _gather(self, z, xs, origins, hx):
         """History ``(B, w + d)`` and X rows ``(B, w + hx, nx)`` for windows ending at ``origins``."""
-        w, d = self.window_length, self.differences
+        w, d = self._w, self._d
         origins = np.asarray(origins, dtype=np.intp)
         hist = z[origins[:, None] + np.arange(-w + 1 - d, 1)]
         xw = xs[origins[:, None] + np.arange(-w + 1, 1 + hx)]
@@ -515,7 +638,7 @@ class RecurrentForecaster(BaseForecaster):
     def _training_set(self, series, Xd, stats, K):
         """Windows of every series for a model predicting steps ``K``, in time order."""
         loc, scale, xloc, xscale = stats
-        w, d = self.window_length, self.differences
+        w, d = self._w, self._d
         H = max(K)
         hx = H if (self._has_X and self.exog == "future") else 0
         Xs, Ys, order = [], [], []
@@ -528,16 +651,18 @@ class RecurrentForecaster(BaseForecaster):
             xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
             hist, xw = self._gather(z, xs, origins, hx)
             Xs.append(self._inputs(hist, xw, K))
-            base = z[origins] if d else 0.0
             if self.strategy == "seq2seq":
                 steps_t = origins[:, None] + np.arange(-w + 1, 1)  # (B, w) step times
                 Y = z[steps_t[:, :, None] + np.asarray(K)]  # (B, w, H)
-                if d:
+                if self._mode == "window_mean":  # each step's level: the mean so far
+                    zt = z[steps_t]
+                    Y = Y - (np.cumsum(zt, axis=1) / np.arange(1, w + 1))[:, :, None]
+                elif self._relative():
                     Y = Y - z[steps_t][:, :, None]
             else:
                 Y = z[origins[:, None] + np.asarray(K)]
-                if d:
-                    Y = Y - base[:, None]
+                if self._relative():
+                    Y = Y - self._ref(hist)[:, None]
             Ys.append(Y)
             order.append(origins - (n - 1))
         if not Xs:
@@ -573,8 +698,6 @@ class RecurrentForecaster(BaseForecaster):
     def _forecast_scaled(self, models, hist, xw, max_step):
         """Scaled forecasts ``(B, max_step)`` of the steps ``1..max_step`` (NaN if not modelled)."""
         B = hist.shape[0]
-        d = self.differences
-        last = hist[:, -1]
         out = np.full((B, max_step), np.nan)
         if B == 0:
             return out
@@ -582,9 +705,9 @@ class RecurrentForecaster(BaseForecaster):
             model = models[None]
             traj = hist.copy()
             for h in range(1, max_step + 1):
-                pred = _predict_rows(model, self._inputs(
-                    traj[:, -hist.shape[1]:], xw[:, h - 1 :], [1]))[:, 0]
-                nxt = pred + traj[:, -1] if d else pred
+                window = traj[:, -hist.shape[1]:]
+                pred = _predict_rows(model, self._inputs(window, xw[:, h - 1 :], [1]))[:, 0]
+                nxt = pred + self._ref(window) if self._relative() else pred
                 out[:, h - 1] = nxt
                 traj = np.concatenate([traj, nxt[:, None]], axis=1)
             return out
@@ -592,15 +715,21 @@ class RecurrentForecaster(BaseForecaster):
             for k, model in models.items():
                 if k <= max_step:
                     pred = _predict_rows(model, self._inputs(hist, xw, [k]))[:, 0]
-                    out[:, k - 1] = pred + last if d else pred
+                    out[:, k - 1] = pred + self._ref(hist) if self._relative() else pred
             return out
         model = models[None]
         pred = _predict_rows(model, self._inputs(hist, xw, self.steps_))
-        if d:
-            pred = pred + last[:, None]
+        if self._relative():
+            pred = pred + self._ref(hist)[:, None]
         m = min(max_step, pred.shape[1])
         out[:, :m] = pred[:, :m]
         return out
+
+    def _forecast_fitted(self, models, hist, xw, max_step):
+        """Scaled forecasts of the fitted forecaster: the model's, or naive on fallback."""
+        if self.fallback_:
+            return np.repeat(hist[:, -1:], max_step, axis=1)
+        return self._forecast_scaled(models, hist, xw, max_step)
 
     def _models(self):
         return self.regressors_ if self.strategy == "direct" else {None: self.regressor_}
@@ -619,7 +748,7 @@ class RecurrentForecaster(BaseForecaster):
 
     def _forecast_frame(self, fh, X, alpha):
         """Point forecasts (and quantiles) at ``fh`` for every series, as sktime frames."""
-        w, d = self.window_length, self.differences
+        w, d = self._w, self._d
         series = self._series
         Xd = _split_X(self._pool_X(X)) if self._has_X else None
         models = self._models()
@@ -642,7 +771,7 @@ class RecurrentForecaster(BaseForecaster):
                 xs = self._x_rows(Xd, s, hx)
                 hist, xw = self._gather(z, xs, [n - 1], hx)
                 self._check_future_X(xw, self._has_X)
-                fc = self._forecast_scaled(models, hist, xw, pos_max)[0]
+                fc = self._forecast_fitted(models, hist, xw, pos_max)[0]
                 oos = steps > 0
                 pred[oos] = fc[steps[oos] - 1]
             ins = steps <= 0
@@ -656,7 +785,7 @@ class RecurrentForecaster(BaseForecaster):
                     hx = self._x_horizon(1)
                     xs = self._x_rows(Xd, s, hx)
                     hist, xw = self._gather(z, xs, origin[ok], hx)
-                    fc = self._forecast_scaled(models, hist, xw, 1)
+                    fc = self._forecast_fitted(models, hist, xw, 1)
                     vals[ok] = fc[:, 0]
                 pred[ins] = vals
             per_series.append((steps, times, pred))
@@ -726,70 +855,67 @@ class RecurrentForecaster(BaseForecaster):
     def _index_names(self):
         return list(self._cur_y.index.names)
 
-    # -- prediction intervals ------------------------------------------------------------
+    # -- rolling-origin backtest -------------------------------------------------------------
 
-    def _calibrate(self, reg, Xd, steps_pos):
-        """Scaled residuals per step ahead of a copy fitted without each series' tail."""
-        frac = self.calibration_fraction
-        w, d = self.window_length, self.differences
+    def _backtest(self, reg, Xd, steps_pos):
+        """Scaled forecast errors of the model, naive and drift from rolling origins.
+
+        The last ``calibration_fraction`` of every series is split into
+        ``calibration_folds`` consecutive blocks; for each block a copy of the model is
+        fitted (with its own scaling) on the data before the block and forecasts from
+        every origin in the block, up to the series' end. None if no block can be
+        fitted.
+        """
+        frac = self.calibration_fraction or _VALIDATION_FRACTION
+        folds = self.calibration_folds
+        w, d = self._w, self._d
         if self.strategy != "recursive":
             max_step = max(self.steps_)
         elif steps_pos:
             max_step = max(steps_pos)
-        else:  # recursive without fh: calibrate as many steps as the holdout spans
+        else:  # recursive without fh: as many steps as the calibration region spans
             max_step = max(int(np.ceil(frac * len(s))) for s in self._series)
-        heads, tails = [], []
+        need = w + d + max(self.steps_)  # the shortest head with one training window
+        cuts = []
         for s in self._series:
-            # the holdout spans at least max_step points, so that every step gets residuals
-            m = max(int(np.ceil(frac * len(s))), max_step)
-            heads.append(_Series(s.key, s.times[: len(s) - m], s.values[: len(s) - m]))
-            tails.append(m)
-        keep = [i for i, h in enumerate(heads) if len(h) >= w + d + max(self.steps_)]
-        if not keep:
-            return {}
-        usable = [heads[i] for i in keep]
-        stats = self._scale_stats(usable, Xd)
-        models, _ = self._train(reg, usable, Xd, stats)
-        loc, scale, xloc, xscale = stats
-        residuals = {k: [] for k in range(1, max_step + 1)}
+            n = len(s)
+            # the region spans at least max_step points, so that every step gets residuals
+            m = max(int(np.ceil(frac * n)), max_step)
+            cuts.append([n - m + (f * m) // folds for f in range(folds)] + [n])
+        out = _Backtest(max_step)
         hx = self._x_horizon(max_step)
-        for j, i in enumerate(keep):
-            s = self._series[i]
-            n, m = len(s), tails[i]
-            origins = np.arange(max(n - m - 1, w - 1 + d), n - 1)
-            if origins.size == 0:
+        for f in range(folds):
+            keep = [i for i, c in enumerate(cuts) if c[f] >= need and c[f] < c[f + 1]]
+            if not keep:
                 continue
-            z = (s.values - loc[j]) / scale[j]
-            xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
-            hist, xw = self._gather(z, xs, origins, hx)
-            fc = self._forecast_scaled(models, hist, xw, max_step)
-            for k in range(1, max_step + 1):
-                ok = origins + k <= n - 1
-                if not ok.any():
+            heads = [
+                _Series(s.key, s.times[: cuts[i][f]], s.values[: cuts[i][f]])
+                for i, s in ((i, self._series[i]) for i in keep)
+            ]
+            stats = self._scale_stats(heads, Xd)
+            models, _ = self._train(reg, heads, Xd, stats)
+            loc, scale, xloc, xscale = stats
+            for j, i in enumerate(keep):
+                s = self._series[i]
+                origins = np.arange(max(cuts[i][f] - 1, w - 1 + d), cuts[i][f + 1] - 1)
+                if origins.size == 0:
                     continue
-                r = z[origins[ok] + k] - fc[ok, k - 1]
-                r = r[np.isfinite(r)]  # future-X rows beyond the data give NaN
-                residuals[k].append(r)
-        return {k: np.sort(np.concatenate(v)) for k, v in residuals.items() if v
-                and sum(len(a) for a in v)}
+                z = (s.values - loc[j]) / scale[j]
+                xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
+                hist, xw = self._gather(z, xs, origins, hx)
+                fc = self._forecast_scaled(models, hist, xw, max_step)
+                out.add(z, origins, fc)
+        return out if out.n else None
 
     def _quantile_frame(self, steps, value, i, alpha, index):
-        """Quantile forecasts of series ``i`` at ``steps`` from the holdout residuals."""
-        res = self.calibration_residuals_ or {}
+        """Quantile forecasts of series ``i`` at ``steps`` from the calibration residuals."""
         out = np.full((len(steps), len(alpha)), np.nan)
         for r, k in enumerate(steps):
             k = int(k)
             if k <= 0:
                 continue
-            e = res.get(k)
-            if e is None or len(e) == 0:
-                raise ValueError(
-                    f"No calibration residuals for step {k}: the holdout "
-                    f"(calibration_fraction={self.calibration_fraction}) is too short "
-                    f"for that step ahead. Raise calibration_fraction or use longer "
-                    "series."
-                )
-            out[r] = value[r] + self._scale[i] * _conformal_quantiles(e, alpha)
+            out[r] = value[r] + self._scale[i] * self.intervals_.offsets(
+                k, alpha, self.calibration_fraction)
         if self._counts:  # a Poisson model forecasts counts: no negative quantiles
             out = np.maximum(out, 0.0)
         cols = pd.MultiIndex.from_product([[self._y_name_for_columns()], alpha])
@@ -869,3 +995,197 @@ def _conformal_quantiles(residuals, alpha):
             rank = int(np.floor((n + 1) * p))
         out[j] = residuals[min(max(rank, 1), n) - 1]
     return out
+
+
+class _Backtest:
+    """Scaled errors per step ahead of the model, the naive and the drift forecasts."""
+
+    def __init__(self, max_step):
+        self.model = {k: [] for k in range(1, max_step + 1)}
+        self.naive = {k: [] for k in range(1, max_step + 1)}
+        self.drift = {k: [] for k in range(1, max_step + 1)}
+        self.n = 0
+
+    def add(self, z, origins, fc):
+        """Errors of forecasts ``fc`` (B, max_step) made at ``origins`` of scaled series ``z``."""
+        n = len(z)
+        # drift: the line through the first value and the origin's, as sktime's drift
+        slope = np.where(origins > 0, (z[origins] - z[0]) / np.maximum(origins, 1), 0.0)
+        for k in self.model:
+            ok = origins + k <= n - 1
+            if not ok.any():
+                continue
+            o = origins[ok]
+            truth = z[o + k]
+            r = truth - fc[ok, k - 1]
+            fine = np.isfinite(r)  # future-X rows beyond the data give NaN
+            self.model[k].append(r[fine])
+            self.naive[k].append((truth - z[o])[fine])
+            self.drift[k].append((truth - z[o] - k * slope[ok])[fine])
+            self.n += int(fine.sum())
+
+    @staticmethod
+    def _sorted(errors):
+        return {k: np.sort(np.concatenate(v)) for k, v in errors.items()
+                if v and sum(len(a) for a in v)}
+
+    def residuals(self):
+        return self._sorted(self.model)
+
+    def naive_residuals(self):
+        return self._sorted(self.naive)
+
+    @staticmethod
+    def _mae(errors):
+        return float(np.mean(np.abs(np.concatenate([a for v in errors.values() for a in v]))))
+
+    @property
+    def mae(self):
+        return self._mae(self.model)
+
+    def skill(self):
+        mae, naive, drift = self._mae(self.model), self._mae(self.naive), self._mae(self.drift)
+
+        def ratio(a, b):
+            return 1.0 - a / b if b > 0 else (0.0 if a == 0 else -np.inf)
+
+        return {
+            "mae": mae,
+            "naive_mae": naive,
+            "drift_mae": drift,
+            "skill_vs_naive": ratio(mae, naive),
+            "skill_vs_drift": ratio(mae, drift),
+            "n_forecasts": self.n,
+        }
+
+
+def _warn_unskilled(skill, used_fallback):
+    action = (
+        "It forecasts the last value instead (fallback='naive')." if used_fallback else
+        "Its forecasts are likely worse than repeating the last value: set "
+        "fallback='naive' to forecast that instead, or tune window_length, differences, "
+        "scaling or the regressor."
+    )
+    warnings.warn(
+        f"RecurrentForecaster loses to the naive forecast on its time-ordered validation: "
+        f"MAE {skill['mae']:.4g} against {skill['naive_mae']:.4g} for the last value "
+        f"(drift {skill['drift_mae']:.4g}; scaled units, {skill['n_forecasts']} forecasts "
+        f"from rolling origins). {action}",
+        SkillWarning, stacklevel=5,
+    )
+
+
+class ConformalIntervals:
+    """Split-conformal prediction intervals from forecast residuals per step ahead.
+
+    The interval component of :class:`RecurrentForecaster`: ``fit`` takes the scaled
+    residuals ``y - y_pred`` of each step ahead, ``offsets`` gives the quantiles of the
+    forecast error to add to a point forecast (in the same scaled units). Another kind
+    of interval (a quantile head, say) needs only the same two methods.
+    """
+
+    def fit(self, residuals):
+        """Keep sorted residuals ``{step: array}``; returns self."""
+        self.residuals_ = {int(k): np.sort(np.asarray(v, dtype=np.float64))
+                           for k, v in residuals.items()}
+        return self
+
+    def offsets(self, step, alpha, calibration_fraction=None):
+        """Quantiles at probabilities ``alpha`` of the residuals of ``step`` ahead."""
+        e = self.residuals_.get(int(step))
+        if e is None or len(e) == 0:
+            raise ValueError(
+                f"No calibration residuals for step {step}: the calibration region "
+                f"(calibration_fraction={calibration_fraction}) is too short for that "
+                "step ahead. Raise calibration_fraction or use longer series."
+            )
+        n = len(e)
+        # the conformal rank of a level p exists only for n >= p / (1 - p)
+        short = [p for p in alpha if max(p, 1 - p) > n / (n + 1)]
+        if short:
+            warnings.warn(
+                f"Only {n} calibration residuals for step {step}: the quantiles "
+                f"{sorted(short)} need at least "
+                f"{int(np.ceil(max(max(p, 1 - p) / (1 - max(p, 1 - p)) for p in short)))}; "
+                "they are clipped to the extreme residual and may not hold their "
+                "coverage.",
+                CalibrationWarning, stacklevel=6,
+            )
+        return _conformal_quantiles(e, alpha)
+
+
+def _seasonal_period(times):
+    """The seasonal period implied by a time index's frequency (1 if none is known)."""
+    freq = None
+    if isinstance(times, pd.PeriodIndex):
+        freq = times.freqstr
+    elif isinstance(times, pd.DatetimeIndex):
+        freq = times.freqstr or (pd.infer_freq(times) if len(times) >= 3 else None)
+    if not freq or freq[0].isdigit():  # none, or a multiple such as "2M"
+        return 1
+    base = freq.split("-")[0]
+    if base != "B" and base.startswith("B"):
+        base = base[1:]
+    if len(base) > 1 and base[-1] in "SE":  # "MS", "ME", "QS", "QE"
+        base = base[:-1]
+    return _SEASONAL_PERIODS.get(base, 1)
+
+
+def _auto_windows(series):
+    """Candidate window lengths from the seasonal period and the shortest series."""
+    sp = _seasonal_period(series[0].times)
+    cap = max(2, min(len(s) for s in series) // 3)
+    wanted = (sp, 2 * sp) if sp > 1 else (4, 10)
+    return sorted({min(w, cap) for w in wanted})
+
+
+def backtest_coverage(forecaster, y, cv, coverage=(0.8, 0.95), X=None):
+    """Empirical coverage of a forecaster's prediction intervals over a backtest.
+
+    For every split of ``cv`` a clone of ``forecaster`` is fitted on the training part
+    and its intervals at ``cv.fh`` are compared with the held-out values.
+
+    Parameters
+    ----------
+    forecaster : sktime forecaster with ``predict_interval``
+    y : pd.Series
+        The series.
+    cv : sktime splitter
+        E.g. ``ExpandingWindowSplitter(initial_window=..., step_length=..., fh=...)``.
+    coverage : sequence of float, default=(0.8, 0.95)
+        Nominal coverages.
+    X : pd.DataFrame or None, default=None
+        Exogenous data over the whole of ``y`` (and the horizon of the last split).
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per nominal coverage: ``coverage`` (nominal), ``empirical`` (share of
+        held-out values inside the interval), ``mean_width`` and ``n`` (values checked).
+    """
+    from sklearn.base import clone as _clone
+
+    coverage = list(coverage)
+    hits = {c: [] for c in coverage}
+    widths = {c: [] for c in coverage}
+    for train, test in cv.split(y):
+        f = _clone(forecaster)
+        y_train, y_test = y.iloc[train], y.iloc[test]
+        X_train = X.iloc[train] if X is not None else None
+        f.fit(y_train, X=X_train, fh=cv.fh)
+        pi = f.predict_interval(X=X, coverage=coverage)
+        truth = y_test.reindex(pi.index).to_numpy()
+        for c in coverage:
+            lower = pi.xs(("lower"), level=-1, axis=1).xs(c, level=-1, axis=1).iloc[:, 0]
+            upper = pi.xs(("upper"), level=-1, axis=1).xs(c, level=-1, axis=1).iloc[:, 0]
+            ok = np.isfinite(truth)
+            lo, up = lower.to_numpy()[ok], upper.to_numpy()[ok]
+            hits[c].append((truth[ok] >= lo) & (truth[ok] <= up))
+            widths[c].append(up - lo)
+    rows = []
+    for c in coverage:
+        h = np.concatenate(hits[c]) if hits[c] else np.array([])
+        wd = np.concatenate(widths[c]) if widths[c] else np.array([])
+        rows.append({"coverage": c, "empirical": float(h.mean()) if h.size else np.nan,
+                     "mean_width": float(wd.mean()) if wd.size else np.nan, "n": h.size})
+    return pd.DataFrame(rows)
