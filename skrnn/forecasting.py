@@ -46,6 +46,11 @@ MIN_CALIBRATION_SIZE = 20
 # the share of each series that the rolling-origin backtest covers when calibration is off
 # but the backtest is still needed (auto parameters, fallback)
 _VALIDATION_FRACTION = 0.5
+# fallback="auto" keeps the model only when its validation MAE is this much (relative)
+# below the best baseline's
+_SKILL_MARGIN = 0.2
+# ... and another baseline replaces the naive one only when this much better
+_BASELINE_MARGIN = 0.05
 # seasonal period of a time index by its frequency's base unit
 _SEASONAL_PERIODS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
 
@@ -142,8 +147,13 @@ class RecurrentForecaster(BaseForecaster):
         ``early_stopping`` holds out the latest windows of every series.
     regressor_params : dict or None, default=None
         Parameters set on (a clone of) ``regressor``, e.g. ``{"units": 16}``.
-    window_length : int, default=10
-        Time steps in each input sequence.
+    window_length : int or "auto", default="auto"
+        Time steps in each input sequence. ``"auto"``: chosen by the rolling-origin
+        backtest (see ``calibration_fraction``) among one season and, for seasons of up
+        to 6 steps, two (the seasonal period comes from the index's frequency: 12 for
+        monthly, 4 for quarterly, 7 for daily, ...), or 4 and 10 steps without a season;
+        every candidate is capped at a third of the shortest series. The choice is
+        ``window_length_``.
     strategy : {"recursive", "direct", "multioutput", "seq2seq"}, default="recursive"
         - ``"recursive"``: one model predicts the next value; longer horizons feed
           predictions back in. ``fh`` may be given in ``predict`` only.
@@ -155,16 +165,28 @@ class RecurrentForecaster(BaseForecaster):
     pooling : {"global", "local"}, default="global"
         On panels and hierarchies: one model for all series (``"global"``, natively), or
         one model per series (``"local"``, sktime fits a clone per series).
-    scaling : {"auto", "standard", "mean", "none"}, default="auto"
+    scaling : {"auto", "window_last", "window_mean", "standard", "mean", "none"}, \
+default="auto"
         Per-series scaling, fitted on the series' training data and inverted on output:
         ``"standard"`` ``(y - mean) / std``, ``"mean"`` ``y / mean(|y|)`` (keeps counts
-        non-negative), ``"none"``. ``"auto"`` is ``"mean"`` for ``loss="poisson"``, else
-        ``"standard"``. A constant series gets scale 1 (no division by zero).
+        non-negative), ``"none"``. ``"window_last"`` and ``"window_mean"`` are
+        window-relative (reversible instance normalisation, as in darts and
+        neuralforecast): the series is divided by the standard deviation of its changes,
+        then every input window and its targets are taken relative to the window's last
+        value or its mean, which forecasts add back; level shifts and trends then never
+        leave the range seen in training. (For ``"seq2seq"`` each step of the window
+        learns targets relative to its own level, the value at that step or the mean so
+        far, with inputs relative to the window's first value, so that no step sees a
+        later one.) ``"auto"`` is ``"mean"`` for ``loss="poisson"``, else
+        ``"window_last"``. A constant series gets scale 1 (no division by zero).
         Exogenous columns are standardised on the pooled training data.
-    differences : {0, 1}, default=0
+    differences : {0, 1, "auto"}, default="auto"
         1: the inputs are first differences of the scaled series and the targets the
         change from the window's last value (from each step's own value for
-        ``"seq2seq"``); forecasts add the last value back. Suits trending series.
+        ``"seq2seq"``; from the window's mean with ``scaling="window_mean"``); forecasts
+        add that level back. Suits trending series. ``"auto"``: 1 or 0, whichever
+        forecasts better in the rolling-origin backtest (0 for ``loss="poisson"``); the
+        choice is ``differences_``.
     exog : {"future", "past"}, default="future"
         How exogenous ``X`` enters each time step ``s`` of a window:
         ``"future"`` (known-future covariates) gives step ``s`` the values of ``X`` at the
@@ -172,16 +194,34 @@ class RecurrentForecaster(BaseForecaster):
         ``predict`` needs ``X`` over the forecast horizon. ``"past"`` gives step ``s``
         ``X`` at ``s``: direct, multi-output and seq2seq forecasts then need no future
         ``X``; recursive ones need it for steps ``1..h-1``.
-    calibration_fraction : float in (0, 0.5] or None, default=0.2
-        Prediction intervals: the last ``calibration_fraction`` of every series is held
-        out, a copy of the model is fitted on the rest (with its own scaling) and
-        forecasts the held-out part from every origin in it; the residuals per step
-        ahead (in units of each series' scale) give the quantiles
-        (split-conformal: the ``ceil((n + 1) p) / n`` empirical quantile of ``n``
-        residuals; clipped at 0 for ``loss="poisson"``). The final model is then
-        fitted on all the data. This doubles the
-        cost of ``fit``; None skips it and disables ``predict_interval`` /
-        ``predict_quantiles``.
+    calibration_fraction : float in (0, 0.8] or None, default=0.5
+        The rolling-origin backtest: the last ``calibration_fraction`` of every series
+        (at least the longest step ahead) is cut into ``calibration_folds`` consecutive
+        blocks; for each block a copy of the model is fitted (with its own scaling) on
+        the data before it and forecasts from every origin in the block, up to the
+        series' end. The residuals per step ahead (in units of each series' scale) give
+        the prediction intervals (split-conformal: the ``ceil((n + 1) p) / n``
+        empirical quantile of ``n`` residuals; clipped at 0 for ``loss="poisson"``);
+        the same forecasts choose the ``"auto"`` parameters and score the model
+        against the naive baselines (``skill_``). Fewer than
+        ``MIN_CALIBRATION_SIZE`` (20) residuals for a step warn with a
+        :class:`CalibrationWarning`. The final model is then fitted on all the data.
+        None skips the calibration and disables ``predict_interval`` /
+        ``predict_quantiles`` (the backtest still runs, over half of each series, when
+        a parameter is ``"auto"`` or ``fallback`` is set).
+    calibration_folds : int, default=3
+        Refits of the backtest (1: one split, the holdout of earlier versions).
+    fallback : {"auto", "naive"} or None, default="auto"
+        The skill guard. After the backtest the model's MAE is compared with that of
+        the naive forecast (last value), drift and, with a seasonal period, seasonal
+        naive, on the same origins (``skill_``); a :class:`SkillWarning` says so when
+        the model loses to the naive forecast, or when a fallback is taken. ``"naive"``:
+        forecast the last value (and calibrate its intervals) when the model loses to
+        it. ``"auto"``: forecast with the best baseline unless the model's MAE is 20%
+        below it (the model's score is the best of several candidates, so it is biased
+        low); drift or seasonal naive count as best only when 5% better than naive.
+        None: always the model (still warned about). The forecaster used is
+        ``fallback_``.
     random_state : int, RandomState instance or None, default=None
         If not None, replaces the regressor's ``random_state``. Either one fixed gives
         identical fits and forecasts (every model of a fit, the calibration copy
@@ -195,10 +235,27 @@ class RecurrentForecaster(BaseForecaster):
         One model per step ahead (direct strategy).
     steps_ : list of int
         The steps ahead the model(s) predict directly.
+    window_length_ : int
+        The window length used (chosen when ``window_length="auto"``).
+    differences_ : int
+        The differencing used (chosen when ``differences="auto"``).
+    validation_scores_ : dict of (int, int) to float or None
+        Backtest MAE (scaled units) of every ``(window_length, differences)`` candidate,
+        when a parameter is ``"auto"``.
+    skill_ : dict or None
+        Backtest MAE (scaled units) of the model (``"mae"``) and of the baselines
+        (``"naive_mae"``, ``"drift_mae"``, ``"seasonal_naive_mae"`` with a seasonal
+        period), the skill ``1 - mae / baseline_mae`` against each
+        (``"skill_vs_naive"``, ...) and ``"n_forecasts"``; None without a backtest.
+    fallback_ : {"naive", "seasonal_naive", "drift"} or None
+        The baseline that forecasts instead of the model, if the guard took one.
     series_scales_ : pd.DataFrame
         Per series (rows) ``loc`` and ``scale`` used to scale ``y``.
     calibration_residuals_ : dict of int to ndarray or None
-        Scaled holdout residuals ``(y - y_pred) / scale`` per step ahead.
+        Scaled backtest residuals ``(y - y_pred) / scale`` per step ahead (of the
+        fallback when one is taken).
+    intervals_ : ConformalIntervals
+        The interval component built on them.
     n_training_windows_ : int
         Windows the final model(s) were trained on (per model).
 
@@ -208,8 +265,9 @@ class RecurrentForecaster(BaseForecaster):
     history (fitted values); the first ``window_length (+ differences)`` points of a
     series have no full window and are NaN. Intervals are out-of-sample only.
     ``update(update_params=True)`` refits the model(s) on all data seen so far (the
-    calibration residuals of ``fit`` are kept); ``update_params=False`` forecasts from
-    the new data with the fitted model and scaling.
+    calibration residuals, the ``"auto"`` choices and the fallback of ``fit`` are
+    kept); ``update_params=False`` forecasts from the new data with the fitted model
+    and scaling.
 
     Examples
     --------
@@ -266,7 +324,7 @@ class RecurrentForecaster(BaseForecaster):
         exog="future",
         calibration_fraction=0.5,
         calibration_folds=3,
-        fallback=None,
+        fallback="auto",
         random_state=None,
     ):
         self.regressor = regressor
@@ -324,8 +382,10 @@ class RecurrentForecaster(BaseForecaster):
         f = self.calibration_folds
         if not isinstance(f, Integral) or isinstance(f, bool) or f < 1:
             raise ValueError(f"calibration_folds must be a positive int; got {f!r}.")
-        if self.fallback not in (None, "naive"):
-            raise ValueError(f"fallback must be None or 'naive'; got {self.fallback!r}.")
+        if self.fallback not in (None, "naive", "auto"):
+            raise ValueError(
+                f"fallback must be None, 'naive' or 'auto'; got {self.fallback!r}."
+            )
 
     def _make_regressor(self):
         reg = self.regressor
@@ -386,6 +446,7 @@ class RecurrentForecaster(BaseForecaster):
         self._counts = reg.loss == "poisson"
         self._has_X = X is not None
         self._x_columns = list(X.columns) if X is not None else []
+        self._sp = _seasonal_period(self._series[0].times)
 
         steps_pos, any_insample = self._fh_steps(fh)
         self._plan_steps(steps_pos, any_insample)
@@ -440,22 +501,35 @@ class RecurrentForecaster(BaseForecaster):
         best = candidates[0]
         if auto and scored:
             # the lowest validation MAE; ties go to the earlier (simpler) candidate
-            best = min(scored, key=lambda c: (scored[c].mae, candidates.index(c)))
+            best = min(scored, key=lambda c: (scored[c].mae(), candidates.index(c)))
         self.window_length_, self.differences_ = best
         self.validation_scores_ = (
-            {c: float(r.mae) for c, r in scored.items()} if auto else None
+            {c: r.mae() for c, r in scored.items()} if auto else None
         )
         bt = scored.get(best)
         self.skill_ = bt.skill() if bt is not None else None
-        self.fallback_ = False
-        if self.skill_ is not None and self.skill_["mae"] > self.skill_["naive_mae"]:
-            self.fallback_ = self.fallback == "naive"
-            _warn_unskilled(self.skill_, self.fallback_)
+        self.fallback_ = None
+        if self.skill_ is not None:
+            sk = self.skill_
+            if self.fallback == "naive" and sk["naive_mae"] < sk["mae"]:
+                self.fallback_ = "naive"
+            elif self.fallback == "auto":
+                maes = {b: sk[f"{b}_mae"] for b in _BASELINES
+                        if np.isfinite(sk.get(f"{b}_mae", np.nan))}
+                b = min(maes, key=maes.get)
+                if maes[b] > maes["naive"] * (1.0 - _BASELINE_MARGIN):
+                    b = "naive"  # the simplest, unless another is clearly better
+                # the model is kept only if it is clearly better: its validation score is
+                # the best of several candidates, so it is biased low
+                if maes[b] < sk["mae"] / (1.0 - _SKILL_MARGIN):
+                    self.fallback_ = b
+            if sk["mae"] > sk["naive_mae"] or self.fallback_ is not None:
+                _warn_unskilled(sk, self.fallback_)
         self.calibration_residuals_ = None
         if self.calibration_fraction is not None:
             res = {}
             if bt is not None:
-                res = bt.naive_residuals() if self.fallback_ else bt.residuals()
+                res = bt.residuals(self.fallback_ or "model")
             self.calibration_residuals_ = res
             self.intervals_ = ConformalIntervals().fit(res)
             thin = {k: len(v) for k, v in res.items() if len(v) < MIN_CALIBRATION_SIZE}
@@ -466,7 +540,7 @@ class RecurrentForecaster(BaseForecaster):
                     f"(residuals per step: {thin or 'none'}); they may not hold their "
                     "coverage. Use longer series, a larger calibration_fraction or "
                     "calibration_folds, or a shorter horizon.",
-                    CalibrationWarning, stacklevel=4,
+                    CalibrationWarning, stacklevel=5,
                 )
 
     def _update(self, y, X=None, update_params=True):
@@ -725,10 +799,10 @@ class RecurrentForecaster(BaseForecaster):
         out[:, :m] = pred[:, :m]
         return out
 
-    def _forecast_fitted(self, models, hist, xw, max_step):
-        """Scaled forecasts of the fitted forecaster: the model's, or naive on fallback."""
-        if self.fallback_:
-            return np.repeat(hist[:, -1:], max_step, axis=1)
+    def _forecast_fitted(self, models, z, origins, hist, xw, max_step):
+        """Scaled forecasts of the fitted forecaster: the model's, or its fallback's."""
+        if self.fallback_ is not None:
+            return _baseline_forecast(self.fallback_, z, origins, max_step, self._sp)
         return self._forecast_scaled(models, hist, xw, max_step)
 
     def _models(self):
@@ -771,7 +845,7 @@ class RecurrentForecaster(BaseForecaster):
                 xs = self._x_rows(Xd, s, hx)
                 hist, xw = self._gather(z, xs, [n - 1], hx)
                 self._check_future_X(xw, self._has_X)
-                fc = self._forecast_fitted(models, hist, xw, pos_max)[0]
+                fc = self._forecast_fitted(models, z, [n - 1], hist, xw, pos_max)[0]
                 oos = steps > 0
                 pred[oos] = fc[steps[oos] - 1]
             ins = steps <= 0
@@ -785,7 +859,7 @@ class RecurrentForecaster(BaseForecaster):
                     hx = self._x_horizon(1)
                     xs = self._x_rows(Xd, s, hx)
                     hist, xw = self._gather(z, xs, origin[ok], hx)
-                    fc = self._forecast_fitted(models, hist, xw, 1)
+                    fc = self._forecast_fitted(models, z, origin[ok], hist, xw, 1)
                     vals[ok] = fc[:, 0]
                 pred[ins] = vals
             per_series.append((steps, times, pred))
@@ -882,7 +956,7 @@ class RecurrentForecaster(BaseForecaster):
             # the region spans at least max_step points, so that every step gets residuals
             m = max(int(np.ceil(frac * n)), max_step)
             cuts.append([n - m + (f * m) // folds for f in range(folds)] + [n])
-        out = _Backtest(max_step)
+        out = _Backtest(max_step, self._sp)
         hx = self._x_horizon(max_step)
         for f in range(folds):
             keep = [i for i, c in enumerate(cuts) if c[f] >= need and c[f] < c[f + 1]]
@@ -963,6 +1037,15 @@ class RecurrentForecaster(BaseForecaster):
                 "strategy": "seq2seq",
                 "scaling": "mean",
             },
+            {
+                "regressor": GRURegressor(**tiny),
+                "window_length": "auto",
+                "differences": "auto",
+                "strategy": "multioutput",
+                "scaling": "window_mean",
+                "calibration_folds": 2,
+                "fallback": "naive",
+            },
         ]
 
 
@@ -997,81 +1080,90 @@ def _conformal_quantiles(residuals, alpha):
     return out
 
 
-class _Backtest:
-    """Scaled errors per step ahead of the model, the naive and the drift forecasts."""
+_BASELINES = ("naive", "seasonal_naive", "drift")
 
-    def __init__(self, max_step):
-        self.model = {k: [] for k in range(1, max_step + 1)}
-        self.naive = {k: [] for k in range(1, max_step + 1)}
-        self.drift = {k: [] for k in range(1, max_step + 1)}
+
+def _baseline_forecast(kind, z, origins, max_step, sp):
+    """Forecasts ``(B, max_step)`` of a naive baseline made at ``origins`` of series ``z``.
+
+    ``"naive"`` repeats the value at the origin, ``"seasonal_naive"`` the last season
+    (NaN where the history is shorter than ``sp``), ``"drift"`` extends the line through
+    the first value and the origin's (sktime's ``NaiveForecaster`` strategies).
+    """
+    origins = np.asarray(origins, dtype=np.intp)
+    k = np.arange(1, max_step + 1)
+    last = z[origins][:, None]
+    if kind == "naive":
+        return np.repeat(last, max_step, axis=1)
+    if kind == "drift":
+        slope = np.where(origins > 0, (z[origins] - z[0]) / np.maximum(origins, 1), 0.0)
+        return last + slope[:, None] * k
+    src = origins[:, None] - sp + 1 + (k - 1) % sp
+    out = z[np.maximum(src, 0)]
+    return np.where(src >= 0, out, np.nan)
+
+
+class _Backtest:
+    """Scaled errors per step ahead of the model and of the naive baselines."""
+
+    def __init__(self, max_step, sp):
+        self.sp = sp
+        self.kinds = ("model", "naive", "drift") + (("seasonal_naive",) if sp > 1 else ())
+        self.errors = {kind: {k: [] for k in range(1, max_step + 1)} for kind in self.kinds}
         self.n = 0
 
     def add(self, z, origins, fc):
         """Errors of forecasts ``fc`` (B, max_step) made at ``origins`` of scaled series ``z``."""
-        n = len(z)
-        # drift: the line through the first value and the origin's, as sktime's drift
-        slope = np.where(origins > 0, (z[origins] - z[0]) / np.maximum(origins, 1), 0.0)
-        for k in self.model:
+        n, max_step = len(z), fc.shape[1]
+        fcs = {kind: _baseline_forecast(kind, z, origins, max_step, self.sp)
+               for kind in self.kinds if kind != "model"}
+        fcs["model"] = fc
+        for k in range(1, max_step + 1):
             ok = origins + k <= n - 1
             if not ok.any():
                 continue
-            o = origins[ok]
-            truth = z[o + k]
-            r = truth - fc[ok, k - 1]
-            fine = np.isfinite(r)  # future-X rows beyond the data give NaN
-            self.model[k].append(r[fine])
-            self.naive[k].append((truth - z[o])[fine])
-            self.drift[k].append((truth - z[o] - k * slope[ok])[fine])
+            truth = z[origins[ok] + k]
+            # future-X rows beyond the data give NaN; every kind is scored on the same points
+            fine = np.isfinite(truth - fc[ok, k - 1])
+            for kind, f in fcs.items():
+                self.errors[kind][k].append((truth - f[ok, k - 1])[fine])
             self.n += int(fine.sum())
 
-    @staticmethod
-    def _sorted(errors):
-        return {k: np.sort(np.concatenate(v)) for k, v in errors.items()
+    def residuals(self, kind="model"):
+        """Sorted scaled residuals ``{step: array}`` of ``kind`` (steps that have any)."""
+        return {k: np.sort(np.concatenate(v)) for k, v in self.errors[kind].items()
                 if v and sum(len(a) for a in v)}
 
-    def residuals(self):
-        return self._sorted(self.model)
-
-    def naive_residuals(self):
-        return self._sorted(self.naive)
-
-    @staticmethod
-    def _mae(errors):
-        return float(np.mean(np.abs(np.concatenate([a for v in errors.values() for a in v]))))
-
-    @property
-    def mae(self):
-        return self._mae(self.model)
+    def mae(self, kind="model"):
+        e = np.concatenate([a for v in self.errors[kind].values() for a in v])
+        return float(np.mean(np.abs(e))) if np.isfinite(e).all() else np.nan
 
     def skill(self):
-        mae, naive, drift = self._mae(self.model), self._mae(self.naive), self._mae(self.drift)
-
-        def ratio(a, b):
-            return 1.0 - a / b if b > 0 else (0.0 if a == 0 else -np.inf)
-
-        return {
-            "mae": mae,
-            "naive_mae": naive,
-            "drift_mae": drift,
-            "skill_vs_naive": ratio(mae, naive),
-            "skill_vs_drift": ratio(mae, drift),
-            "n_forecasts": self.n,
-        }
+        """MAE of the model and of each baseline, and the model's skill against them."""
+        out = {"mae": self.mae()}
+        for kind in self.kinds[1:]:
+            out[f"{kind}_mae"] = self.mae(kind)
+        for kind in self.kinds[1:]:
+            base = out[f"{kind}_mae"]
+            out[f"skill_vs_{kind}"] = (1.0 - out["mae"] / base if base > 0 else np.nan)
+        out["n_forecasts"] = self.n
+        return out
 
 
-def _warn_unskilled(skill, used_fallback):
-    action = (
-        "It forecasts the last value instead (fallback='naive')." if used_fallback else
-        "Its forecasts are likely worse than repeating the last value: set "
-        "fallback='naive' to forecast that instead, or tune window_length, differences, "
-        "scaling or the regressor."
-    )
+def _warn_unskilled(skill, fallback):
+    if fallback is not None:
+        action = (f"It forecasts with the {fallback.replace('_', ' ')} baseline instead "
+                  f"(MAE {skill[fallback + '_mae']:.4g}).")
+    else:
+        action = ("Its forecasts are likely worse than repeating the last value: set "
+                  "fallback='naive' (or 'auto') to forecast with a baseline instead, or "
+                  "tune window_length, differences, scaling or the regressor.")
     warnings.warn(
-        f"RecurrentForecaster loses to the naive forecast on its time-ordered validation: "
-        f"MAE {skill['mae']:.4g} against {skill['naive_mae']:.4g} for the last value "
-        f"(drift {skill['drift_mae']:.4g}; scaled units, {skill['n_forecasts']} forecasts "
-        f"from rolling origins). {action}",
-        SkillWarning, stacklevel=5,
+        f"RecurrentForecaster loses to the naive forecast (the last value) on its "
+        f"time-ordered validation: MAE {skill['mae']:.4g} against "
+        f"{skill['naive_mae']:.4g} (scaled units, {skill['n_forecasts']} forecasts from "
+        f"rolling origins). {action}",
+        SkillWarning, stacklevel=6,
     )
 
 
@@ -1135,7 +1227,9 @@ def _auto_windows(series):
     """Candidate window lengths from the seasonal period and the shortest series."""
     sp = _seasonal_period(series[0].times)
     cap = max(2, min(len(s) for s in series) // 3)
-    wanted = (sp, 2 * sp) if sp > 1 else (4, 10)
+    # one season, and two when a season is short (quarterly data); without a season a
+    # short and a longer window
+    wanted = ((sp, 2 * sp) if 2 * sp <= 12 else (sp,)) if sp > 1 else (4, 10)
     return sorted({min(w, cap) for w in wanted})
 
 
