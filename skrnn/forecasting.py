@@ -49,8 +49,6 @@ _VALIDATION_FRACTION = 0.5
 # fallback="auto" keeps the model only when its validation MAE is this much (relative)
 # below the best baseline's
 _SKILL_MARGIN = 0.2
-# ... and another baseline replaces the naive one only when this much better
-_BASELINE_MARGIN = 0.05
 # seasonal period of a time index by its frequency's base unit
 _SEASONAL_PERIODS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
 
@@ -219,7 +217,7 @@ default="auto"
         forecast the last value (and calibrate its intervals) when the model loses to
         it. ``"auto"``: forecast with the best baseline unless the model's MAE is 20%
         below it (the model's score is the best of several candidates, so it is biased
-        low); drift or seasonal naive count as best only when 5% better than naive.
+        low).
         None: always the model (still warned about). The forecaster used is
         ``fallback_``.
     random_state : int, RandomState instance or None, default=None
@@ -490,7 +488,7 @@ default="auto"
 
     def _select_and_calibrate(self, reg, Xd, steps_pos):
         candidates = self._candidates()
-        auto = len(candidates) > 1
+        auto = "auto" in (self.window_length, self.differences)
         run = auto or self.calibration_fraction is not None or self.fallback is not None
         results = {}
         if run:
@@ -517,8 +515,6 @@ default="auto"
                 maes = {b: sk[f"{b}_mae"] for b in _BASELINES
                         if np.isfinite(sk.get(f"{b}_mae", np.nan))}
                 b = min(maes, key=maes.get)
-                if maes[b] > maes["naive"] * (1.0 - _BASELINE_MARGIN):
-                    b = "naive"  # the simplest, unless another is clearly better
                 # the model is kept only if it is clearly better: its validation score is
                 # the best of several candidates, so it is biased low
                 if maes[b] < sk["mae"] / (1.0 - _SKILL_MARGIN):

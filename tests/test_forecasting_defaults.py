@@ -344,6 +344,7 @@ def test_invalid_new_settings_raise_clear_errors(kwargs, match):
         RecurrentForecaster(_tiny(), **kwargs).fit(load_airline()[:50], fh=[1])
 
 
+@pytest.mark.slow
 def test_defaults_benchmark_runs(tmp_path):
     import subprocess
     import sys
