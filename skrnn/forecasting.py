@@ -6,7 +6,8 @@ data, trains one recurrent regressor (or one per step) with a recursive, direct,
 multi-output or sequence-to-sequence strategy, and gives conformal prediction intervals
 from forecast residuals at rolling origins over the end of the training series. The same
 rolling-origin backtest chooses ``window_length="auto"`` / ``differences="auto"`` and
-measures the model against the naive and drift forecasts (the skill guard).
+measures the model against the naive, drift and seasonal-naive forecasts (the skill
+guard), which can forecast instead of a model that loses to them (``fallback``).
 
 This is the only skrnn module that imports sktime; ``import skrnn`` does not.
 """
@@ -1166,10 +1167,12 @@ def _warn_unskilled(skill, fallback):
 class ConformalIntervals:
     """Split-conformal prediction intervals from forecast residuals per step ahead.
 
-    The interval component of :class:`RecurrentForecaster`: ``fit`` takes the scaled
-    residuals ``y - y_pred`` of each step ahead, ``offsets`` gives the quantiles of the
-    forecast error to add to a point forecast (in the same scaled units). Another kind
-    of interval (a quantile head, say) needs only the same two methods.
+    The interval component of :class:`RecurrentForecaster` (``intervals_``): ``fit``
+    takes the scaled residuals ``y - y_pred`` of each step ahead, ``offsets`` gives the
+    quantiles of the forecast error to add to a point forecast (in the same scaled
+    units). ``RecurrentForecaster._quantile_frame`` is the one place that asks for
+    them, so another kind of interval (a quantile head trained with the model, say)
+    takes this one's place by offering ``offsets`` for its step and levels.
     """
 
     def fit(self, residuals):
