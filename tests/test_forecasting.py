@@ -149,6 +149,7 @@ def test_conformal_intervals_cover_on_a_generated_series():
     forecaster = RecurrentForecaster(
         GRURegressor(units=8, max_iter=60, learning_rate_init=0.02, random_state=0),
         window_length=12, strategy="recursive", calibration_fraction=0.3,
+        scaling="standard", differences=0, fallback=None,  # the model's own intervals
     ).fit(y[:300], fh=[1, 2, 3])
     assert {k: len(v) for k, v in forecaster.calibration_residuals_.items()} == {
         1: 90, 2: 89, 3: 88}
