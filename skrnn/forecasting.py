@@ -931,8 +931,9 @@ default="auto"
     def _backtest(self, reg, Xd, steps_pos):
         """Scaled forecast errors of the model, naive and drift from rolling origins.
 
-        The last ``calibration_fraction`` of every series is split into
-        ``calibration_folds`` consecutive blocks; for each block a copy of the model is
+        The last ``calibration_fraction`` of every series (less where the series is too
+        short to train on the rest) is split into ``calibration_folds`` consecutive
+        blocks; for each block a copy of the model is
         fitted (with its own scaling) on the data before the block and forecasts from
         every origin in the block, up to the series' end. None if no block can be
         fitted.
@@ -950,13 +951,15 @@ default="auto"
         cuts = []
         for s in self._series:
             n = len(s)
-            # the region spans at least max_step points, so that every step gets residuals
-            m = max(int(np.ceil(frac * n)), max_step)
-            cuts.append([n - m + (f * m) // folds for f in range(folds)] + [n])
+            # the region spans at least max_step points, so that every step gets residuals,
+            # and starts where a model can be trained (short series: a shorter region)
+            start = max(n - max(int(np.ceil(frac * n)), max_step), need)
+            m = max(n - start, 0)
+            cuts.append([start + (f * m) // folds for f in range(folds)] + [n])
         out = _Backtest(max_step, self._sp)
         hx = self._x_horizon(max_step)
         for f in range(folds):
-            keep = [i for i, c in enumerate(cuts) if c[f] >= need and c[f] < c[f + 1]]
+            keep = [i for i, c in enumerate(cuts) if need <= c[f] < c[f + 1]]
             if not keep:
                 continue
             heads = [
