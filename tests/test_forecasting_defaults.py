@@ -286,6 +286,18 @@ def test_rolling_origins_give_every_step_its_residuals():
         f.predict_interval(coverage=0.95)
 
 
+def test_short_series_calibrate_every_step():
+    # 10 points, window 3 + 1 difference + 3 steps: the region shrinks to where a model
+    # can be trained (cuts 7, 8, 9) instead of losing its first folds
+    y = pd.Series(np.sin(np.arange(10.0)))
+    f = RecurrentForecaster(_tiny(), window_length=3, differences=1, strategy="direct",
+                            fallback=None)
+    with pytest.warns(CalibrationWarning):
+        f.fit(y, fh=[1, 2, 3])
+    assert {k: len(v) for k, v in f.calibration_residuals_.items()} == {1: 3, 2: 2, 3: 1}
+    assert f.predict_interval(coverage=0.5).notna().all().all()
+
+
 def test_too_few_calibration_residuals_warn():
     y = np.log(load_airline())[:36]
     f = RecurrentForecaster(_tiny(), window_length=6, differences=1, fallback=None)
