@@ -13,7 +13,8 @@ Usage::
 
     python benchmarks/forecaster_defaults.py                 # table on stdout
     python benchmarks/forecaster_defaults.py --out benchmarks/results/forecaster_defaults.md
-    python benchmarks/forecaster_defaults.py --series airline,lynx --params '{"scaling": "standard"}'
+    python benchmarks/forecaster_defaults.py --series airline,lynx \
+        --params '{"scaling": "standard"}'
 
 A series counts as a win when the default's MAE is below 0.98 x the best naive's
 (the best of last / seasonal / drift in hindsight), a tie within 2% either side, a loss
@@ -236,7 +237,8 @@ def main(argv=None):
     if args.out:
         with open(args.out, "w") as fh:
             fh.write("# RecurrentForecaster defaults vs naive baselines and Theta\n\n")
-            fh.write(f"`python benchmarks/forecaster_defaults.py {' '.join(argv or sys.argv[1:])}`\n\n")
+            cmd = " ".join(argv or sys.argv[1:])
+            fh.write(f"`python benchmarks/forecaster_defaults.py {cmd}`\n\n")
             fh.write("MAE averaged over 3 expanding-window origins; `cov80`/`cov95`: share of "
                      "held-out values inside the default 80%/95% intervals over the same "
                      "origins.\n\n")

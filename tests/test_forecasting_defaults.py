@@ -99,7 +99,7 @@ def test_explicit_parameters_reproduce_the_previous_forecasts(case):
     assert f.window_length_ == kw["window_length"] and f.validation_scores_ is None
 
 
-# -- window-relative scaling ------------------------------------------------------------------------
+# -- window-relative scaling -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("strategy", ["recursive", "direct", "multioutput", "seq2seq"])
@@ -176,7 +176,7 @@ def test_window_scaling_refuses_the_poisson_loss():
                             scaling="window_last").fit(y, fh=[1])
 
 
-# -- auto window length and differences -------------------------------------------------------------
+# -- auto window length and differences --------------------------------------------------------
 
 
 def test_seasonal_period_from_the_index():
@@ -208,7 +208,7 @@ def test_auto_window_and_differences_are_chosen_on_the_backtest():
     assert h.skill_ is None
 
 
-# -- the skill guard --------------------------------------------------------------------------------
+# -- the skill guard ---------------------------------------------------------------------------
 
 
 def _random_walk(n=80, seed=0):
@@ -269,7 +269,7 @@ def test_a_skilled_model_is_kept_without_warning():
     assert f.fallback_ is None and f.skill_["skill_vs_naive"] > 0.5
 
 
-# -- intervals: rolling origins, minimum size, coverage --------------------------------------------
+# -- intervals: rolling origins, minimum size, coverage ----------------------------------------
 
 
 def test_rolling_origins_give_every_step_its_residuals():
