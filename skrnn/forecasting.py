@@ -4,11 +4,15 @@
 into windows itself (never across series boundaries), scales each series on its training
 data, trains one recurrent regressor (or one per step) with a recursive, direct,
 multi-output or sequence-to-sequence strategy, and gives conformal prediction intervals
-from forecast residuals on a time-ordered holdout.
+from forecast residuals at rolling origins over the end of the training series. The same
+rolling-origin backtest chooses ``window_length="auto"`` / ``differences="auto"`` and
+measures the model against the naive, drift and seasonal-naive forecasts (the skill
+guard), which can forecast instead of a model that loses to them (``fallback``).
 
 This is the only skrnn module that imports sktime; ``import skrnn`` does not.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -30,11 +34,38 @@ from skrnn.recurrent import (
     SimpleRNNRegressor,
 )
 
-__all__ = ["RecurrentForecaster"]
+__all__ = [
+    "CalibrationWarning",
+    "ConformalIntervals",
+    "RecurrentForecaster",
+    "SkillWarning",
+    "backtest_coverage",
+]
 
 _CELLS = {"lstm": LSTMRegressor, "gru": GRURegressor, "rnn": SimpleRNNRegressor}
 _STRATEGIES = ("recursive", "direct", "multioutput", "seq2seq")
-_SCALINGS = ("auto", "standard", "mean", "none")
+_SCALINGS = ("auto", "standard", "mean", "none", "window_last", "window_mean")
+_WINDOW_SCALINGS = ("window_last", "window_mean")
+# what scaling="auto" means for losses other than Poisson
+_AUTO_SCALING = "window_last"
+# residuals per step ahead below which fit warns that the intervals rest on too few
+MIN_CALIBRATION_SIZE = 20
+# the share of each series that the rolling-origin backtest covers when calibration is off
+# but the backtest is still needed (auto parameters, fallback)
+_VALIDATION_FRACTION = 0.5
+# fallback="auto" keeps the model only when its validation MAE is this much (relative)
+# below the best baseline's
+_SKILL_MARGIN = 0.2
+# seasonal period of a time index by its frequency's base unit
+_SEASONAL_PERIODS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
+
+
+class SkillWarning(UserWarning):
+    """The fitted forecaster loses to the naive (last value) forecast on its validation."""
+
+
+class CalibrationWarning(UserWarning):
+    """Too few calibration residuals for reliable prediction intervals."""
 
 
 class _Series:
@@ -121,8 +152,13 @@ class RecurrentForecaster(BaseForecaster):
         ``early_stopping`` holds out the latest windows of every series.
     regressor_params : dict or None, default=None
         Parameters set on (a clone of) ``regressor``, e.g. ``{"units": 16}``.
-    window_length : int, default=10
-        Time steps in each input sequence.
+    window_length : int or "auto", default="auto"
+        Time steps in each input sequence. ``"auto"``: chosen by the rolling-origin
+        backtest (see ``calibration_fraction``) among one season and, for seasons of up
+        to 6 steps, two (the seasonal period comes from the index's frequency: 12 for
+        monthly, 4 for quarterly, 7 for daily, ...), or 4 and 10 steps without a season;
+        every candidate is capped at a third of the shortest series. The choice is
+        ``window_length_``.
     strategy : {"recursive", "direct", "multioutput", "seq2seq"}, default="recursive"
         - ``"recursive"``: one model predicts the next value; longer horizons feed
           predictions back in. ``fh`` may be given in ``predict`` only.
@@ -134,16 +170,28 @@ class RecurrentForecaster(BaseForecaster):
     pooling : {"global", "local"}, default="global"
         On panels and hierarchies: one model for all series (``"global"``, natively), or
         one model per series (``"local"``, sktime fits a clone per series).
-    scaling : {"auto", "standard", "mean", "none"}, default="auto"
+    scaling : {"auto", "window_last", "window_mean", "standard", "mean", "none"}, \
+default="auto"
         Per-series scaling, fitted on the series' training data and inverted on output:
         ``"standard"`` ``(y - mean) / std``, ``"mean"`` ``y / mean(|y|)`` (keeps counts
-        non-negative), ``"none"``. ``"auto"`` is ``"mean"`` for ``loss="poisson"``, else
-        ``"standard"``. A constant series gets scale 1 (no division by zero).
+        non-negative), ``"none"``. ``"window_last"`` and ``"window_mean"`` are
+        window-relative (reversible instance normalisation, as in darts and
+        neuralforecast): the series is divided by the standard deviation of its changes,
+        then every input window and its targets are taken relative to the window's last
+        value or its mean, which forecasts add back; level shifts and trends then never
+        leave the range seen in training. (For ``"seq2seq"`` each step of the window
+        learns targets relative to its own level, the value at that step or the mean so
+        far, with inputs relative to the window's first value, so that no step sees a
+        later one.) ``"auto"`` is ``"mean"`` for ``loss="poisson"``, else
+        ``"window_last"``. A constant series gets scale 1 (no division by zero).
         Exogenous columns are standardised on the pooled training data.
-    differences : {0, 1}, default=0
+    differences : {0, 1, "auto"}, default="auto"
         1: the inputs are first differences of the scaled series and the targets the
         change from the window's last value (from each step's own value for
-        ``"seq2seq"``); forecasts add the last value back. Suits trending series.
+        ``"seq2seq"``; from the window's mean with ``scaling="window_mean"``); forecasts
+        add that level back. Suits trending series. ``"auto"``: 1 or 0, whichever
+        forecasts better in the rolling-origin backtest (0 for ``loss="poisson"``); the
+        choice is ``differences_``.
     exog : {"future", "past"}, default="future"
         How exogenous ``X`` enters each time step ``s`` of a window:
         ``"future"`` (known-future covariates) gives step ``s`` the values of ``X`` at the
@@ -151,16 +199,34 @@ class RecurrentForecaster(BaseForecaster):
         ``predict`` needs ``X`` over the forecast horizon. ``"past"`` gives step ``s``
         ``X`` at ``s``: direct, multi-output and seq2seq forecasts then need no future
         ``X``; recursive ones need it for steps ``1..h-1``.
-    calibration_fraction : float in (0, 0.5] or None, default=0.2
-        Prediction intervals: the last ``calibration_fraction`` of every series is held
-        out, a copy of the model is fitted on the rest (with its own scaling) and
-        forecasts the held-out part from every origin in it; the residuals per step
-        ahead (in units of each series' scale) give the quantiles
-        (split-conformal: the ``ceil((n + 1) p) / n`` empirical quantile of ``n``
-        residuals; clipped at 0 for ``loss="poisson"``). The final model is then
-        fitted on all the data. This doubles the
-        cost of ``fit``; None skips it and disables ``predict_interval`` /
-        ``predict_quantiles``.
+    calibration_fraction : float in (0, 0.8] or None, default=0.5
+        The rolling-origin backtest: the last ``calibration_fraction`` of every series
+        (at least the longest step ahead) is cut into ``calibration_folds`` consecutive
+        blocks; for each block a copy of the model is fitted (with its own scaling) on
+        the data before it and forecasts from every origin in the block, up to the
+        series' end. The residuals per step ahead (in units of each series' scale) give
+        the prediction intervals (split-conformal: the ``ceil((n + 1) p) / n``
+        empirical quantile of ``n`` residuals; clipped at 0 for ``loss="poisson"``);
+        the same forecasts choose the ``"auto"`` parameters and score the model
+        against the naive baselines (``skill_``). Fewer than
+        ``MIN_CALIBRATION_SIZE`` (20) residuals for a step warn with a
+        :class:`CalibrationWarning`. The final model is then fitted on all the data.
+        None skips the calibration and disables ``predict_interval`` /
+        ``predict_quantiles`` (the backtest still runs, over half of each series, when
+        a parameter is ``"auto"`` or ``fallback`` is set).
+    calibration_folds : int, default=3
+        Refits of the backtest (1: one split, the holdout of earlier versions).
+    fallback : {"auto", "naive"} or None, default="auto"
+        The skill guard. After the backtest the model's MAE is compared with that of
+        the naive forecast (last value), drift and, with a seasonal period, seasonal
+        naive, on the same origins (``skill_``); a :class:`SkillWarning` says so when
+        the model loses to the naive forecast, or when a fallback is taken. ``"naive"``:
+        forecast the last value (and calibrate its intervals) when the model loses to
+        it. ``"auto"``: forecast with the best baseline unless the model's MAE is 20%
+        below it (the model's score is the best of several candidates, so it is biased
+        low).
+        None: always the model (still warned about). The forecaster used is
+        ``fallback_``.
     random_state : int, RandomState instance or None, default=None
         If not None, replaces the regressor's ``random_state``. Either one fixed gives
         identical fits and forecasts (every model of a fit, the calibration copy
@@ -174,10 +240,27 @@ class RecurrentForecaster(BaseForecaster):
         One model per step ahead (direct strategy).
     steps_ : list of int
         The steps ahead the model(s) predict directly.
+    window_length_ : int
+        The window length used (chosen when ``window_length="auto"``).
+    differences_ : int
+        The differencing used (chosen when ``differences="auto"``).
+    validation_scores_ : dict of (int, int) to float or None
+        Backtest MAE (scaled units) of every ``(window_length, differences)`` candidate,
+        when a parameter is ``"auto"``.
+    skill_ : dict or None
+        Backtest MAE (scaled units) of the model (``"mae"``) and of the baselines
+        (``"naive_mae"``, ``"drift_mae"``, ``"seasonal_naive_mae"`` with a seasonal
+        period), the skill ``1 - mae / baseline_mae`` against each
+        (``"skill_vs_naive"``, ...) and ``"n_forecasts"``; None without a backtest.
+    fallback_ : {"naive", "seasonal_naive", "drift"} or None
+        The baseline that forecasts instead of the model, if the guard took one.
     series_scales_ : pd.DataFrame
         Per series (rows) ``loc`` and ``scale`` used to scale ``y``.
     calibration_residuals_ : dict of int to ndarray or None
-        Scaled holdout residuals ``(y - y_pred) / scale`` per step ahead.
+        Scaled backtest residuals ``(y - y_pred) / scale`` per step ahead (of the
+        fallback when one is taken).
+    intervals_ : ConformalIntervals
+        The interval component built on them.
     n_training_windows_ : int
         Windows the final model(s) were trained on (per model).
 
@@ -187,8 +270,9 @@ class RecurrentForecaster(BaseForecaster):
     history (fitted values); the first ``window_length (+ differences)`` points of a
     series have no full window and are NaN. Intervals are out-of-sample only.
     ``update(update_params=True)`` refits the model(s) on all data seen so far (the
-    calibration residuals of ``fit`` are kept); ``update_params=False`` forecasts from
-    the new data with the fitted model and scaling.
+    calibration residuals, the ``"auto"`` choices and the fallback of ``fit`` are
+    kept); ``update_params=False`` forecasts from the new data with the fitted model
+    and scaling.
 
     Examples
     --------
@@ -237,13 +321,15 @@ class RecurrentForecaster(BaseForecaster):
         self,
         regressor=None,
         regressor_params=None,
-        window_length=10,
+        window_length="auto",
         strategy="recursive",
         pooling="global",
         scaling="auto",
-        differences=0,
+        differences="auto",
         exog="future",
-        calibration_fraction=0.2,
+        calibration_fraction=0.5,
+        calibration_folds=3,
+        fallback="auto",
         random_state=None,
     ):
         self.regressor = regressor
@@ -255,6 +341,8 @@ class RecurrentForecaster(BaseForecaster):
         self.differences = differences
         self.exog = exog
         self.calibration_fraction = calibration_fraction
+        self.calibration_folds = calibration_folds
+        self.fallback = fallback
         self.random_state = random_state
         super().__init__()
         # sktime's suite may switch remember_data on after construction; the base class
@@ -285,15 +373,23 @@ class RecurrentForecaster(BaseForecaster):
         if self.exog not in ("future", "past"):
             raise ValueError(f"exog must be 'future' or 'past'; got {self.exog!r}.")
         w = self.window_length
-        if not isinstance(w, Integral) or isinstance(w, bool) or w < 1:
-            raise ValueError(f"window_length must be a positive int; got {w!r}.")
-        if self.differences not in (0, 1) or isinstance(self.differences, bool):
-            raise ValueError(f"differences must be 0 or 1; got {self.differences!r}.")
+        if w != "auto" and (not isinstance(w, Integral) or isinstance(w, bool) or w < 1):
+            raise ValueError(f"window_length must be a positive int or 'auto'; got {w!r}.")
+        d = self.differences
+        if d != "auto" and (d not in (0, 1) or isinstance(d, bool)):
+            raise ValueError(f"differences must be 0, 1 or 'auto'; got {d!r}.")
         c = self.calibration_fraction
         if c is not None and (not isinstance(c, Real) or isinstance(c, bool)
-                              or not 0 < c <= 0.5):
+                              or not 0 < c <= 0.8):
             raise ValueError(
-                f"calibration_fraction must be a float in (0, 0.5] or None; got {c!r}."
+                f"calibration_fraction must be a float in (0, 0.8] or None; got {c!r}."
+            )
+        f = self.calibration_folds
+        if not isinstance(f, Integral) or isinstance(f, bool) or f < 1:
+            raise ValueError(f"calibration_folds must be a positive int; got {f!r}.")
+        if self.fallback not in (None, "naive", "auto"):
+            raise ValueError(
+                f"fallback must be None, 'naive' or 'auto'; got {self.fallback!r}."
             )
 
     def _make_regressor(self):
@@ -326,14 +422,14 @@ class RecurrentForecaster(BaseForecaster):
     def _scaling_mode(self, reg):
         mode = "none" if self.scaling is None else self.scaling
         if mode == "auto":
-            mode = "mean" if reg.loss == "poisson" else "standard"
+            mode = "mean" if reg.loss == "poisson" else _AUTO_SCALING
         if reg.loss == "poisson":
-            if mode == "standard":
+            if mode == "standard" or mode in _WINDOW_SCALINGS:
                 raise ValueError(
-                    "loss='poisson' needs non-negative targets, which scaling='standard' "
+                    f"loss='poisson' needs non-negative targets, which scaling={mode!r} "
                     "does not keep; use scaling='mean' (or 'auto') or 'none'."
                 )
-            if self.differences:
+            if self.differences == 1:
                 raise ValueError(
                     "loss='poisson' cannot model changes (differences=1 makes targets "
                     "negative); use differences=0."
@@ -355,16 +451,17 @@ class RecurrentForecaster(BaseForecaster):
         self._counts = reg.loss == "poisson"
         self._has_X = X is not None
         self._x_columns = list(X.columns) if X is not None else []
+        self._sp = _seasonal_period(self._series[0].times)
 
         steps_pos, any_insample = self._fh_steps(fh)
         self._plan_steps(steps_pos, any_insample)
         Xd = _split_X(X)
 
-        # conformal calibration: a copy of the model on the data minus each series' tail
         if calibrate:
-            self.calibration_residuals_ = None
-            if self.calibration_fraction is not None:
-                self.calibration_residuals_ = self._calibrate(reg, Xd, steps_pos)
+            # the rolling-origin backtest: chooses the auto parameters, calibrates the
+            # intervals and measures the skill against naive forecasts
+            self._select_and_calibrate(reg, Xd, steps_pos)
+        self._w, self._d = self.window_length_, self.differences_
 
         stats = self._scale_stats(self._series, Xd)
         self._loc, self._scale, self._xloc, self._xscale = stats
@@ -381,6 +478,73 @@ class RecurrentForecaster(BaseForecaster):
             {"loc": self._loc, "scale": self._scale}, index=index
         )
         return self
+
+    # -- parameter choice, calibration and the skill guard -------------------------------
+
+    def _candidates(self):
+        """The ``(window_length, differences)`` pairs the backtest compares."""
+        if self.window_length == "auto":
+            windows = _auto_windows(self._series)
+        else:
+            windows = [self.window_length]
+        if self.differences == "auto":
+            diffs = [0] if self._counts else [1, 0]
+        else:
+            diffs = [self.differences]
+        return [(w, d) for d in diffs for w in windows]
+
+    def _select_and_calibrate(self, reg, Xd, steps_pos):
+        candidates = self._candidates()
+        auto = "auto" in (self.window_length, self.differences)
+        run = auto or self.calibration_fraction is not None or self.fallback is not None
+        results = {}
+        if run:
+            for w, d in candidates:
+                self._w, self._d = w, d
+                results[(w, d)] = self._backtest(reg, Xd, steps_pos)
+        scored = {c: r for c, r in results.items() if r is not None}
+        best = candidates[0]
+        if auto and scored:
+            # the lowest validation MAE; ties go to the earlier (simpler) candidate
+            best = min(scored, key=lambda c: (scored[c].mae(), candidates.index(c)))
+        self.window_length_, self.differences_ = best
+        self.validation_scores_ = (
+            {c: r.mae() for c, r in scored.items()} if auto else None
+        )
+        bt = scored.get(best)
+        self.skill_ = bt.skill() if bt is not None else None
+        self.fallback_ = None
+        if self.skill_ is not None:
+            sk = self.skill_
+            if self.fallback == "naive" and sk["naive_mae"] < sk["mae"]:
+                self.fallback_ = "naive"
+            elif self.fallback == "auto":
+                maes = {b: sk[f"{b}_mae"] for b in _BASELINES
+                        if np.isfinite(sk.get(f"{b}_mae", np.nan))}
+                b = min(maes, key=maes.get)
+                # the model is kept only if it is clearly better: its validation score is
+                # the best of several candidates, so it is biased low
+                if maes[b] < sk["mae"] / (1.0 - _SKILL_MARGIN):
+                    self.fallback_ = b
+            if sk["mae"] > sk["naive_mae"] or self.fallback_ is not None:
+                _warn_unskilled(sk, self.fallback_)
+        self.calibration_residuals_ = None
+        if self.calibration_fraction is not None:
+            res = {}
+            if bt is not None:
+                res = bt.residuals(self.fallback_ or "model")
+            self.calibration_residuals_ = res
+            self.intervals_ = ConformalIntervals().fit(res)
+            thin = {k: len(v) for k, v in res.items() if len(v) < MIN_CALIBRATION_SIZE}
+            if thin or not res:
+                warnings.warn(
+                    f"{type(self).__name__}: the prediction intervals rest on fewer than "
+                    f"{MIN_CALIBRATION_SIZE} calibration residuals per step ahead "
+                    f"(residuals per step: {thin or 'none'}); they may not hold their "
+                    "coverage. Use longer series, a larger calibration_fraction or "
+                    "calibration_folds, or a shorter horizon.",
+                    CalibrationWarning, stacklevel=5,
+                )
 
     def _update(self, y, X=None, update_params=True):
         self._cur_y = update_data(self._cur_y, y)
@@ -457,6 +621,14 @@ class RecurrentForecaster(BaseForecaster):
             elif self._mode == "mean":
                 m = np.abs(v).mean()
                 scale[i] = m if m > 1e-12 else 1.0
+            elif self._mode in _WINDOW_SCALINGS:
+                # each window is taken relative to its own level, so the series' scale
+                # is that of its changes: a trend does not inflate it
+                loc[i] = v.mean()
+                sd = np.diff(v).std() if len(v) > 2 else 0.0
+                if not sd > 1e-12 * max(1.0, abs(loc[i])):
+                    sd = v.std()
+                scale[i] = sd if sd > 1e-12 * max(1.0, abs(loc[i])) else 1.0
         xloc = xscale = None
         if Xd is not None and self._mode != "none":
             rows = []
@@ -491,8 +663,15 @@ class RecurrentForecaster(BaseForecaster):
         with exog="future", X at ``s + k`` for every ``k`` in ``K``; with exog="past",
         X at ``s``.
         """
-        w, d = self.window_length, self.differences
-        u = np.diff(hist, axis=1) if d else hist
+        w, d = self._w, self._d
+        if d:
+            u = np.diff(hist, axis=1)  # changes: the same whatever level is subtracted
+        elif self._mode in _WINDOW_SCALINGS:
+            # relative to the window's level; seq2seq's steps each learn from their own
+            # level, which must not see later steps: its inputs are relative to the first
+            u = hist - (hist[:, :1] if self.strategy == "seq2seq" else self._ref(hist)[:, None])
+        else:
+            u = hist
         parts = [u[:, :, None]]
         if xs is not None and xs.shape[2]:
             if self.exog == "future":
@@ -500,6 +679,21 @@ class RecurrentForecaster(BaseForecaster):
             else:
                 parts.append(xs[:, :w])
         return np.concatenate(parts, axis=2)
+
+    def _ref(self, hist):
+        """The level ``(B,)`` that a window's targets are relative to (0: none).
+
+        The window's last value (``differences=1`` or ``scaling="window_last"``) or its
+        mean (``"window_mean"``), in scaled units; forecasts add it back.
+        """
+        if self._mode == "window_mean":
+            return hist[:, -self._w:].mean(axis=1)
+        if self._d or self._mode == "window_last":
+            return hist[:, -1]
+        return np.zeros(hist.shape[0])
+
+    def _relative(self):
+        return bool(self._d) or self._mode in _WINDOW_SCALINGS
 
     def _known_X_rows(self, Xd, s, xloc, xscale, hx):
         """Scaled X of series ``s`` at its own times, then ``hx`` rows of NaN.
@@ -512,7 +706,7 @@ class RecurrentForecaster(BaseForecaster):
 
     def _gather(self, z, xs, origins, hx):
         """History ``(B, w + d)`` and X rows ``(B, w + hx, nx)`` for windows ending at ``origins``."""
-        w, d = self.window_length, self.differences
+        w, d = self._w, self._d
         origins = np.asarray(origins, dtype=np.intp)
         hist = z[origins[:, None] + np.arange(-w + 1 - d, 1)]
         xw = xs[origins[:, None] + np.arange(-w + 1, 1 + hx)]
@@ -521,7 +715,7 @@ class RecurrentForecaster(BaseForecaster):
     def _training_set(self, series, Xd, stats, K):
         """Windows of every series for a model predicting steps ``K``, in time order."""
         loc, scale, xloc, xscale = stats
-        w, d = self.window_length, self.differences
+        w, d = self._w, self._d
         H = max(K)
         hx = H if (self._has_X and self.exog == "future") else 0
         Xs, Ys, order = [], [], []
@@ -534,16 +728,18 @@ class RecurrentForecaster(BaseForecaster):
             xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
             hist, xw = self._gather(z, xs, origins, hx)
             Xs.append(self._inputs(hist, xw, K))
-            base = z[origins] if d else 0.0
             if self.strategy == "seq2seq":
                 steps_t = origins[:, None] + np.arange(-w + 1, 1)  # (B, w) step times
                 Y = z[steps_t[:, :, None] + np.asarray(K)]  # (B, w, H)
-                if d:
+                if self._mode == "window_mean":  # each step's level: the mean so far
+                    zt = z[steps_t]
+                    Y = Y - (np.cumsum(zt, axis=1) / np.arange(1, w + 1))[:, :, None]
+                elif self._relative():
                     Y = Y - z[steps_t][:, :, None]
             else:
                 Y = z[origins[:, None] + np.asarray(K)]
-                if d:
-                    Y = Y - base[:, None]
+                if self._relative():
+                    Y = Y - self._ref(hist)[:, None]
             Ys.append(Y)
             order.append(origins - (n - 1))
         if not Xs:
@@ -579,8 +775,6 @@ class RecurrentForecaster(BaseForecaster):
     def _forecast_scaled(self, models, hist, xw, max_step):
         """Scaled forecasts ``(B, max_step)`` of the steps ``1..max_step`` (NaN if not modelled)."""
         B = hist.shape[0]
-        d = self.differences
-        last = hist[:, -1]
         out = np.full((B, max_step), np.nan)
         if B == 0:
             return out
@@ -588,9 +782,9 @@ class RecurrentForecaster(BaseForecaster):
             model = models[None]
             traj = hist.copy()
             for h in range(1, max_step + 1):
-                pred = _predict_rows(model, self._inputs(
-                    traj[:, -hist.shape[1]:], xw[:, h - 1 :], [1]))[:, 0]
-                nxt = pred + traj[:, -1] if d else pred
+                window = traj[:, -hist.shape[1]:]
+                pred = _predict_rows(model, self._inputs(window, xw[:, h - 1 :], [1]))[:, 0]
+                nxt = pred + self._ref(window) if self._relative() else pred
                 out[:, h - 1] = nxt
                 traj = np.concatenate([traj, nxt[:, None]], axis=1)
             return out
@@ -598,15 +792,21 @@ class RecurrentForecaster(BaseForecaster):
             for k, model in models.items():
                 if k <= max_step:
                     pred = _predict_rows(model, self._inputs(hist, xw, [k]))[:, 0]
-                    out[:, k - 1] = pred + last if d else pred
+                    out[:, k - 1] = pred + self._ref(hist) if self._relative() else pred
             return out
         model = models[None]
         pred = _predict_rows(model, self._inputs(hist, xw, self.steps_))
-        if d:
-            pred = pred + last[:, None]
+        if self._relative():
+            pred = pred + self._ref(hist)[:, None]
         m = min(max_step, pred.shape[1])
         out[:, :m] = pred[:, :m]
         return out
+
+    def _forecast_fitted(self, models, z, origins, hist, xw, max_step):
+        """Scaled forecasts of the fitted forecaster: the model's, or its fallback's."""
+        if self.fallback_ is not None:
+            return _baseline_forecast(self.fallback_, z, origins, max_step, self._sp)
+        return self._forecast_scaled(models, hist, xw, max_step)
 
     def _models(self):
         return self.regressors_ if self.strategy == "direct" else {None: self.regressor_}
@@ -625,7 +825,7 @@ class RecurrentForecaster(BaseForecaster):
 
     def _forecast_frame(self, fh, X, alpha):
         """Point forecasts (and quantiles) at ``fh`` for every series, as sktime frames."""
-        w, d = self.window_length, self.differences
+        w, d = self._w, self._d
         series = self._series
         Xd = _split_X(self._pool_X(X)) if self._has_X else None
         models = self._models()
@@ -648,7 +848,7 @@ class RecurrentForecaster(BaseForecaster):
                 xs = self._x_rows(Xd, s, hx)
                 hist, xw = self._gather(z, xs, [n - 1], hx)
                 self._check_future_X(xw, self._has_X)
-                fc = self._forecast_scaled(models, hist, xw, pos_max)[0]
+                fc = self._forecast_fitted(models, z, [n - 1], hist, xw, pos_max)[0]
                 oos = steps > 0
                 pred[oos] = fc[steps[oos] - 1]
             ins = steps <= 0
@@ -662,7 +862,7 @@ class RecurrentForecaster(BaseForecaster):
                     hx = self._x_horizon(1)
                     xs = self._x_rows(Xd, s, hx)
                     hist, xw = self._gather(z, xs, origin[ok], hx)
-                    fc = self._forecast_scaled(models, hist, xw, 1)
+                    fc = self._forecast_fitted(models, z, origin[ok], hist, xw, 1)
                     vals[ok] = fc[:, 0]
                 pred[ins] = vals
             per_series.append((steps, times, pred))
@@ -732,70 +932,70 @@ class RecurrentForecaster(BaseForecaster):
     def _index_names(self):
         return list(self._cur_y.index.names)
 
-    # -- prediction intervals ------------------------------------------------------------
+    # -- rolling-origin backtest -------------------------------------------------------------
 
-    def _calibrate(self, reg, Xd, steps_pos):
-        """Scaled residuals per step ahead of a copy fitted without each series' tail."""
-        frac = self.calibration_fraction
-        w, d = self.window_length, self.differences
+    def _backtest(self, reg, Xd, steps_pos):
+        """Scaled forecast errors of the model, naive and drift from rolling origins.
+
+        The last ``calibration_fraction`` of every series (less where the series is too
+        short to train on the rest) is split into ``calibration_folds`` consecutive
+        blocks; for each block a copy of the model is
+        fitted (with its own scaling) on the data before the block and forecasts from
+        every origin in the block, up to the series' end. None if no block can be
+        fitted.
+        """
+        frac = self.calibration_fraction or _VALIDATION_FRACTION
+        folds = self.calibration_folds
+        w, d = self._w, self._d
         if self.strategy != "recursive":
             max_step = max(self.steps_)
         elif steps_pos:
             max_step = max(steps_pos)
-        else:  # recursive without fh: calibrate as many steps as the holdout spans
+        else:  # recursive without fh: as many steps as the calibration region spans
             max_step = max(int(np.ceil(frac * len(s))) for s in self._series)
-        heads, tails = [], []
+        need = w + d + max(self.steps_)  # the shortest head with one training window
+        cuts = []
         for s in self._series:
-            # the holdout spans at least max_step points, so that every step gets residuals
-            m = max(int(np.ceil(frac * len(s))), max_step)
-            heads.append(_Series(s.key, s.times[: len(s) - m], s.values[: len(s) - m]))
-            tails.append(m)
-        keep = [i for i, h in enumerate(heads) if len(h) >= w + d + max(self.steps_)]
-        if not keep:
-            return {}
-        usable = [heads[i] for i in keep]
-        stats = self._scale_stats(usable, Xd)
-        models, _ = self._train(reg, usable, Xd, stats)
-        loc, scale, xloc, xscale = stats
-        residuals = {k: [] for k in range(1, max_step + 1)}
+            n = len(s)
+            # the region spans at least max_step points, so that every step gets residuals,
+            # and starts where a model can be trained (short series: a shorter region)
+            start = max(n - max(int(np.ceil(frac * n)), max_step), need)
+            m = max(n - start, 0)
+            cuts.append([start + (f * m) // folds for f in range(folds)] + [n])
+        out = _Backtest(max_step, self._sp)
         hx = self._x_horizon(max_step)
-        for j, i in enumerate(keep):
-            s = self._series[i]
-            n, m = len(s), tails[i]
-            origins = np.arange(max(n - m - 1, w - 1 + d), n - 1)
-            if origins.size == 0:
+        for f in range(folds):
+            keep = [i for i, c in enumerate(cuts) if need <= c[f] < c[f + 1]]
+            if not keep:
                 continue
-            z = (s.values - loc[j]) / scale[j]
-            xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
-            hist, xw = self._gather(z, xs, origins, hx)
-            fc = self._forecast_scaled(models, hist, xw, max_step)
-            for k in range(1, max_step + 1):
-                ok = origins + k <= n - 1
-                if not ok.any():
+            heads = [
+                _Series(s.key, s.times[: cuts[i][f]], s.values[: cuts[i][f]])
+                for i, s in ((i, self._series[i]) for i in keep)
+            ]
+            stats = self._scale_stats(heads, Xd)
+            models, _ = self._train(reg, heads, Xd, stats)
+            loc, scale, xloc, xscale = stats
+            for j, i in enumerate(keep):
+                s = self._series[i]
+                origins = np.arange(max(cuts[i][f] - 1, w - 1 + d), cuts[i][f + 1] - 1)
+                if origins.size == 0:
                     continue
-                r = z[origins[ok] + k] - fc[ok, k - 1]
-                r = r[np.isfinite(r)]  # future-X rows beyond the data give NaN
-                residuals[k].append(r)
-        return {k: np.sort(np.concatenate(v)) for k, v in residuals.items() if v
-                and sum(len(a) for a in v)}
+                z = (s.values - loc[j]) / scale[j]
+                xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
+                hist, xw = self._gather(z, xs, origins, hx)
+                fc = self._forecast_scaled(models, hist, xw, max_step)
+                out.add(z, origins, fc)
+        return out if out.n else None
 
     def _quantile_frame(self, steps, value, i, alpha, index):
-        """Quantile forecasts of series ``i`` at ``steps`` from the holdout residuals."""
-        res = self.calibration_residuals_ or {}
+        """Quantile forecasts of series ``i`` at ``steps`` from the calibration residuals."""
         out = np.full((len(steps), len(alpha)), np.nan)
         for r, k in enumerate(steps):
             k = int(k)
             if k <= 0:
                 continue
-            e = res.get(k)
-            if e is None or len(e) == 0:
-                raise ValueError(
-                    f"No calibration residuals for step {k}: the holdout "
-                    f"(calibration_fraction={self.calibration_fraction}) is too short "
-                    f"for that step ahead. Raise calibration_fraction or use longer "
-                    "series."
-                )
-            out[r] = value[r] + self._scale[i] * _conformal_quantiles(e, alpha)
+            out[r] = value[r] + self._scale[i] * self.intervals_.offsets(
+                k, alpha, self.calibration_fraction)
         if self._counts:  # a Poisson model forecasts counts: no negative quantiles
             out = np.maximum(out, 0.0)
         cols = pd.MultiIndex.from_product([[self._y_name_for_columns()], alpha])
@@ -843,6 +1043,15 @@ class RecurrentForecaster(BaseForecaster):
                 "strategy": "seq2seq",
                 "scaling": "mean",
             },
+            {
+                "regressor": GRURegressor(**tiny),
+                "window_length": "auto",
+                "differences": "auto",
+                "strategy": "multioutput",
+                "scaling": "window_mean",
+                "calibration_folds": 2,
+                "fallback": "naive",
+            },
         ]
 
 
@@ -875,3 +1084,210 @@ def _conformal_quantiles(residuals, alpha):
             rank = int(np.floor((n + 1) * p))
         out[j] = residuals[min(max(rank, 1), n) - 1]
     return out
+
+
+_BASELINES = ("naive", "seasonal_naive", "drift")
+
+
+def _baseline_forecast(kind, z, origins, max_step, sp):
+    """Forecasts ``(B, max_step)`` of a naive baseline made at ``origins`` of series ``z``.
+
+    ``"naive"`` repeats the value at the origin, ``"seasonal_naive"`` the last season
+    (NaN where the history is shorter than ``sp``), ``"drift"`` extends the line through
+    the first value and the origin's (sktime's ``NaiveForecaster`` strategies).
+    """
+    origins = np.asarray(origins, dtype=np.intp)
+    k = np.arange(1, max_step + 1)
+    last = z[origins][:, None]
+    if kind == "naive":
+        return np.repeat(last, max_step, axis=1)
+    if kind == "drift":
+        slope = np.where(origins > 0, (z[origins] - z[0]) / np.maximum(origins, 1), 0.0)
+        return last + slope[:, None] * k
+    src = origins[:, None] - sp + 1 + (k - 1) % sp
+    out = z[np.maximum(src, 0)]
+    return np.where(src >= 0, out, np.nan)
+
+
+class _Backtest:
+    """Scaled errors per step ahead of the model and of the naive baselines."""
+
+    def __init__(self, max_step, sp):
+        self.sp = sp
+        self.kinds = ("model", "naive", "drift") + (("seasonal_naive",) if sp > 1 else ())
+        self.errors = {kind: {k: [] for k in range(1, max_step + 1)} for kind in self.kinds}
+        self.n = 0
+
+    def add(self, z, origins, fc):
+        """Errors of forecasts ``fc`` (B, max_step) made at ``origins`` of scaled series ``z``."""
+        n, max_step = len(z), fc.shape[1]
+        fcs = {kind: _baseline_forecast(kind, z, origins, max_step, self.sp)
+               for kind in self.kinds if kind != "model"}
+        fcs["model"] = fc
+        for k in range(1, max_step + 1):
+            ok = origins + k <= n - 1
+            if not ok.any():
+                continue
+            truth = z[origins[ok] + k]
+            # future-X rows beyond the data give NaN; every kind is scored on the same points
+            fine = np.isfinite(truth - fc[ok, k - 1])
+            for kind, f in fcs.items():
+                self.errors[kind][k].append((truth - f[ok, k - 1])[fine])
+            self.n += int(fine.sum())
+
+    def residuals(self, kind="model"):
+        """Sorted scaled residuals ``{step: array}`` of ``kind`` (steps that have any)."""
+        return {k: np.sort(np.concatenate(v)) for k, v in self.errors[kind].items()
+                if v and sum(len(a) for a in v)}
+
+    def mae(self, kind="model"):
+        e = np.concatenate([a for v in self.errors[kind].values() for a in v])
+        return float(np.mean(np.abs(e))) if np.isfinite(e).all() else np.nan
+
+    def skill(self):
+        """MAE of the model and of each baseline, and the model's skill against them."""
+        out = {"mae": self.mae()}
+        for kind in self.kinds[1:]:
+            out[f"{kind}_mae"] = self.mae(kind)
+        for kind in self.kinds[1:]:
+            base = out[f"{kind}_mae"]
+            out[f"skill_vs_{kind}"] = (1.0 - out["mae"] / base if base > 0 else np.nan)
+        out["n_forecasts"] = self.n
+        return out
+
+
+def _warn_unskilled(skill, fallback):
+    if fallback is not None:
+        action = (f"It forecasts with the {fallback.replace('_', ' ')} baseline instead "
+                  f"(MAE {skill[fallback + '_mae']:.4g}).")
+    else:
+        action = ("Its forecasts are likely worse than repeating the last value: set "
+                  "fallback='naive' (or 'auto') to forecast with a baseline instead, or "
+                  "tune window_length, differences, scaling or the regressor.")
+    warnings.warn(
+        f"RecurrentForecaster loses to the naive forecast (the last value) on its "
+        f"time-ordered validation: MAE {skill['mae']:.4g} against "
+        f"{skill['naive_mae']:.4g} (scaled units, {skill['n_forecasts']} forecasts from "
+        f"rolling origins). {action}",
+        SkillWarning, stacklevel=6,
+    )
+
+
+class ConformalIntervals:
+    """Split-conformal prediction intervals from forecast residuals per step ahead.
+
+    The interval component of :class:`RecurrentForecaster` (``intervals_``): ``fit``
+    takes the scaled residuals ``y - y_pred`` of each step ahead, ``offsets`` gives the
+    quantiles of the forecast error to add to a point forecast (in the same scaled
+    units). ``RecurrentForecaster._quantile_frame`` is the one place that asks for
+    them, so another kind of interval (a quantile head trained with the model, say)
+    takes this one's place by offering ``offsets`` for its step and levels.
+    """
+
+    def fit(self, residuals):
+        """Keep sorted residuals ``{step: array}``; returns self."""
+        self.residuals_ = {int(k): np.sort(np.asarray(v, dtype=np.float64))
+                           for k, v in residuals.items()}
+        return self
+
+    def offsets(self, step, alpha, calibration_fraction=None):
+        """Quantiles at probabilities ``alpha`` of the residuals of ``step`` ahead."""
+        e = self.residuals_.get(int(step))
+        if e is None or len(e) == 0:
+            raise ValueError(
+                f"No calibration residuals for step {step}: the calibration region "
+                f"(calibration_fraction={calibration_fraction}) is too short for that "
+                "step ahead. Raise calibration_fraction or use longer series."
+            )
+        n = len(e)
+        # the conformal rank of a level p exists only for n >= p / (1 - p)
+        short = [p for p in alpha if max(p, 1 - p) > n / (n + 1)]
+        if short:
+            warnings.warn(
+                f"Only {n} calibration residuals for step {step}: the quantiles "
+                f"{sorted(short)} need at least "
+                f"{int(np.ceil(max(max(p, 1 - p) / (1 - max(p, 1 - p)) for p in short)))}; "
+                "they are clipped to the extreme residual and may not hold their "
+                "coverage.",
+                CalibrationWarning, stacklevel=6,
+            )
+        return _conformal_quantiles(e, alpha)
+
+
+def _seasonal_period(times):
+    """The seasonal period implied by a time index's frequency (1 if none is known)."""
+    freq = None
+    if isinstance(times, pd.PeriodIndex):
+        freq = times.freqstr
+    elif isinstance(times, pd.DatetimeIndex):
+        freq = times.freqstr or (pd.infer_freq(times) if len(times) >= 3 else None)
+    if not freq or freq[0].isdigit():  # none, or a multiple such as "2M"
+        return 1
+    base = freq.split("-")[0]
+    if base != "B" and base.startswith("B"):
+        base = base[1:]
+    if len(base) > 1 and base[-1] in "SE":  # "MS", "ME", "QS", "QE"
+        base = base[:-1]
+    return _SEASONAL_PERIODS.get(base, 1)
+
+
+def _auto_windows(series):
+    """Candidate window lengths from the seasonal period and the shortest series."""
+    sp = _seasonal_period(series[0].times)
+    cap = max(2, min(len(s) for s in series) // 3)
+    # one season, and two when a season is short (quarterly data); without a season a
+    # short and a longer window
+    wanted = ((sp, 2 * sp) if 2 * sp <= 12 else (sp,)) if sp > 1 else (4, 10)
+    return sorted({min(w, cap) for w in wanted})
+
+
+def backtest_coverage(forecaster, y, cv, coverage=(0.8, 0.95), X=None):
+    """Empirical coverage of a forecaster's prediction intervals over a backtest.
+
+    For every split of ``cv`` a clone of ``forecaster`` is fitted on the training part
+    and its intervals at ``cv.fh`` are compared with the held-out values.
+
+    Parameters
+    ----------
+    forecaster : sktime forecaster with ``predict_interval``
+    y : pd.Series
+        The series.
+    cv : sktime splitter
+        E.g. ``ExpandingWindowSplitter(initial_window=..., step_length=..., fh=...)``.
+    coverage : sequence of float, default=(0.8, 0.95)
+        Nominal coverages.
+    X : pd.DataFrame or None, default=None
+        Exogenous data over the whole of ``y`` (and the horizon of the last split).
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per nominal coverage: ``coverage`` (nominal), ``empirical`` (share of
+        held-out values inside the interval), ``mean_width`` and ``n`` (values checked).
+    """
+    from sklearn.base import clone as _clone
+
+    coverage = list(coverage)
+    hits = {c: [] for c in coverage}
+    widths = {c: [] for c in coverage}
+    for train, test in cv.split(y):
+        f = _clone(forecaster)
+        y_train, y_test = y.iloc[train], y.iloc[test]
+        X_train = X.iloc[train] if X is not None else None
+        f.fit(y_train, X=X_train, fh=cv.fh)
+        pi = f.predict_interval(X=X, coverage=coverage)
+        truth = y_test.reindex(pi.index).to_numpy()
+        for c in coverage:
+            lower = pi.xs(("lower"), level=-1, axis=1).xs(c, level=-1, axis=1).iloc[:, 0]
+            upper = pi.xs(("upper"), level=-1, axis=1).xs(c, level=-1, axis=1).iloc[:, 0]
+            ok = np.isfinite(truth)
+            lo, up = lower.to_numpy()[ok], upper.to_numpy()[ok]
+            hits[c].append((truth[ok] >= lo) & (truth[ok] <= up))
+            widths[c].append(up - lo)
+    rows = []
+    for c in coverage:
+        h = np.concatenate(hits[c]) if hits[c] else np.array([])
+        wd = np.concatenate(widths[c]) if widths[c] else np.array([])
+        rows.append({"coverage": c, "empirical": float(h.mean()) if h.size else np.nan,
+                     "mean_width": float(wd.mean()) if wd.size else np.nan, "n": h.size})
+    return pd.DataFrame(rows)

@@ -126,6 +126,7 @@ def test_count_panel_global_poisson_beats_naive_and_seasonal_naive():
                      early_stopping=True, validation_fraction=0.2, n_iter_no_change=15,
                      random_state=0),
         window_length=42, strategy="multioutput", pooling="global", calibration_fraction=None,
+        fallback=None,  # the model itself, never a baseline
     )
     rnn = _mae(forecaster, cv, y)
     naive = _mae(NaiveForecaster(strategy="last"), cv, y)
@@ -148,6 +149,7 @@ def test_conformal_intervals_cover_on_a_generated_series():
     forecaster = RecurrentForecaster(
         GRURegressor(units=8, max_iter=60, learning_rate_init=0.02, random_state=0),
         window_length=12, strategy="recursive", calibration_fraction=0.3,
+        scaling="standard", differences=0, fallback=None,  # the model's own intervals
     ).fit(y[:300], fh=[1, 2, 3])
     assert {k: len(v) for k, v in forecaster.calibration_residuals_.items()} == {
         1: 90, 2: 89, 3: 88}
@@ -186,8 +188,8 @@ def test_training_windows_stay_inside_each_series_in_time_order():
     y = _panel()
     _SpyLSTM.seen.clear()
     f = RecurrentForecaster(_SpyLSTM(units=2, max_iter=1, random_state=0), window_length=4,
-                            strategy="multioutput", scaling="none",
-                            calibration_fraction=None).fit(y, fh=[1, 2])
+                            strategy="multioutput", scaling="none", differences=0,
+                            calibration_fraction=None, fallback=None).fit(y, fh=[1, 2])
     (X, Y), = _SpyLSTM.seen
     assert X.shape == (3 * (30 - 4 - 2 + 1), 4, 1) and Y.shape == (X.shape[0], 2)
     series = X[:, 0, 0] // 1000
@@ -291,10 +293,11 @@ def test_in_sample_predictions_are_one_step_fitted_values():
 
 def test_update_refits_on_all_data_with_the_same_seed():
     y = np.log(load_airline())
-    f = RecurrentForecaster(_tiny(), window_length=12, strategy="direct").fit(y[:100], fh=[1, 2])
+    kw = {"window_length": 12, "strategy": "direct", "differences": 0, "fallback": None}
+    f = RecurrentForecaster(_tiny(), **kw).fit(y[:100], fh=[1, 2])
     residuals = f.calibration_residuals_
     f.update(y[100:], update_params=True)
-    g = RecurrentForecaster(_tiny(), window_length=12, strategy="direct").fit(y, fh=[1, 2])
+    g = RecurrentForecaster(_tiny(), **kw).fit(y, fh=[1, 2])
     np.testing.assert_allclose(f.predict(), g.predict(), rtol=1e-12)
     assert f.calibration_residuals_ is residuals  # calibration of fit is kept
 
