@@ -1220,7 +1220,8 @@ def _seasonal_period(times):
     if isinstance(times, pd.PeriodIndex):
         freq = times.freqstr
     elif isinstance(times, pd.DatetimeIndex):
-        freq = times.freqstr or (pd.infer_freq(times) if len(times) >= 3 else None)
+        offset = infer_frequency(times)
+        freq = None if offset is None else offset.freqstr
     if not freq or freq[0].isdigit():  # none, or a multiple such as "2M"
         return 1
     base = freq.split("-")[0]
