@@ -109,7 +109,7 @@ def _non_numeric_error(X, y):
         v = _first_non_number(a)
         if v is not None:
             return NonNumericInputError(
-                f"{name} must be numeric: it holds {str(v)[:40]!r} (a "
+                f"{name} must be numeric: it holds {str(v)[:40]!r} (of type "
                 f"{type(v).__name__}), which is not a number. Pass numbers of shape "
                 f"{shape}; encode categorical values (e.g. with OneHotEncoder) first."
             )

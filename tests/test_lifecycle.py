@@ -304,9 +304,9 @@ def test_predict_on_zero_rows_returns_an_empty_array():
 
 
 @pytest.mark.parametrize("Xbad, ybad, words", [
-    (np.array([["a"] * 8] * 10), np.zeros(10), "X must be numeric: it holds 'a' (a str)"),
+    (np.array([["a"] * 8] * 10), np.zeros(10), "X must be numeric: it holds 'a' (of type str)"),
     (np.array([["a"] * 8] * 10).reshape(10, 4, 2), np.zeros(10), "X must be numeric"),
-    (np.zeros((10, 8)), np.array(["x"] * 10), "y must be numeric: it holds 'x' (a str)"),
+    (np.zeros((10, 8)), np.array(["x"] * 10), "y must be numeric: it holds 'x' (of type str)"),
 ])
 def test_strings_get_a_message_naming_the_argument(Xbad, ybad, words):
     with pytest.raises(NonNumericInputError) as info:
