@@ -84,7 +84,7 @@ def _check_sequence_targets(y, n, T, dtype):
 
 
 def _first_non_number(a):
-    """The first value of ``a`` that is not a number, or None (a numeric array)."""
+    """The first value of ``a`` that is not a number and why, or None (numeric)."""
     try:
         arr = np.asarray(a)
     except ValueError:  # ragged: not this problem
@@ -94,8 +94,8 @@ def _first_non_number(a):
     for v in arr.astype(object).ravel():
         try:
             float(v)
-        except (TypeError, ValueError):
-            return v
+        except (TypeError, ValueError) as exc:
+            return v, exc
     return None
 
 
@@ -106,11 +106,15 @@ def _non_numeric_error(X, y):
     for name, a, shape in (("X", X, x_shape), ("y", y, "(n_samples,) or (n_samples, n_outputs)")):
         if a is None:
             continue
-        v = _first_non_number(a)
-        if v is not None:
+        found = _first_non_number(a)
+        if found is not None:
+            v, exc = found
+            # Python's own words for objects ("float() argument must be a string or a
+            # real number, not 'dict'"), which scikit-learn's checks expect
+            why = "" if isinstance(v, str) else f" ({exc})"
             return NonNumericInputError(
                 f"{name} must be numeric: it holds {str(v)[:40]!r} (of type "
-                f"{type(v).__name__}), which is not a number. Pass numbers of shape "
+                f"{type(v).__name__}), which is not a number{why}. Pass numbers of shape "
                 f"{shape}; encode categorical values (e.g. with OneHotEncoder) first."
             )
     return None

@@ -99,8 +99,9 @@ CASES = [
      ("y must be numeric: it holds 'x' (of type str), which is not a number. Pass numbers "
      "of shape (n_samples,) or (n_samples, n_outputs)")),
     ("objects in y", fit(LSTMRegressor(), X, np.array([object()] * 30)), ValueError,
-     ("y must be numeric: it holds '<object object at", ("(of type object), which is not "
-      "a number. Pass numbers of shape (n_samples,) or (n_samples, n_outputs)"))),
+     ("y must be numeric: it holds '<object object at", "(of type object), which is not "
+      "a number (float() argument must be a string or a real number, not 'object'). Pass "
+      "numbers of shape (n_samples,) or (n_samples, n_outputs)")),
     ("empty X", fit(GRURegressor(), np.empty((0, 6)), np.empty(0)), ValueError,
      ("Found array with 0 sample(s) (shape=(0, 6)) while a minimum of 1 is required by "
      "GRURegressor.")),
