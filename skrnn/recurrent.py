@@ -497,16 +497,18 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         n_epochs = 1 if incremental else self.max_iter
         ctx = self._init_callback_context(max_subtasks=n_epochs)
         metadata = {"sample_weight": sample_weight} if sample_weight is not None else None
-        ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
         try:
+            # inside: an interrupt or error in the fit's begin hook finds the estimator
+            # already re-initialised, and must restore it like one in an epoch
+            ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
             # overflow is detected (and explained) by the finiteness checks in _train
             with np.errstate(over="ignore", invalid="ignore"):
                 stopped = self._train(Xtr, ytr, swtr, val, n_epochs, ctx, X, y, metadata)
-        except DivergenceError:
-            self._restore(previous)
-            raise
         except KeyboardInterrupt:
             self._after_interrupt(previous)
+            raise
+        except Exception:  # DivergenceError, or a callback's own error
+            self._restore(previous)
             raise
         self.__dict__.pop("_epoch_theta", None)
         if self.early_stopping and not incremental and self._best_theta is not None:

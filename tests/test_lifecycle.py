@@ -482,3 +482,202 @@ def test_each_invalid_hyperparameter_raises_before_training(name, value, monkeyp
 def test_cell_parameters_are_checked_too(cls, name, value):
     with pytest.raises(InvalidParameterError, match=rf"^The '{name}' parameter of {cls.__name__}"):
         cls(**{name: value}).fit(X, Y)
+
+
+# -- what mutation testing found unchecked (benchmarks/mutation.py) -------------------------
+
+
+def test_interrupt_warnings_say_which_weights_were_kept():
+    model = _fast(GRURegressor, max_iter=5).set_callbacks(_Hook("begin", 2, _interrupt))
+    with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning, match=(
+            r"^fit was interrupted; the estimator keeps the weights of its last complete "
+            r"epoch \(2 epochs done\)\.$")):
+        model.fit(X, Y)
+
+
+def test_interrupt_with_early_stopping_restores_an_earlier_best_epoch():
+    """The best epoch is not the last one here, so keeping the last would differ."""
+    kw = {"early_stopping": True, "validation_fraction": 0.25, "n_iter_no_change": 50,
+              "learning_rate_init": 0.3, "solver": "sgd", "momentum": 0.0}
+    stop_at = 8
+    reference = _fast(GRURegressor, max_iter=stop_at, **kw).fit(X, Y)
+    assert reference.best_iteration_ < stop_at  # the setup this test needs
+    model = _fast(GRURegressor, max_iter=20, **kw).set_callbacks(
+        _Hook("begin", stop_at, _interrupt))
+    with pytest.raises(KeyboardInterrupt), pytest.warns(
+            UserWarning, match=r"keeps the weights of its best epoch \(8 epochs done\)"):
+        model.fit(X, Y)
+    np.testing.assert_array_equal(model._net.theta, reference._net.theta)
+
+
+def test_interrupt_in_the_fit_task_before_any_epoch_keeps_the_previous_fit():
+    class FitBegin:
+        def setup(self, estimator, context):
+            pass
+
+        def teardown(self, estimator, context):
+            pass
+
+        def on_fit_task_begin(self, estimator, context, **kw):
+            if context.task_name != "epoch":
+                raise KeyboardInterrupt
+
+        def on_fit_task_end(self, estimator, context, **kw):
+            pass
+
+    model = _fast(GRURegressor, max_iter=2).fit(X, Y)
+    before = _fitted_state(model)
+    with pytest.raises(KeyboardInterrupt):
+        model.set_callbacks(FitBegin()).fit(X, Y * 2)
+    _assert_same_state(_fitted_state(model), before)
+
+
+def test_a_callback_error_during_a_refit_leaves_the_previous_fit():
+    def fail(estimator):
+        raise RuntimeError("callback failed")
+
+    model = _fast(GRURegressor, max_iter=2).fit(X, Y)
+    before = _fitted_state(model)
+    with pytest.raises(RuntimeError, match="callback failed"):
+        model.set_callbacks(_Hook("begin", 1, fail)).fit(X, Y * 2)
+    _assert_same_state(_fitted_state(model), before)
+
+
+def test_divergence_messages_name_the_epoch():
+    with pytest.raises(DivergenceError, match=(
+            r"^Training diverged: the loss exploded \(non-finite, or a million times its "
+            r"best\) at epoch 3\. Lower learning_rate_init \(now 0\.001\), set clipnorm, or "
+            r"scale X and y\. The estimator was left as it was before this call\.$")):
+        _fast(GRURegressor, max_iter=5).set_callbacks(_Hook("begin", 2, _blow_up)).fit(X, Y)
+    model = _fast(GRURegressor, max_iter=5, early_stopping=True, n_iter_no_change=50)
+    from skrnn.exceptions import DivergenceWarning
+
+    with pytest.warns(DivergenceWarning, match=(
+            r"^Training diverged \(the loss exploded\) at epoch 3; the weights of the best "
+            r"epoch \([12]\) were restored\. Lower learning_rate_init or set clipnorm\.$")):
+        model.set_callbacks(_Hook("begin", 2, _blow_up)).fit(X, Y)
+
+
+def test_diverging_fit_raises_no_numpy_overflow_warning():
+    import warnings
+
+    model = _fast(SimpleRNNRegressor, solver="sgd", learning_rate_init=1e6, max_iter=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(DivergenceError):
+            model.fit(X, Y * 1e3)
+
+
+def test_architecture_message_lists_every_change():
+    model = _fast(GRURegressor, max_iter=1, warm_start=True).fit(X, Y)
+    model.set_params(units=5, dtype="float32")
+    with pytest.raises(ValueError, match=(
+            r"^units=\(5,\) \(fitted: \(6,\)\), dtype='float32' \(fitted: 'float64'\): ")):
+        model.fit(X, Y)
+
+
+def test_set_weights_messages_list_every_problem():
+    sd = _fast(GRURegressor, units=3).fit(X, Y).get_weights()
+    bad = _edit(sd, drop=["head.bias"], add={"foo": np.zeros(1)})
+    with pytest.raises(ValueError, match=(
+            r"^state_dict lacks \['head.bias'\] and has unexpected key\(s\) \['foo'\]\. This "
+            r"GRURegressor with 1 layer\(s\) takes exactly \[.*\] \(the two biases of a layer "
+            r"may be left out together\)\.$")):
+        GRURegressor(units=3).set_weights(bad)
+    bad = _edit(sd, change={"bias_ih_l0": lambda a: a[:-1], "head.weight": lambda a: a.T})
+    with pytest.raises(ValueError, match=(
+            r"bias_ih_l0 has shape \(8,\), expected \(9,\); head.weight has shape \(3, 1\), "
+            r"expected \(1, 3\)")):
+        _fast(GRURegressor, units=3).fit(X, Y).set_weights(bad)
+    with pytest.raises(ValueError) as info:  # unfitted: no word about a fitted network
+        GRURegressor(units=5).set_weights(sd)
+    assert str(info.value) == ("units=5 does not match the weights' (3,) (the second "
+                               "dimension of each weight_hh_l{k}).")
+
+
+def test_set_weights_on_an_unfitted_estimator_sets_the_fitted_attributes():
+    sd = _fast(GRURegressor, units=3).fit(X, np.column_stack([Y, -Y])).get_weights()
+    model = GRURegressor(units=3).set_weights(sd)
+    assert (model.n_outputs_, model.n_step_features_, model.n_iter_) == (2, 1, 0)
+    assert model.n_timesteps_ is None and model.predict(X[:4, :5]).shape == (4, 2)
+    # trained further from there: the training state starts afresh and counts on
+    model.set_params(early_stopping=True, random_state=0).partial_fit(X, Y[:, None] * [1, -1])
+    model.partial_fit(X, Y[:, None] * [1, -1])
+    assert model.n_iter_ == 2 and model.t_ == 2 * int(len(X) * 0.9)
+    assert len(model.loss_curve_) == len(model.grad_norm_curve_) == 2
+    assert len(model.validation_loss_curve_) == len(model.validation_scores_) == 2
+    assert model.best_loss_ is None and model.best_iteration_ in (1, 2)
+
+
+def test_callbacks_receive_X_y_and_sample_weight():
+    seen = []
+
+    class Recorder:
+        def setup(self, estimator, context):
+            pass
+
+        def teardown(self, estimator, context):
+            pass
+
+        def on_fit_task_begin(self, estimator, context, *, X=None, y=None, metadata=None):
+            seen.append(("begin", context.task_name, {"X": X, "y": y, "metadata": metadata}))
+
+        def on_fit_task_end(self, estimator, context, *, X=None, y=None, metadata=None):
+            seen.append(("end", context.task_name, {"X": X, "y": y, "metadata": metadata}))
+
+    sw = np.linspace(0.5, 1.5, len(X))
+    _fast(GRURegressor, max_iter=2).set_callbacks(Recorder()).fit(X, Y, sample_weight=sw)
+    assert [(w, t) for w, t, _ in seen] == [("begin", "fit"), ("begin", "epoch"), ("end", "epoch"),
+                                            ("begin", "epoch"), ("end", "epoch"), ("end", "fit")]
+    for _, _, kw in seen:
+        assert kw["X"] is X and kw["y"] is Y
+        assert kw["metadata"]["sample_weight"] is sw
+
+
+def test_grad_norm_curve_is_the_mean_of_the_batch_norms(monkeypatch):
+    from skrnn import recurrent
+
+    norms = []
+    original = recurrent.clip_gradient
+
+    def recording(*args, **kw):
+        norms.append(original(*args, **kw))
+        return norms[-1]
+
+    monkeypatch.setattr(recurrent, "clip_gradient", recording)
+    model = _fast(GRURegressor, max_iter=2, batch_size=50).fit(X, Y)  # 3 batches per epoch
+    assert len(norms) == 6
+    np.testing.assert_allclose(model.grad_norm_curve_, [np.mean(norms[:3]), np.mean(norms[3:])],
+                               rtol=1e-12)
+
+
+def test_shuffle_changes_the_batches_and_early_stopping_fits_one_training_sample():
+    a = _fast(GRURegressor, shuffle=True).fit(X, Y)
+    b = _fast(GRURegressor, shuffle=False).fit(X, Y)
+    assert not np.array_equal(a._net.theta, b._net.theta)
+    one = _fast(GRURegressor, early_stopping=True, validation_fraction=0.5).fit(X[:2], Y[:2])
+    assert len(one.validation_loss_curve_) == one.n_iter_
+    plain = _fast(GRURegressor).fit(X, Y)
+    assert plain.best_validation_score_ is None and plain.validation_scores_ is None
+
+
+def test_partial_fit_keeps_the_last_epoch_not_the_best(recwarn):
+    """With early stopping, partial_fit tracks the best epoch but does not roll back."""
+    model = _fast(GRURegressor, early_stopping=True, validation_fraction=0.25,
+                  learning_rate_init=0.3, solver="sgd", momentum=0.0, max_iter=1)
+    ends = []
+
+    class EpochEnd(_Hook):
+        def on_fit_task_end(self, estimator, context, **kw):
+            if context.task_name == "epoch":
+                ends.append(estimator._net.theta.copy())
+
+    model.set_callbacks(EpochEnd(None, None, None))
+    behind = 0
+    for _ in range(10):
+        model.partial_fit(X, Y)
+        np.testing.assert_array_equal(model._net.theta, ends[-1])
+        behind += model.best_iteration_ < model.n_iter_
+    assert behind  # some epochs were worse than the best: the check above had teeth
+    assert not any(issubclass(w.category, Warning) and "Maximum iterations" in str(w.message)
+                   for w in recwarn)
