@@ -162,15 +162,17 @@ def main(argv=None):
     out = [f"# Mutation testing, {datetime.date.today()}", "",
            (f"mutmut 3.8.1, Python {sys.version.split()[0]}, checkout `{args.repo}` at {rev} "
             f"(plus its uncommitted changes), sample `{args.sample}`."), "",
-           "| module | mutants run | killed | survived | no tests | score | seconds |",
-           "|---|---|---|---|---|---|---|"]
+           ("| module | mutants sampled | killed | survived | no tests | not run (time cap) "
+           "| score | seconds |"),
+           "|---|---|---|---|---|---|---|---|"]
     details = []
     for key in chosen:
         res = run_module(key, MODULES[key], args.repo, args.sample, args.max_children,
                          args.timeout)
         counts, killed, survived, score = summarize(res)
         row = (f"| {key} | {len(res['status'])} of {res['total']} | {killed} | {survived} | "
-               f"{counts.get('no tests', 0)} | {score:.1f}% | {res['seconds']:.0f} |")
+               f"{counts.get('no tests', 0)} | {counts.get('not checked', 0)} | {score:.1f}% | "
+               f"{res['seconds']:.0f} |")
         print(row, flush=True)
         out.append(row)
         details += ["", f"## {key}", "", f"Tests: `{res['tests']}`", ""]
