@@ -51,7 +51,8 @@ MODULES = {
     },
     "persistence.py": {
         "path": "skrnn/persistence.py",
-        "tests": ["tests/test_persistence.py", "-k", "not fresh_process"],
+        "tests": ["tests/test_persistence.py", "tests/test_persistence_contract.py", "-k",
+                  "not fresh_process"],
     },
     "tuning.py": {
         "path": "skrnn/tuning.py",
