@@ -56,7 +56,7 @@ MODULES = {
     },
     "tuning.py": {
         "path": "skrnn/tuning.py",
-        "tests": ["tests/test_tuning.py", "-k",
+        "tests": ["tests/test_tuning.py", "tests/test_tuning_glue.py", "-k",
                "not killed and not two_worker and not tracked and not prunes_and_beats"],
     },
     "tracking.py": {
