@@ -68,7 +68,8 @@ MODULES = {
         "functions": ["skrnn.experiment.x_forecast_next"],
         "tests": ["tests/test_cli.py", "tests/test_forecast_next.py", "-k", "predict or forecast"],
     },
-    "lags.py": {"path": "skrnn/lags.py", "tests": ["tests/test_lags.py"]},
+    "lags.py": {"path": "skrnn/lags.py",
+                "tests": ["tests/test_lags.py", "tests/test_lags_contract.py"]},
 }
 SAMPLES = {"all": "", "half": "[02468]", "fifth": "[05]"}
 
