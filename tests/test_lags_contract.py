@@ -31,7 +31,7 @@ def test_make_supervised_from_a_series_with_groups_array():
 
 
 def test_make_supervised_columns_and_single_horizon_target():
-    X, y = make_supervised(_panel(), "v", lags=[2, 1], columns=["v", "w"], group="g", date="t")
+    X, _ = make_supervised(_panel(), "v", lags=[2, 1], columns=["v", "w"], group="g", date="t")
     assert list(X.columns) == ["v_lag2", "w_lag2", "v_lag1", "w_lag1"]  # step-major
     np.testing.assert_array_equal(X.iloc[0], [0, 0, 1, 10])
     X1, _ = make_supervised(_panel(), "v", lags=1, columns="w", group="g", date="t")
