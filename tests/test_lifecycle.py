@@ -62,6 +62,20 @@ def _blow_up(estimator):
     estimator._net.theta[:] = np.inf
 
 
+def _interrupted_fit(model, *args):
+    """Fit until the KeyboardInterrupt; return the interrupt warnings' texts.
+
+    (``pytest.warns`` does not check its match while an exception passes through.)
+    """
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(*(args or (X, Y)))
+    return [str(w.message) for w in caught if "interrupted" in str(w.message)]
+
+
 # -- Ctrl-C: the weights of exactly the epochs reported ------------------------------------
 
 
@@ -82,8 +96,9 @@ def test_interrupted_fit_equals_a_fit_of_the_reported_epochs(cls, where, monkeyp
         monkeypatch.setattr(_network.RecurrentNetwork, "loss_and_gradient", counting)
     else:
         model.set_callbacks(_Hook("begin" if "begin" in where else "end", 2, _interrupt))
-    with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning, match="interrupted"):
-        model.fit(X, Y)
+    assert _interrupted_fit(model) == [
+        ("fit was interrupted; the estimator keeps the weights of its last complete epoch "
+        "(2 epochs done).")]
     monkeypatch.undo()
     assert model.n_iter_ == 2
     reference = _fast(cls, max_iter=2).fit(X, Y)
@@ -97,8 +112,8 @@ def test_interrupt_with_early_stopping_keeps_the_best_epoch_as_a_full_fit_would(
     kw = {"early_stopping": True, "validation_fraction": 0.25, "n_iter_no_change": 50,
               "learning_rate_init": 0.05}
     model = _fast(GRURegressor, max_iter=10, **kw).set_callbacks(_Hook("begin", 4, _interrupt))
-    with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning, match="interrupted"):
-        model.fit(X, Y)
+    assert _interrupted_fit(model) == [
+        "fit was interrupted; the estimator keeps the weights of its best epoch (4 epochs done)."]
     reference = _fast(GRURegressor, max_iter=4, **kw).fit(X, Y)
     assert model.n_iter_ == 4 and model.best_iteration_ == reference.best_iteration_
     np.testing.assert_array_equal(model._net.theta, reference._net.theta)
@@ -108,8 +123,7 @@ def test_interrupt_in_the_first_epoch_of_a_warm_start_keeps_the_previous_fit():
     model = _fast(GRURegressor, max_iter=2, warm_start=True).fit(X, Y)
     before = model._net.theta.copy()
     model.set_callbacks(_Hook("begin", 2, _interrupt))
-    with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning, match="interrupted"):
-        model.fit(X, Y)
+    assert len(_interrupted_fit(model)) == 1
     assert model.n_iter_ == 2 and len(model.loss_curve_) == 2
     np.testing.assert_array_equal(model._net.theta, before)
 
@@ -487,14 +501,6 @@ def test_cell_parameters_are_checked_too(cls, name, value):
 # -- what mutation testing found unchecked (benchmarks/mutation.py) -------------------------
 
 
-def test_interrupt_warnings_say_which_weights_were_kept():
-    model = _fast(GRURegressor, max_iter=5).set_callbacks(_Hook("begin", 2, _interrupt))
-    with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning, match=(
-            r"^fit was interrupted; the estimator keeps the weights of its last complete "
-            r"epoch \(2 epochs done\)\.$")):
-        model.fit(X, Y)
-
-
 def test_interrupt_with_early_stopping_restores_an_earlier_best_epoch():
     """The best epoch is not the last one here, so keeping the last would differ."""
     kw = {"early_stopping": True, "validation_fraction": 0.25, "n_iter_no_change": 50,
@@ -504,9 +510,8 @@ def test_interrupt_with_early_stopping_restores_an_earlier_best_epoch():
     assert reference.best_iteration_ < stop_at  # the setup this test needs
     model = _fast(GRURegressor, max_iter=20, **kw).set_callbacks(
         _Hook("begin", stop_at, _interrupt))
-    with pytest.raises(KeyboardInterrupt), pytest.warns(
-            UserWarning, match=r"keeps the weights of its best epoch \(8 epochs done\)"):
-        model.fit(X, Y)
+    assert _interrupted_fit(model) == [
+        "fit was interrupted; the estimator keeps the weights of its best epoch (8 epochs done)."]
     np.testing.assert_array_equal(model._net.theta, reference._net.theta)
 
 
@@ -681,3 +686,49 @@ def test_partial_fit_keeps_the_last_epoch_not_the_best(recwarn):
     assert behind  # some epochs were worse than the best: the check above had teeth
     assert not any(issubclass(w.category, Warning) and "Maximum iterations" in str(w.message)
                    for w in recwarn)
+
+
+def test_per_step_and_last_step_targets_cannot_be_mixed_when_training_on():
+    X3 = X.reshape(120, 8, 1)
+    Y3 = np.repeat(Y[:, None, None], 8, axis=1)
+    last = _fast(GRURegressor, max_iter=1).fit(X3, Y)
+    with pytest.raises(ValueError, match=(
+            r"^y is 3D, but this GRURegressor was fitted with last-step \(1D/2D\) targets; "
+            r"per-step and last-step targets need different networks\. Fit from scratch "
+            r"\(warm_start=False\) to change\.$")):
+        last.partial_fit(X3, Y3)
+    per_step = _fast(GRURegressor, max_iter=1).fit(X3, Y3)
+    with pytest.raises(ValueError, match=r"^y is 1D, but this GRURegressor was fitted with "
+                                         r"per-step \(3D\) targets"):
+        per_step.partial_fit(X3, Y)
+
+
+def test_convergence_warning_text_and_verbose_messages(capsys):
+    from sklearn.exceptions import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match=(
+            r"^Stochastic Optimizer: Maximum iterations \(2\) reached and the optimization "
+            r"hasn't converged yet\.$")):
+        _fast(GRURegressor, max_iter=2).fit(X, Y)
+    _fast(SimpleRNNRegressor, solver="sgd", learning_rate="adaptive", learning_rate_init=0.01,
+          tol=10.0, n_iter_no_change=1, max_iter=3, verbose=True).fit(X, Y)
+    assert "Setting learning rate to 0.002000" in capsys.readouterr().out
+    _fast(SimpleRNNRegressor, tol=10.0, n_iter_no_change=1, verbose=True).fit(X, Y)
+    assert ("Training loss did not improve more than tol=10.0 for 1 consecutive epochs. "
+            "Stopping.") in capsys.readouterr().out
+    _fast(SimpleRNNRegressor, tol=10.0, n_iter_no_change=1, verbose=True,
+          early_stopping=True).fit(X, Y)
+    assert "Validation loss did not improve more than tol=10.0" in capsys.readouterr().out
+
+
+def test_validation_score_weighs_the_samples():
+    from sklearn.metrics import r2_score
+
+    sw = np.linspace(0.1, 3.0, len(X))
+    model = _fast(GRURegressor, early_stopping=True, validation_fraction=0.25, max_iter=5,
+                  n_iter_no_change=50).fit(X, Y, sample_weight=sw)
+    n_val = int(np.ceil(0.25 * len(X)))
+    want = r2_score(Y[-n_val:], model.predict(X[-n_val:]), sample_weight=sw[-n_val:])
+    assert model.best_validation_score_ == pytest.approx(want, rel=1e-10)
+    assert model.best_validation_score_ != pytest.approx(
+        r2_score(Y[-n_val:], model.predict(X[-n_val:])), rel=1e-6)
