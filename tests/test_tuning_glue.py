@@ -92,3 +92,46 @@ def test_time_holdout_reads_dates_from_a_column():
     with pytest.raises(ValueError, match=r"needs a DataFrame with dates in a column or in the "
                                          r"index\.$"):
         list(tuning.TimeHoldout(start="2020-01-08").split(np.zeros((10, 2))))
+
+
+def _ridge_data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3))
+    return X, X @ [1.0, -2.0, 0.5] + rng.normal(scale=0.1, size=60)
+
+
+def test_tune_refits_the_best_and_resumes_to_the_total(tmp_path):
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import mean_absolute_error
+
+    X, y = _ridge_data()
+    space = {"alpha": FloatDistribution(1e-3, 1e3, log=True)}
+    kw = dict(search_space=space, cv=tuning.TimeHoldout(0.25), seed=0, study_name="r",
+              storage=f"sqlite:///{tmp_path}/r.db")
+    first = tuning.tune(Ridge(), X, y, n_trials=3, **kw)
+    assert len(first.trials) == 3 and (first.trials["state"] == "COMPLETE").all()
+    best = first.best_estimator
+    assert best.alpha == first.best_params["alpha"] == first.study.best_params["alpha"]
+    np.testing.assert_array_equal(best.coef_, Ridge(alpha=best.alpha).fit(X, y).coef_)
+    # the score is the negated MAE on the last quarter, averaged over that one split
+    trial = first.study.best_trial
+    model = Ridge(alpha=best.alpha).fit(X[:45], y[:45])
+    assert trial.user_attrs["split_scores"] == pytest.approx(
+        [-mean_absolute_error(y[45:], model.predict(X[45:]))])
+    assert first.best_score == pytest.approx(trial.user_attrs["split_scores"][0])
+    again = tuning.tune(Ridge(), X, y, n_trials=5, **kw)  # 2 more, to 5 in all
+    assert len(again.trials) == 5
+    assert len(tuning.tune(Ridge(), X, y, n_trials=5, refit=False, **kw).trials) == 5
+    assert tuning.tune(Ridge(), X, y, n_trials=5, refit=False, **kw).best_estimator is None
+
+
+def test_tune_reports_the_errors_when_no_trial_completes():
+    from sklearn.linear_model import Ridge
+
+    X, y = _ridge_data()
+    space = {"solver": CategoricalDistribution(["no-such-solver"])}
+    with pytest.raises(RuntimeError, match=(
+            r"^No trial of study 'bad' completed \(2 trials\)\. Errors seen: \[\"Invalid"
+            r"ParameterError: The 'solver' parameter of Ridge must be")):
+        tuning.tune(Ridge(), X, y, search_space=space, n_trials=2, study_name="bad",
+                    cv=tuning.TimeHoldout(0.25))
