@@ -121,6 +121,8 @@ def test_tune_refits_the_best_and_resumes_to_the_total(tmp_path):
     assert first.best_score == pytest.approx(trial.user_attrs["split_scores"][0])
     again = tuning.tune(Ridge(), X, y, n_trials=5, **kw)  # 2 more, to 5 in all
     assert len(again.trials) == 5
+    stored = optuna.load_study(study_name="r", storage=kw["storage"])
+    assert len(stored.trials) == 5  # in the storage, not in a fresh in-memory study
     assert len(tuning.tune(Ridge(), X, y, n_trials=5, refit=False, **kw).trials) == 5
     assert tuning.tune(Ridge(), X, y, n_trials=5, refit=False, **kw).best_estimator is None
 
