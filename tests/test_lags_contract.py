@@ -73,3 +73,10 @@ def test_lag_features_positional_columns_and_groups_in_fit_transform():
     assert np.isnan(out[3, 0]) and out[4, 0] == 3.0  # the second series starts afresh
     lf = LagFeatures(lags=1, columns=[0]).fit(X, groups=groups)
     np.testing.assert_array_equal(lf.transform(X, groups=groups), out)
+
+
+def test_make_supervised_without_dropna_keeps_every_row():
+    X, y = make_supervised(_panel(), "v", lags=2, group="g", date="t", dropna=False)
+    assert X.shape == (12, 2) and y.shape == (12,)
+    assert X.index.equals(_panel().index)
+    assert np.isnan(X.iloc[[0, 1, 6, 7], 0]).all() and X.iloc[2].tolist() == [0.0, 1.0]
