@@ -137,3 +137,12 @@ def test_tune_reports_the_errors_when_no_trial_completes():
             r"ParameterError: The 'solver' parameter of Ridge must be")):
         tuning.tune(Ridge(), X, y, search_space=space, n_trials=2, study_name="bad",
                     cv=tuning.TimeHoldout(0.25))
+
+
+def test_time_holdout_integer_size_and_gap():
+    (train, test), = tuning.TimeHoldout(test_size=3, gap=2).split(np.zeros((10, 1)))
+    assert train.tolist() == [0, 1, 2, 3, 4] and test.tolist() == [7, 8, 9]
+    (train, test), = tuning.TimeHoldout(test_size=0.25).split(np.zeros((10, 1)))
+    assert test.tolist() == [7, 8, 9]  # ceil(2.5)
+    with pytest.raises(ValueError, match=r"TimeHoldout\(test_size=3, gap=7\) leaves no"):
+        list(tuning.TimeHoldout(test_size=3, gap=7).split(np.zeros((10, 1))))
