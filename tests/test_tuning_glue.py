@@ -106,8 +106,8 @@ def test_tune_refits_the_best_and_resumes_to_the_total(tmp_path):
 
     X, y = _ridge_data()
     space = {"alpha": FloatDistribution(1e-3, 1e3, log=True)}
-    kw = dict(search_space=space, cv=tuning.TimeHoldout(0.25), seed=0, study_name="r",
-              storage=f"sqlite:///{tmp_path}/r.db")
+    kw = {"search_space": space, "cv": tuning.TimeHoldout(0.25), "seed": 0, "study_name": "r",
+              "storage": f"sqlite:///{tmp_path}/r.db"}
     first = tuning.tune(Ridge(), X, y, n_trials=3, **kw)
     assert len(first.trials) == 3 and (first.trials["state"] == "COMPLETE").all()
     best = first.best_estimator
