@@ -84,6 +84,43 @@ def _check_sequence_targets(y, n, T, dtype):
     return y.astype(dtype, copy=False)
 
 
+def _first_non_number(a):
+    """The first value of ``a`` that is not a number and why, or None (numeric)."""
+    try:
+        arr = np.asarray(a)
+    except ValueError:  # ragged: not this problem
+        return None
+    if arr.dtype.kind in "biufc":
+        return None
+    for v in arr.astype(object).ravel():
+        try:
+            float(v)
+        except (TypeError, ValueError) as exc:
+            return v, exc
+    return None
+
+
+def _non_numeric_error(X, y):
+    """A :class:`NonNumericInputError` naming the non-numeric argument, or None."""
+    x_shape = ("(n_samples, timesteps * n_step_features) or "
+               "(n_samples, timesteps, n_step_features)")
+    for name, a, shape in (("X", X, x_shape), ("y", y, "(n_samples,) or (n_samples, n_outputs)")):
+        if a is None:
+            continue
+        found = _first_non_number(a)
+        if found is not None:
+            v, exc = found
+            # Python's own words for objects ("float() argument must be a string or a
+            # real number, not 'dict'"), which scikit-learn's checks expect
+            why = "" if isinstance(v, str) else f" ({exc})"
+            return NonNumericInputError(
+                f"{name} must be numeric: it holds {str(v)[:40]!r} (of type "
+                f"{type(v).__name__}), which is not a number{why}. Pass numbers of shape "
+                f"{shape}; encode categorical values (e.g. with OneHotEncoder) first."
+            )
+    return None
+
+
 def _torch_rows(layer):
     """Row index that puts the engine's gate blocks in PyTorch's gate order."""
     H = layer.units
@@ -233,6 +270,12 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                 f"(n_samples, timesteps, n_step_features); got a {ndim}D array with "
                 f"shape {np.shape(X)}."
             )
+        if not reset and self.n_step_features not in (None, self.n_step_features_):
+            raise ValueError(
+                f"n_step_features={self.n_step_features}, but this {type(self).__name__} "
+                f"was fitted with {self.n_step_features_} features per step. Fit again "
+                f"(warm_start=False) to change the layout, or set n_step_features back."
+            )
         if ndim == 3:
             X = np.asarray(X)
             shape3 = X.shape
@@ -244,21 +287,25 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                 )
             if not reset:
                 self._check_layout(*shape3[1:])
-            X = X.reshape(shape3[0], -1)
+            X = X.reshape(shape3[0], shape3[1] * shape3[2])  # -1 fails on 0 rows
         dtype = _DTYPES[self.dtype]
-        common = dict(reset=reset, dtype=dtype, ensure_min_samples=1)
+        # training needs a sample; predicting on none gives an empty answer
+        predicting = not reset and isinstance(y, str) and y == "no_validation"
+        common = {"reset": reset, "dtype": dtype, "ensure_min_samples": 0 if predicting else 1}
         no_y = isinstance(y, str) and y == "no_validation"
         y_seq = None if no_y else _sequence_targets(y)
-        if no_y or y_seq is not None:
-            X = validate_data(self, X, **common)
-        else:
-            try:
+        try:
+            if no_y or y_seq is not None:
+                X = validate_data(self, X, **common)
+            else:
                 X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, **common)
-            except TypeError as exc:  # e.g. y of Python objects: float() fails deep inside
-                raise NonNumericInputError(
-                    f"X and y must be numeric; y must be numeric values of shape "
-                    f"(n_samples,) or (n_samples, n_outputs). Converting them failed: {exc}"
-                ) from exc
+        except (TypeError, ValueError) as exc:
+            # strings or objects fail deep inside NumPy ("could not convert string to
+            # float"); say which argument holds what instead
+            bad = _non_numeric_error(X, None if no_y or y_seq is not None else y)
+            if bad is None:
+                raise
+            raise bad from exc
         n, n_cols = X.shape
         if shape3 is not None:
             T, F = shape3[1], shape3[2]
@@ -285,6 +332,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             y2 = y.reshape(-1, 1)
         else:
             y2 = y
+        if y2.dtype.kind not in "biuf" and _non_numeric_error(None, y2) is not None:
+            raise _non_numeric_error(None, y2)  # strings pass sklearn's y_numeric untouched
         if self.loss == "poisson" and np.any(y2 < 0):
             raise ValueError(
                 f"loss='poisson' needs a non-negative target y; got a minimum of "
@@ -365,6 +414,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         fitted = hasattr(self, "_net")
         keep = fitted and (incremental or self.warm_start)
         if keep:
+            self._check_architecture(units)
             self._ensure_training_state()
         X3, y2, y_ndim, sw = self._as_sequences(X, y, sample_weight, reset=not keep)
         n, T, F = X3.shape
@@ -399,12 +449,15 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             )
         n_train = n - n_val
 
-        previous = {k: getattr(self, k) for k in _STATE_ATTRS + tuple(
-            a for a in vars(self) if a.endswith("_") and not a.startswith("_")
-        ) if hasattr(self, k)} if fitted else None
+        # what a failed call restores: every fitted attribute, public and private
+        previous = {k: getattr(self, k) for k in _STATE_ATTRS + ("_y_ndim", "_best_val_loss")
+                    + tuple(a for a in vars(self) if a.endswith("_") and not a.startswith("_"))
+                    if hasattr(self, k)} if fitted else None
         if keep and previous is not None:
-            previous["_net"] = self._net.copy()
-            previous["_optimizer"] = copy.deepcopy(self._optimizer)
+            # training goes on in place (the network, optimizer, generator and the
+            # curves are updated, not replaced), so the snapshot must own copies
+            previous = {k: v.copy() if k == "_net" else copy.deepcopy(v)
+                        for k, v in previous.items()}
 
         if not keep:
             rng = check_random_state(self.random_state)
@@ -455,17 +508,20 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         n_epochs = 1 if incremental else self.max_iter
         ctx = self._init_callback_context(max_subtasks=n_epochs)
         metadata = {"sample_weight": sample_weight} if sample_weight is not None else None
-        ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
         try:
+            # inside: an interrupt or error in the fit's begin hook finds the estimator
+            # already re-initialised, and must restore it like one in an epoch
+            ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
             # overflow is detected (and explained) by the finiteness checks in _train
             with np.errstate(over="ignore", invalid="ignore"):
                 stopped = self._train(Xtr, ytr, swtr, val, n_epochs, ctx, X, y, metadata)
-        except DivergenceError:
-            self._restore(previous)
-            raise
         except KeyboardInterrupt:
             self._after_interrupt(previous)
             raise
+        except Exception:  # DivergenceError, or a callback's own error
+            self._restore(previous)
+            raise
+        self.__dict__.pop("_epoch_theta", None)
         if self.early_stopping and not incremental and self._best_theta is not None:
             self._net.theta[...] = self._best_theta
         if not incremental and not stopped and self.n_iter_ >= self.max_iter and (
@@ -516,23 +572,55 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             epsilon=self.epsilon, rho=self.rho,
         )
 
+    def _check_architecture(self, units):
+        """Refuse to continue training a network whose architecture params changed.
+
+        ``warm_start=True`` and ``partial_fit`` train the fitted network further; a
+        changed ``units``, ``n_step_features``, ``dtype`` or cell parameter
+        (``activation``, ``peephole``, ``reset_after``) describes another network,
+        which silently keeping the old one would ignore.
+        """
+        net = self._net
+        now = {"units": tuple(units), "dtype": self.dtype, **self._cell_kwargs()}
+        was = {"units": net.units, "dtype": net.dtype.name, **net.cell_kwargs}
+        if self.n_step_features is not None:
+            now["n_step_features"] = self.n_step_features
+            was["n_step_features"] = self.n_step_features_
+        changed = [k for k in now if now[k] != was.get(k)]
+        if changed:
+            what = ", ".join(f"{k}={now[k]!r} (fitted: {was.get(k)!r})" for k in changed)
+            raise ValueError(
+                f"{what}: warm_start=True and partial_fit continue training the fitted "
+                f"network, whose architecture cannot change. Set warm_start=False (or "
+                f"clone the estimator) to fit a new network with these parameters."
+            )
+
     def _restore(self, previous):
         """Put the estimator back as it was before the failed call."""
         for attr in [a for a in vars(self) if a.endswith("_") and not a.startswith("__")]:
             delattr(self, attr)
-        for attr in _STATE_ATTRS + ("_y_ndim", "_best_val_loss"):
+        for attr in _STATE_ATTRS + ("_y_ndim", "_best_val_loss", "_epoch_theta"):
             self.__dict__.pop(attr, None)
         if previous:
             for k, v in previous.items():
                 setattr(self, k, v)
 
     def _after_interrupt(self, previous):
-        """Keep the last complete epoch (or the best one with early stopping)."""
-        if self.n_iter_ == 0 or not hasattr(self, "_epoch_theta"):
+        """Keep the last complete epoch (or the best one with early stopping).
+
+        The weights are then those of a fit of exactly ``n_iter_`` epochs: an
+        interrupt inside an epoch (or in its begin hook) rolls back to the snapshot
+        taken before that epoch began; one after the epoch was counted keeps it.
+        """
+        n_done, theta = self.__dict__.pop("_epoch_theta", (0, None))
+        if self.n_iter_ == 0 or theta is None:
             self._restore(previous)
             return
         best = self._best_theta if self.early_stopping else None
-        self._net.theta[...] = best if best is not None else self._epoch_theta
+        if best is not None:
+            self._net.theta[...] = best
+        elif self.n_iter_ == n_done:
+            self._net.theta[...] = theta
         warnings.warn(
             f"fit was interrupted; the estimator keeps the weights of "
             f"{'its best epoch' if best is not None else 'its last complete epoch'} "
@@ -575,10 +663,11 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                   quantiles=self._levels())
         ws = Workspace()  # every batch of this fit reuses its activation buffers
         for _ in range(n_epochs):
+            # before the begin hook: an interrupt raised there rolls back to here
+            self._epoch_theta = (self.n_iter_, net.theta.copy())
             ectx = ctx.subcontext(task_name=EPOCH_TASK)
             ectx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
             start_time = time.perf_counter()
-            self._epoch_theta = net.theta.copy()
             order = rng.permutation(n) if (self.shuffle and bs < n) else None
             acc_loss = 0.0
             acc_norm = 0.0
@@ -725,6 +814,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         """
         self._check_fitted_net()
         X3 = self._as_sequences(X, reset=False)
+        if len(X3) == 0:  # no sequences: an empty answer of the usual shape
+            return np.empty((0,) if self._y_ndim == 1 else (0, self.n_outputs_))
         pred = self._net.predict(
             np.ascontiguousarray(X3.transpose(1, 0, 2)), loss=self.loss,
             output_activation=self.output_activation,
@@ -828,6 +919,16 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         the estimator then predicts sequences of any length; ``units`` must agree
         with the weights.
 
+        The whole ``state_dict`` is checked before anything is loaded, so a refused
+        one leaves the estimator as it was. It must hold exactly, for each layer
+        ``k``: ``weight_ih_l{k}`` and ``weight_hh_l{k}``, and ``bias_ih_l{k}`` with
+        ``bias_hh_l{k}`` (both, or neither for PyTorch's ``bias=False``: zeros);
+        ``head.weight`` and ``head.bias``; and the keys of this estimator's variant,
+        ``weight_peephole_l{k}`` (``peephole=True``) or ``reset_before_l{k}``
+        (``reset_after=False``). A missing or unexpected key, a shape other than
+        the expected one, a non-numeric array or a NaN or infinite value raises a
+        ``ValueError`` that names the keys concerned and what was expected.
+
         Parameters
         ----------
         state_dict : mapping of str to array-like
@@ -839,20 +940,77 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         """
         sd = {k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v)
               for k, v in state_dict.items()}
-        n_layers = sum(1 for k in sd if k.startswith("weight_ih_l"))
-        if n_layers == 0 or "head.weight" not in sd:
+        fitted = hasattr(self, "_net")
+        units = self._net.units if fitted else _check_units(self.units)
+        n_layers = len(units)
+        # the weights' own units, when their recurrent matrices say so plainly
+        theirs = []
+        while np.ndim(sd.get(f"weight_hh_l{len(theirs)}")) == 2:
+            theirs.append(sd[f"weight_hh_l{len(theirs)}"].shape[1])
+        consistent = len(theirs) == sum(k.startswith("weight_ih_l") for k in sd)
+        if theirs and consistent and tuple(theirs) != tuple(units):
             raise ValueError(
-                "state_dict must hold weight_ih_l0, weight_hh_l0, bias_ih_l0, "
-                f"bias_hh_l0 (per layer) and head.weight, head.bias; got keys {sorted(sd)}."
+                f"units={self.units!r} does not match the weights' {tuple(theirs)} "
+                f"(the second dimension of each weight_hh_l{{k}})."
+                + (f" This estimator is fitted with units {units}." if fitted else "")
             )
-        G = RecurrentNetwork(self._cell, 1, (1,), 1).layers[0].n_gates
-        units = tuple(sd[f"weight_hh_l{k}"].shape[1] for k in range(n_layers))
-        if tuple(_check_units(self.units)) != units:
-            raise ValueError(f"units={self.units!r} does not match the weights' {units}.")
-        F = sd["weight_ih_l0"].shape[1]
-        n_out = sd["head.weight"].shape[0]
+        layers = (self._net.layers if fitted else RecurrentNetwork(
+            self._cell, 1, units, 1, cell_kwargs=self._cell_kwargs()).layers)
+        G = layers[0].n_gates
+        required = {"head.weight", "head.bias"}
+        optional = set()
+        for k, layer in enumerate(layers):
+            required |= {f"weight_ih_l{k}", f"weight_hh_l{k}"}
+            if getattr(layer, "peephole", False):
+                required.add(f"weight_peephole_l{k}")
+            if getattr(layer, "reset_after", True) is False:
+                required.add(f"reset_before_l{k}")
+            both = {f"bias_ih_l{k}", f"bias_hh_l{k}"}
+            (optional if not both & set(sd) else required).update(both)
+        missing, extra = sorted(required - set(sd)), sorted(set(sd) - required - optional)
+        if missing or extra:
+            problems = ([f"lacks {missing}"] if missing else []) + (
+                [f"has unexpected key(s) {extra}"] if extra else [])
+            raise ValueError(
+                f"state_dict {' and '.join(problems)}. This {type(self).__name__} with "
+                f"{n_layers} layer(s) takes exactly {sorted(required | optional)} "
+                "(the two biases of a layer may be left out together)."
+            )
+        for k, a in sd.items():
+            if a.dtype.kind not in "biuf":
+                raise ValueError(
+                    f"state_dict[{k!r}] must be numeric; got an array of dtype {a.dtype}."
+                )
+        F = sd["weight_ih_l0"].shape[-1] if sd["weight_ih_l0"].ndim == 2 else None
+        n_out = sd["head.weight"].shape[0] if sd["head.weight"].ndim == 2 else None
+        if fitted:
+            F, n_out = self._net.n_features, self._net.n_outputs
+        expected = {"head.weight": (n_out, units[-1]), "head.bias": (n_out,)}
+        n_in = F
+        for k, H in enumerate(units):
+            expected.update({f"weight_ih_l{k}": (G * H, n_in), f"weight_hh_l{k}": (G * H, H),
+                             f"bias_ih_l{k}": (G * H,), f"bias_hh_l{k}": (G * H,),
+                             f"weight_peephole_l{k}": (3, H), f"reset_before_l{k}": (1,)})
+            n_in = H
+        wrong = [f"{k} has shape {sd[k].shape}, expected {expected[k]}" for k in sorted(sd)
+                 if sd[k].shape != expected[k] or 0 in expected[k] or None in expected[k]]
+        if wrong:
+            raise ValueError(
+                f"state_dict holds arrays of the wrong shape: {'; '.join(wrong)} "
+                f"(G={G} gate block(s) per layer, units {units}"
+                + (f", {F} features per step and {n_out} outputs as fitted)." if fitted
+                   else ").")
+            )
+        bad = {k: int(np.sum(~np.isfinite(a))) for k, a in sd.items()}
+        bad = {k: v for k, v in bad.items() if v}
+        if bad:
+            raise ValueError(
+                "state_dict holds NaN or infinite values ("
+                + ", ".join(f"{k}: {v}" for k, v in sorted(bad.items()))
+                + "); weights must be finite."
+            )
         dtype = _DTYPES[self.dtype]
-        if not hasattr(self, "_net"):
+        if not fitted:
             self.n_step_features_ = F
             self.n_timesteps_ = None
             self.quantiles_ = self._check_quantile_params(False)
@@ -862,26 +1020,14 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                                          cell_kwargs=self._cell_kwargs())
             self.n_iter_ = 0
         net = self._net
-        if net.n_features != F or net.units != units or net.n_outputs != n_out:
-            raise ValueError(
-                f"The weights describe {F} features per step, units {units} and "
-                f"{n_out} outputs; this estimator has {net.n_features}, {net.units} "
-                f"and {net.n_outputs}."
-            )
         for k, (layer, p) in enumerate(zip(net.layers, net.params)):
             H = layer.units
-            w_ih, w_hh = sd[f"weight_ih_l{k}"], sd[f"weight_hh_l{k}"]
-            if w_ih.shape != (G * H, layer.n_inputs) or w_hh.shape != (G * H, H):
-                raise ValueError(
-                    f"weight_ih_l{k}/weight_hh_l{k} have shapes {w_ih.shape}/{w_hh.shape}; "
-                    f"expected {(G * H, layer.n_inputs)}/{(G * H, H)}."
-                )
             # PyTorch row j holds gate j; the engine's block order may differ
             to_internal = np.argsort(_torch_rows(layer))
             b_ih = np.asarray(sd.get(f"bias_ih_l{k}", np.zeros(G * H)))[to_internal]
             b_hh = np.asarray(sd.get(f"bias_hh_l{k}", np.zeros(G * H)))[to_internal]
-            p["W_ih"][...] = w_ih[to_internal].T
-            p["W_hh"][...] = w_hh[to_internal].T
+            p["W_ih"][...] = sd[f"weight_ih_l{k}"][to_internal].T
+            p["W_hh"][...] = sd[f"weight_hh_l{k}"][to_internal].T
             if "b_hn" in p:
                 p["b"][...] = b_ih
                 p["b"][: 2 * H] += b_hh[: 2 * H]
@@ -889,7 +1035,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             else:
                 p["b"][...] = b_ih + b_hh
             if "w_peep" in p:
-                p["w_peep"][...] = sd.get(f"weight_peephole_l{k}", 0.0)
+                p["w_peep"][...] = sd[f"weight_peephole_l{k}"]
         net.head_params["W"][...] = sd["head.weight"].T
         net.head_params["b"][...] = sd["head.bias"]
         return self

@@ -12,7 +12,6 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils._param_validation import InvalidParameterError
 
 from skrnn import GRURegressor, LSTMRegressor, SimpleRNNRegressor
 from skrnn.exceptions import DivergenceError, DivergenceWarning
@@ -146,14 +145,7 @@ def test_predict_checks_steps_and_features():
         model.predict(rng.normal(size=(5, 4, 1)))
 
 
-def test_invalid_hyperparameters_raise_sklearn_error(small):
-    X, y = small
-    for bad in ({"units": 0}, {"solver": "lbfgs"}, {"dropout": 1.0}, {"loss": "mse"},
-                {"dtype": "float16"}):
-        with pytest.raises((InvalidParameterError, ValueError)):
-            LSTMRegressor(**bad).fit(X, y)
-    with pytest.raises(InvalidParameterError):
-        LSTMRegressor(learning_rate_init=-1).fit(X, y)
+# each invalid hyperparameter, checked before any training: tests/test_lifecycle.py
 
 
 def test_poisson_needs_non_negative_targets(small):
@@ -268,28 +260,7 @@ def test_divergence_with_early_stopping_restores_best(small):
     assert np.all(np.isfinite(model.predict(X)))
 
 
-def test_keyboard_interrupt_keeps_last_complete_epoch(small):
-    X, y = small
-
-    class Interrupt:
-        def setup(self, estimator, context):
-            pass
-
-        def teardown(self, estimator, context):
-            pass
-
-        def on_fit_task_begin(self, estimator, context, **kw):
-            if context.task_name == "epoch" and estimator.n_iter_ == 2:
-                raise KeyboardInterrupt
-
-        def on_fit_task_end(self, estimator, context, **kw):
-            pass
-
-    model = _fast(LSTMRegressor, max_iter=10).set_callbacks(Interrupt())
-    with pytest.raises(KeyboardInterrupt), pytest.warns(UserWarning, match="interrupted"):
-        model.fit(X, y)
-    assert model.n_iter_ == 2
-    assert np.all(np.isfinite(model.predict(X)))
+# Ctrl-C, failed refits, warm starts with another architecture: tests/test_lifecycle.py
 
 
 def test_verbose_prints_each_epoch(small):
@@ -409,21 +380,8 @@ def test_lstm_states_are_consistent():
 # -- initialisation and schedules --------------------------------------------------------------
 
 
-def test_initialisation_follows_the_common_frameworks():
-    model = LSTMRegressor(units=8, max_iter=1, random_state=0)
-    model.fit(np.zeros((4, 3)), np.zeros(4))
-    net = model._net
-    fresh = type(net)("lstm", 1, (8,), 1)
-    fresh.initialize(np.random.RandomState(0))
-    p = fresh.params[0]
-    H = 8
-    for gate in range(4):  # each gate's recurrent block is orthogonal
-        block = p["W_hh"][:, gate * H : (gate + 1) * H]
-        np.testing.assert_allclose(block.T @ block, np.eye(H), atol=1e-12)
-    limit = np.sqrt(6 / (1 + 4 * H))  # Glorot-uniform input weights
-    assert np.abs(p["W_ih"]).max() <= limit
-    np.testing.assert_array_equal(p["b"][H : 2 * H], 1.0)  # forget-gate bias 1
-    np.testing.assert_array_equal(np.delete(p["b"], np.s_[H : 2 * H]), 0.0)
+# initial weights, gates of get_states and the Huber loss against hand computations:
+# tests/test_lifecycle.py
 
 
 def test_adaptive_schedule_divides_the_learning_rate_by_five(small):

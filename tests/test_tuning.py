@@ -194,18 +194,46 @@ def test_time_holdout_by_date_on_a_panel():
 def test_optuna_search_cv_prunes_through_partial_fit():
     from optuna_integration import OptunaSearchCV
 
+    epochs = []
+
+    class Recording(GRURegressor):
+        """Records the epoch count after every partial_fit call of the search."""
+
+        def partial_fit(self, X, y, sample_weight=None):
+            super().partial_fit(X, y, sample_weight)
+            epochs.append(self.n_iter_)
+            return self
+
     df = series()  # noqa: F821
     X = np.lib.stride_tricks.sliding_window_view(df["value"].to_numpy()[:-1], 7)
     y = df["value"].to_numpy()[7:]
+    # learning rates four decades apart: the slow ones trail the median after the
+    # two startup trials and one warm-up step, so the pruner has something to prune
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    max_iter = 6
     search = OptunaSearchCV(
-        GRURegressor(units=4, random_state=0),
-        {"learning_rate_init": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)},
-        enable_pruning=True, max_iter=4, n_trials=4, cv=TimeSeriesSplit(2), random_state=0,
-        verbose=0,
+        Recording(units=4, max_iter=max_iter, batch_size=32, random_state=0),
+        {"learning_rate_init": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True)},
+        enable_pruning=True, max_iter=max_iter, n_trials=8, cv=TimeSeriesSplit(2),
+        study=study, verbose=0,
     )
     search.fit(X, y)
-    assert search.best_estimator_.n_iter_ >= 1
-    assert np.all(np.isfinite(search.predict(X[:5])))
+    states = [t.state.name for t in study.trials]
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert pruned and complete, states
+    # a pruned trial stopped early; a complete one reported every step
+    assert all(len(t.intermediate_values) < max_iter for t in pruned)
+    assert all(len(t.intermediate_values) == max_iter for t in complete)
+    # partial_fit trained one more epoch per step, and the scores moved with it
+    assert max(epochs) == max_iter and sorted(set(epochs)) == list(range(1, max_iter + 1))
+    best = study.best_trial.intermediate_values
+    assert best[max_iter - 1] > best[0]
+    assert search.best_estimator_.n_iter_ == max_iter  # the refit is a full fit
+    np.testing.assert_array_equal(
+        search.predict(X[:5]), search.best_estimator_.predict(X[:5]))
 
 
 def test_tracked_study_nests_one_run_per_trial(tmp_path, monkeypatch):

@@ -1,0 +1,70 @@
+"""``forecast_next`` in process: the forecast is the model's prediction on each series'
+latest window, computed here independently of the function.
+
+(The ``skrnn predict`` command around it is tested end to end in ``tests/test_cli.py``.)
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import Ridge
+
+from skrnn import persistence
+from skrnn.experiment import forecast_next
+
+
+def test_forecast_uses_each_series_latest_window(tmp_path):
+    L = 3
+    rng = np.random.RandomState(0)
+    names = [f"crimes_lag{k}" for k in range(L, 0, -1)]
+    model = Ridge().fit(pd.DataFrame(rng.normal(size=(40, L)), columns=names),
+                        rng.normal(size=40))
+    models = tmp_path / "models"
+    models.mkdir()
+    persistence.save(model, models / "ridge.skops")
+    (models / "windows.json").write_text(json.dumps(
+        {"max_lags": L, "date": "date", "group": "district", "value": "crimes"}))
+    series = {"b": rng.normal(size=9), "a": rng.normal(size=6)}
+    rows = [{"date": d, "district": g, "crimes": v}
+            for g, values in series.items()
+            for d, v in zip(pd.date_range("2021-03-01", periods=len(values)), values)]
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # rows out of order
+    frame.to_csv(tmp_path / "data.csv", index=False)
+
+    out = forecast_next(models / "ridge.skops", tmp_path / "data.csv")
+
+    assert list(out["district"]) == ["a", "b"]
+    for _, row in out.iterrows():
+        values = series[row["district"]]
+        window = pd.DataFrame([values[-L:]], columns=names)  # oldest lag first
+        assert row["forecast"] == pytest.approx(model.predict(window)[0], rel=1e-12)
+        last = pd.Timestamp("2021-03-01") + pd.Timedelta(days=len(values) - 1)
+        assert row["date"] == last + pd.Timedelta(days=1)
+    assert out["forecast"].nunique() == 2
+
+
+# forecast_next names the window's columns even for a model fitted without names
+@pytest.mark.filterwarnings("ignore:X has feature names:UserWarning")
+def test_weekly_series_unnamed_features_and_a_too_short_series(tmp_path):
+    L = 2
+    rng = np.random.RandomState(1)
+    model = Ridge().fit(rng.normal(size=(20, L)), rng.normal(size=20))  # no feature names
+    models = tmp_path / "models"
+    models.mkdir()
+    persistence.save(model, models / "m.skops")
+    (models / "windows.json").write_text(json.dumps(
+        {"max_lags": L, "date": "week", "group": None, "value": "sales"}))
+    values = rng.normal(size=5)
+    weeks = pd.date_range("2021-01-03", periods=5, freq="W-SUN")
+    pd.DataFrame({"week": weeks, "sales": values}).to_csv(tmp_path / "d.csv", index=False)
+    out = forecast_next(models / "m.skops", tmp_path / "d.csv")
+    assert out["week"].tolist() == [weeks[-1] + pd.Timedelta(days=7)]
+    assert out["forecast"].iloc[0] == pytest.approx(model.predict(values[None, -L:])[0],
+                                                    rel=1e-12)
+    pd.DataFrame({"week": weeks[:1], "sales": values[:1]}).to_csv(tmp_path / "s.csv",
+                                                                  index=False)
+    with pytest.raises(ValueError, match=r"^series None has 1 observations; the model needs "
+                                         r"the last 2\.$"):
+        forecast_next(models / "m.skops", tmp_path / "s.csv")
