@@ -12,7 +12,14 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from skrnn import persistence
-from skrnn.experiment import forecast_next
+from skrnn.experiment import MANIFEST, forecast_next
+
+
+def _finish(run_dir):
+    """The manifest a finished run ends with (forecast_next refuses a run without one)."""
+    files = {p.relative_to(run_dir).as_posix(): p.stat().st_size
+             for p in sorted(run_dir.rglob("*")) if p.is_file()}
+    (run_dir / MANIFEST).write_text(json.dumps({"format": 1, "files": files}))
 
 
 def test_forecast_uses_each_series_latest_window(tmp_path):
@@ -32,6 +39,7 @@ def test_forecast_uses_each_series_latest_window(tmp_path):
             for d, v in zip(pd.date_range("2021-03-01", periods=len(values)), values)]
     frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # rows out of order
     frame.to_csv(tmp_path / "data.csv", index=False)
+    _finish(tmp_path)
 
     out = forecast_next(models / "ridge.skops", tmp_path / "data.csv")
 
@@ -59,12 +67,13 @@ def test_weekly_series_unnamed_features_and_a_too_short_series(tmp_path):
     values = rng.normal(size=5)
     weeks = pd.date_range("2021-01-03", periods=5, freq="W-SUN")
     pd.DataFrame({"week": weeks, "sales": values}).to_csv(tmp_path / "d.csv", index=False)
+    _finish(tmp_path)
     out = forecast_next(models / "m.skops", tmp_path / "d.csv")
     assert out["week"].tolist() == [weeks[-1] + pd.Timedelta(days=7)]
     assert out["forecast"].iloc[0] == pytest.approx(model.predict(values[None, -L:])[0],
                                                     rel=1e-12)
     pd.DataFrame({"week": weeks[:1], "sales": values[:1]}).to_csv(tmp_path / "s.csv",
                                                                   index=False)
-    with pytest.raises(ValueError, match=r"^series None has 1 observations; the model needs "
-                                         r"the last 2\.$"):
+    with pytest.raises(ValueError, match=r"^the series has 1 dates; the model needs "
+                                         r"the last 2$"):
         forecast_next(models / "m.skops", tmp_path / "s.csv")
