@@ -689,7 +689,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                     batch_loss = net.loss_and_gradient(Xb, yb, swb, masks=masks, ws=ws, **kw)
                     norm = clip_gradient(net.grad, self.clipnorm, self.clipvalue)
                     if not (np.isfinite(batch_loss) and np.isfinite(norm)):
-                        if self._diverged():
+                        if self._diverged(self.n_iter_ + 1):  # inside the next epoch
                             return True
                     opt.step(net.theta, net.grad)
                     acc_loss += batch_loss * (yb.shape[0] if swb is None else float(swb.sum()))
@@ -701,7 +701,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             self.loss_curve_.append(self.loss_)
             self.grad_norm_curve_.append(acc_norm / n_batches)
             self.learning_rate_curve_.append(float(opt.learning_rate))  # this epoch's
-            if self._exploded() and self._diverged():
+            if self._exploded() and self._diverged(self.n_iter_):  # the epoch just counted
                 return True
             stop = self._end_epoch(val, kw, ws)
             if self.verbose:
@@ -773,12 +773,12 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         loss = self.loss_
         return not np.isfinite(loss) or loss > 1e6 * max(min(self.loss_curve_), 1e-12)
 
-    def _diverged(self):
-        """Handle a non-finite loss: restore the best weights (True) or raise."""
+    def _diverged(self, epoch):
+        """Handle a non-finite loss in ``epoch``: restore the best weights (True) or raise."""
         if self.early_stopping and self._best_theta is not None:
             self._net.theta[...] = self._best_theta
             warnings.warn(
-                f"Training diverged (the loss exploded) at epoch {self.n_iter_ + 1}; the "
+                f"Training diverged (the loss exploded) at epoch {epoch}; the "
                 f"weights of the best epoch ({self.best_iteration_}) were restored. "
                 "Lower learning_rate_init or set clipnorm.",
                 DivergenceWarning,
@@ -786,8 +786,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             return True
         raise DivergenceError(
             f"Training diverged: the loss exploded (non-finite, or a million times its "
-            f"best) at epoch "
-            f"{self.n_iter_ + 1}. Lower learning_rate_init (now "
+            f"best) at epoch {epoch}. Lower learning_rate_init (now "
             f"{self.learning_rate_init}), set clipnorm, or scale X and y. The "
             "estimator was left as it was before this call."
         )

@@ -732,3 +732,25 @@ def test_validation_score_weighs_the_samples():
     assert model.best_validation_score_ == pytest.approx(want, rel=1e-10)
     assert model.best_validation_score_ != pytest.approx(
         r2_score(Y[-n_val:], model.predict(X[-n_val:])), rel=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [200, 50])
+def test_divergence_names_the_epoch_that_exploded(batch_size):
+    # the epoch that explodes is found independently: the first max_iter whose fit
+    # raises (the fits before it are the same training, stopped earlier); the message
+    # must name that epoch, whether the explosion shows inside a batch (non-finite
+    # gradient) or at the epoch's end (a million times the best loss)
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(200, 10)), rng.normal(size=(200, 10)).sum(1)
+    params = dict(units=4, random_state=0, solver="sgd", learning_rate_init=5.0,
+                  activation="relu", batch_size=batch_size)
+    for k in range(1, 9):
+        try:
+            SimpleRNNRegressor(max_iter=k, **params).fit(X, y)
+        except DivergenceError as exc:
+            message = str(exc)
+            break
+    else:
+        pytest.fail("the setup did not diverge")
+    assert k > 1
+    assert f" at epoch {k}. " in message
