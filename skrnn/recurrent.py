@@ -322,7 +322,11 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                     f"n_step_features={self.n_step_features}. Leave n_step_features=None "
                     f"for 3D input, or pass X with {self.n_step_features} features per step."
                 )
-        else:
+            if not reset:
+                self._check_layout(T, F)
+        # n_features_in_ (set or checked) and feature names, from one row
+        validate_data(self, np.asarray(X[:1]).reshape(1, -1), reset=reset, dtype=dtype)
+        if X.ndim == 2:
             n, n_cols = X.shape
             F = getattr(X, "n_step_features", None)
             if F is None:
@@ -342,10 +346,8 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                     f"timesteps * n_step_features columns, oldest step first."
                 )
             T = n_cols // F
-        if not reset:
-            self._check_layout(T, F)
-        # n_features_in_ (set or checked) and feature names, from one row
-        validate_data(self, np.asarray(X[:1]).reshape(1, -1), reset=reset, dtype=dtype)
+            if not reset:
+                self._check_layout(T, F)
         X3 = _LazySequences(X, T, F, dtype)
         if not X3.check_finite():
             raise ValueError(

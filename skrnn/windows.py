@@ -339,14 +339,16 @@ class _TimeMajor:
 def lazy_source(X):
     """``X`` itself when its rows should be gathered per batch, else None.
 
-    That is a :class:`PanelWindows`, or a strided view that does not own its memory
-    and is not contiguous (e.g. :func:`series_windows`): copying it whole would
-    build the window matrix the view avoids.
+    That is a :class:`PanelWindows`, or a window view such as
+    :func:`series_windows` gives: an array whose consecutive rows overlap in
+    memory, so that copying it whole would build the window matrix the view
+    avoids. Any other array (slices included) takes the dense path.
     """
     if isinstance(X, PanelWindows):
         return X
-    if (isinstance(X, np.ndarray) and X.ndim in (2, 3) and not X.flags.owndata
-            and not X.flags.c_contiguous and X.dtype.kind in "biuf" and X.size):
+    if (isinstance(X, np.ndarray) and X.ndim in (2, 3) and X.dtype.kind in "biuf"
+            and X.size and X.shape[1] > 1 and not X.flags.owndata
+            and abs(X.strides[0]) < X.shape[1] * abs(X.strides[1])):
         return X
     return None
 

@@ -10,6 +10,7 @@ from skrnn import GRURegressor, LSTMRegressor
 from skrnn.lags import make_supervised
 from skrnn.windows import (
     PanelWindows,
+    lazy_source,
     fit_local,
     predict_local,
     predict_to_file,
@@ -125,8 +126,13 @@ def test_window_input_is_checked_like_an_array():
     with pytest.raises(ValueError, match="NaN or infinity"):
         reg.fit(PanelWindows(bad, lengths, window=5), W.y)
     reg.fit(W, W.y)
-    with pytest.raises(ValueError, match="time steps"):
+    with pytest.raises(ValueError, match="X has 4 features, but GRURegressor is expecting 5"):
         reg.predict(PanelWindows(values, lengths, window=4))
+    with pytest.raises(ValueError, match="3 time steps of 2 features, but this GRURegressor"):
+        reg.predict(PanelWindows(np.column_stack([values, values]), lengths, window=3))
+    # a plain slice of an array is not a window view: it takes the dense path
+    X = np.asarray(W)
+    assert lazy_source(X[:, :3]) is None and lazy_source(series_windows(values, 5)) is not None
 
 
 def test_window_path_memory_stays_of_the_order_of_the_panel():
