@@ -10,8 +10,8 @@ from skrnn import GRURegressor, LSTMRegressor
 from skrnn.lags import make_supervised
 from skrnn.windows import (
     PanelWindows,
-    lazy_source,
     fit_local,
+    lazy_source,
     predict_local,
     predict_to_file,
     series_windows,
@@ -128,8 +128,9 @@ def test_window_input_is_checked_like_an_array():
     reg.fit(W, W.y)
     with pytest.raises(ValueError, match="X has 4 features, but GRURegressor is expecting 5"):
         reg.predict(PanelWindows(values, lengths, window=4))
-    with pytest.raises(ValueError, match="3 time steps of 2 features, but this GRURegressor"):
-        reg.predict(PanelWindows(np.column_stack([values, values]), lengths, window=3))
+    five = np.column_stack([values] * 5)  # 5 columns again, but 1 step of 5 features
+    with pytest.raises(ValueError, match="1 time steps of 5 features, but this GRURegressor"):
+        reg.predict(PanelWindows(five, lengths, window=1))
     # a plain slice of an array is not a window view: it takes the dense path
     X = np.asarray(W)
     assert lazy_source(X[:, :3]) is None and lazy_source(series_windows(values, 5)) is not None
