@@ -171,7 +171,8 @@ class PanelWindows:
                 f"values): a window with its targets needs window + horizon = {need} "
                 "values."
             )
-        series = np.repeat(np.arange(len(lengths)), counts)
+        series = np.repeat(np.arange(len(lengths), dtype=np.int32 if len(lengths) < 2**31
+                                     else np.int64), counts)
         first = offsets + (lengths - self.window if self.horizon == 0 else 0)
         starts = first[series] + (np.arange(counts.sum()) - np.repeat(
             np.cumsum(counts) - counts, counts))
@@ -273,7 +274,8 @@ class _LazySequences:
 
     def __init__(self, source, T, F, dtype, rows=None):
         self.source, self.T, self.F, self.dtype = source, T, F, dtype
-        self.rows = np.arange(len(source)) if rows is None else rows
+        # a range until rows are picked: no index array of n_windows to hold
+        self.rows = range(len(source)) if rows is None else rows
 
     @property
     def shape(self):
@@ -283,15 +285,17 @@ class _LazySequences:
         return len(self.rows)
 
     def __getitem__(self, key):
-        return _LazySequences(self.source, self.T, self.F, self.dtype, self.rows[key])
+        return _LazySequences(self.source, self.T, self.F, self.dtype, _take(self.rows, key))
 
     def gather(self, rows):
         """Rows ``rows`` (positions in this view) as a dense ``(n_rows, T, F)`` array."""
-        idx = self.rows[rows]
+        idx = _take(self.rows, rows)
+        if isinstance(idx, range):
+            idx = slice(idx.start, idx.stop, idx.step)
         if isinstance(self.source, PanelWindows):
             return self.source.sequences(idx, self.dtype)
-        return np.asarray(self.source[idx], dtype=self.dtype).reshape(len(idx), self.T,
-                                                                       self.F)
+        out = np.asarray(self.source[idx], dtype=self.dtype)
+        return out.reshape(len(out), self.T, self.F)
 
     def __array__(self, dtype=None, copy=None):
         out = self.gather(slice(None))
@@ -308,6 +312,19 @@ class _LazySequences:
             return bool(np.isfinite(self.source.values).all())
         return all(np.isfinite(self.gather(slice(s, s + block))).all()
                    for s in range(0, len(self), block))
+
+
+def _take(rows, key):
+    """``rows[key]`` for a range or an index array; a range stays a range for slices."""
+    if isinstance(rows, range):
+        if isinstance(key, slice):
+            return rows[key]
+        key = np.asarray(key)
+        if key.dtype == bool:
+            key = np.flatnonzero(key)
+        key = np.where(key < 0, key + len(rows), key)
+        return rows.start + rows.step * key
+    return rows[key]
 
 
 class _TimeMajor:

@@ -215,3 +215,19 @@ def test_predict_to_file_streams_chunks(tmp_path, suffix):
     np.testing.assert_allclose(out["y_pred"], reg.predict(np.asarray(last)), rtol=1e-12)
     with pytest.raises(FileExistsError, match="nothing is overwritten"):
         predict_to_file(reg, values, lengths, path, window=5, progress=False)
+
+
+def test_scale_benchmark_runs_both_cases():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "scale.py"
+    proc = subprocess.run([sys.executable, str(script), "--windows", "1500", "--length",
+                           "300"], check=False, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [r for r in proc.stdout.splitlines() if r.startswith("| 1632 |")]
+    assert [r.split("|")[2].strip() for r in rows] == ["before", "after"], proc.stdout
+    for row in rows:
+        cols = [c.strip().replace(",", "") for c in row.strip("|").split("|")]
+        assert float(cols[5]) > 0 and float(cols[6]) > 0  # windows/s, peak RSS
