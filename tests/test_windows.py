@@ -180,6 +180,10 @@ def test_fit_local_joblib_processes_equal_sequential():
         fit_local(est, Xs, list(ys.values()))
 
 
+def _transitions(dask_scheduler):
+    return dask_scheduler.transition_counter
+
+
 def test_fit_local_on_a_dask_cluster_equals_sequential():
     distributed = pytest.importorskip("dask.distributed")
     from joblib import parallel_config
@@ -190,10 +194,11 @@ def test_fit_local_on_a_dask_cluster_equals_sequential():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
+        before = client.run_on_scheduler(_transitions)
         with parallel_config(backend="dask"):
             par = fit_local(est, Xs, ys)
-        # the fits really ran on the workers
-        assert len(client.scheduler_info()["workers"]) == 2
+        # the fits went through the cluster's scheduler
+        assert client.run_on_scheduler(_transitions) > before
     for k in Xs:
         np.testing.assert_array_equal(seq[k]._net.theta, par[k]._net.theta)
         np.testing.assert_array_equal(seq[k].predict(Xs[k]), par[k].predict(Xs[k]))
@@ -231,3 +236,28 @@ def test_scale_benchmark_runs_both_cases():
     for row in rows:
         cols = [c.strip().replace(",", "") for c in row.strip("|").split("|")]
         assert float(cols[5]) > 0 and float(cols[6]) > 0  # windows/s, peak RSS
+
+
+def test_local_forecaster_on_a_dask_cluster_equals_sequential():
+    # pooling="local": sktime loops over the series itself; its backend:parallel config
+    # sends that loop to Dask, here onto the workers of a local cluster
+    distributed = pytest.importorskip("dask.distributed")
+    pytest.importorskip("sktime")
+    from skrnn.forecasting import RecurrentForecaster
+
+    idx = pd.MultiIndex.from_product([["a", "b", "c"], pd.RangeIndex(30)],
+                                     names=["unit", "time"])
+    rng = np.random.default_rng(0)
+    y = pd.DataFrame({"y": rng.poisson(4.0, size=90).astype(float)}, index=idx)
+    make = lambda: RecurrentForecaster(
+        GRURegressor(units=3, max_iter=3, random_state=0), window_length=5, pooling="local")
+    seq = make().fit(y, fh=[1, 2]).predict()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        f = make()
+        f.set_config(**{"backend:parallel": "dask"})  # dask.compute: the open Client
+        before = client.run_on_scheduler(_transitions)
+        par = f.fit(y, fh=[1, 2]).predict()
+        assert client.run_on_scheduler(_transitions) > before
+    pd.testing.assert_frame_equal(seq, par, check_exact=True)
