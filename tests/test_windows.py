@@ -238,6 +238,7 @@ def test_scale_benchmark_runs_both_cases():
         assert float(cols[5]) > 0 and float(cols[6]) > 0  # windows/s, peak RSS
 
 
+@pytest.mark.slow
 def test_local_forecaster_on_a_dask_cluster_equals_sequential():
     # pooling="local": sktime loops over the series itself; its backend:parallel config
     # sends that loop to Dask, here onto the workers of a local cluster
