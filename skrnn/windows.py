@@ -81,7 +81,8 @@ class PanelWindows:
     order) and the start of each window; rows are gathered only when asked for. It
     looks like the 2D ``X`` of :func:`skrnn.lags.make_supervised` to the recurrent
     regressors (``shape``, ``len``, row indexing), which then gather each batch's
-    rows instead of copying ``X``.
+    rows instead of copying ``X``. ``W[rows]`` is the dense rows; ``W[rows, ...]``
+    (how scikit-learn's cross-validation takes a split) a ``PanelWindows`` of them.
 
     Parameters
     ----------
@@ -224,6 +225,10 @@ class PanelWindows:
 
     def __getitem__(self, key):
         if isinstance(key, tuple):
+            # scikit-learn's _safe_indexing (cross-validation splits) asks for
+            # X[rows, ...]: the rows stay windows over the same values
+            if len(key) == 2 and key[1] is Ellipsis:
+                return self.subset(key[0])
             raise TypeError("PanelWindows is indexed by rows only, e.g. W[idx].")
         if isinstance(key, numbers.Integral):
             return self.sequences(key)[0].reshape(-1)

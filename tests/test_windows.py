@@ -80,6 +80,20 @@ def test_panel_windows_bad_input():
         PanelWindows(np.arange(5.0), window=2)[:, 0]
 
 
+def test_cross_validation_keeps_windows_lazy():
+    from sklearn.model_selection import TimeSeriesSplit, cross_val_score
+
+    values, lengths = _panel(6)
+    W = PanelWindows(values, lengths, window=5, order="time")
+    part = W[np.arange(10), ...]
+    assert isinstance(part, PanelWindows) and np.array_equal(np.asarray(part), W[:10])
+    np.testing.assert_array_equal(part.y, W.y[:10])
+    est = GRURegressor(units=3, max_iter=2, random_state=0)
+    cv = TimeSeriesSplit(3)
+    np.testing.assert_array_equal(cross_val_score(est, W, W.y, cv=cv),
+                                  cross_val_score(est, np.asarray(W), W.y, cv=cv))
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("Est", [GRURegressor, LSTMRegressor])
 def test_view_backed_fit_equals_copied_fit_bit_for_bit(Est, dtype):
