@@ -12,7 +12,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _check_y,
+    check_is_fitted,
+    validate_data,
+)
 
 from skrnn._callbacks import EPOCH_TASK
 from skrnn.exceptions import DivergenceError, DivergenceWarning, NonNumericInputError
@@ -20,6 +25,7 @@ from skrnn.nn._losses import loss_and_grad, predict_from_raw
 from skrnn.nn._network import RecurrentNetwork
 from skrnn.nn._optimizers import clip_gradient, make_optimizer
 from skrnn.nn._workspace import Workspace
+from skrnn.windows import _LazySequences, lazy_source, time_major
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -257,6 +263,9 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         ``n_features_in_`` counts the flattened columns ``T * F`` for both layouts,
         so a model fitted on 3D input also accepts the same data flattened.
         """
+        lazy = lazy_source(X)
+        if lazy is not None:
+            return self._as_lazy_sequences(lazy, y, sample_weight, reset=reset)
         shape3 = None
         ndim = getattr(X, "ndim", None)
         if ndim is None and isinstance(X, (list, tuple)):
@@ -334,6 +343,83 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             y2 = y
         if y2.dtype.kind not in "biuf" and _non_numeric_error(None, y2) is not None:
             raise _non_numeric_error(None, y2)  # strings pass sklearn's y_numeric untouched
+        if self.loss == "poisson" and np.any(y2 < 0):
+            raise ValueError(
+                f"loss='poisson' needs a non-negative target y; got a minimum of "
+                f"{y2.min()}. Use another loss or shift the target."
+            )
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True)
+            if sw.sum() <= 0:
+                raise ValueError("sample_weight must have a positive sum; got all zeros.")
+        return X3, y2.astype(dtype, copy=False), y.ndim, sw
+
+    def _as_lazy_sequences(self, X, y, sample_weight, *, reset):
+        """``_as_sequences`` for windows gathered per batch (``skrnn/windows.py``).
+
+        The checks of the dense path, without copying ``X``: its column count and
+        names (on its first row), finiteness (block by block), ``y`` and
+        ``sample_weight`` as usual. ``X3`` gathers rows (cast to ``dtype``) on demand.
+        """
+        dtype = _DTYPES[self.dtype]
+        if X.ndim == 3:
+            n, T, F = X.shape
+            if self.n_step_features is not None and self.n_step_features != F:
+                raise ValueError(
+                    f"X is 3D with {F} features per step, but "
+                    f"n_step_features={self.n_step_features}. Leave n_step_features=None "
+                    f"for 3D input, or pass X with {self.n_step_features} features per step."
+                )
+            if not reset:
+                self._check_layout(T, F)
+        # n_features_in_ (set or checked) and feature names, from one row
+        validate_data(self, np.asarray(X[:1]).reshape(1, -1), reset=reset, dtype=dtype)
+        if X.ndim == 2:
+            n, n_cols = X.shape
+            F = getattr(X, "n_step_features", None)
+            if F is None:
+                if reset or getattr(self, "n_timesteps_", None) is None:
+                    F = self.n_step_features or 1
+                else:
+                    F = self.n_step_features_
+            elif self.n_step_features is not None and self.n_step_features != F:
+                raise ValueError(
+                    f"X holds windows of {F} features per step, but "
+                    f"n_step_features={self.n_step_features}."
+                )
+            if n_cols % F:
+                raise ValueError(
+                    f"X has {n_cols} columns, which do not divide into time steps of "
+                    f"{F} features (n_step_features={F}). A 2D X must hold "
+                    f"timesteps * n_step_features columns, oldest step first."
+                )
+            T = n_cols // F
+            if not reset:
+                self._check_layout(T, F)
+        X3 = _LazySequences(X, T, F, dtype)
+        if not X3.check_finite():
+            raise ValueError(
+                "Input X contains NaN or infinity; impute or drop those values first."
+            )
+        if isinstance(y, str) and y == "no_validation":
+            return X3
+        y_seq = _sequence_targets(y)
+        if y_seq is not None:
+            y = y2 = _check_sequence_targets(y_seq, n, T, dtype)
+        else:
+            try:
+                y = _check_y(y, multi_output=True, y_numeric=True, estimator=self)
+            except TypeError as exc:
+                raise NonNumericInputError(
+                    f"y must be numeric values of shape (n_samples,) or "
+                    f"(n_samples, n_outputs). Converting it failed: {exc}"
+                ) from exc
+            if len(y) != n:
+                raise ValueError(
+                    f"X holds {n} windows but y has {len(y)} targets; they must match."
+                )
+            y2 = y.reshape(-1, 1) if y.ndim == 1 else y
         if self.loss == "poisson" and np.any(y2 < 0):
             raise ValueError(
                 f"loss='poisson' needs a non-negative target y; got a minimum of "
@@ -498,11 +584,12 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                 self.validation_loss_curve_, self.validation_scores_ = [], []
                 self._best_val_loss = np.inf
 
-        Xtr = np.ascontiguousarray(X3[:n_train].transpose(1, 0, 2))
+        # a PanelWindows or strided view stays lazy: each batch gathers its rows
+        Xtr = time_major(X3[:n_train])
         ytr, swtr = y2[:n_train], None if sw is None else sw[:n_train]
         val = None
         if n_val:
-            val = (np.ascontiguousarray(X3[n_train:].transpose(1, 0, 2)), y2[n_train:],
+            val = (np.asarray(time_major(X3[n_train:])), y2[n_train:],
                    None if sw is None else sw[n_train:])
 
         n_epochs = 1 if incremental else self.max_iter
@@ -816,7 +903,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
         if len(X3) == 0:  # no sequences: an empty answer of the usual shape
             return np.empty((0,) if self._y_ndim == 1 else (0, self.n_outputs_))
         pred = self._net.predict(
-            np.ascontiguousarray(X3.transpose(1, 0, 2)), loss=self.loss,
+            time_major(X3), loss=self.loss,
             output_activation=self.output_activation,
         ).astype(np.float64, copy=False)
         pred = self._point(pred)

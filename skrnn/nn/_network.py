@@ -258,7 +258,9 @@ class RecurrentNetwork:
             Z = np.concatenate(
                 [self._forward(X[:, s : s + chunk], store=False, ws=ws)[0]
                  for s in range(0, B, chunk)]
-            ) if B > chunk else self._forward(X, store=False, ws=ws)[0]
+            ) if B > chunk else self._forward(
+                # lazily gathered windows (skrnn/windows.py) become an array here
+                X if isinstance(X, np.ndarray) else X[:, :], store=False, ws=ws)[0]
         return predict_from_raw(Z, loss, output_activation)
 
     def input_gradient(self, X, seed):

@@ -1,0 +1,582 @@
+"""Lag windows of a long panel as views, and one model per series.
+
+A window matrix repeats every value of a series ``window`` times: a panel of 30k daily
+series over 2 years holds about 20M values, its window matrix of 28 steps 580M. This
+module keeps the panel and hands out windows on demand:
+
+- :func:`series_windows`: the window matrix of one series as a strided view of its
+  values (``numpy.lib.stride_tricks.sliding_window_view``), never copied;
+- :class:`PanelWindows`: the windows of many series (and their targets) over one flat
+  array of values plus the start of each window, so it costs O(panel), not
+  O(windows x window). The recurrent regressors accept it as ``X`` and gather only
+  each batch's rows; ``numpy.asarray`` gives the dense matrix for code that needs it;
+- :func:`fit_local`: one clone of an estimator per series through ``joblib``, so
+  ``joblib.parallel_config(backend="dask")`` spreads the fits over a cluster;
+- :func:`predict_to_file`: forecasts of a large panel written chunk by chunk.
+
+Layout: docs/architecture.md, contract 1 (step-major, oldest step first).
+"""
+
+import numbers
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.base import clone
+
+__all__ = ["PanelWindows", "fit_local", "predict_local", "predict_to_file", "series_windows"]
+
+
+def series_windows(values, window):
+    """Window matrix of one series, as a read-only strided view of ``values``.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_times,) or (n_times, n_step_features)
+        One series in time order.
+    window : int
+        Steps per window.
+
+    Returns
+    -------
+    windows : ndarray of shape (n_times - window + 1, window) or \
+            (n_times - window + 1, window, n_step_features)
+        Row ``i`` holds ``values[i : i + window]``, oldest step first; no value is
+        copied (``windows.base`` is ``values``' memory).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrnn.windows import series_windows
+    >>> series_windows(np.arange(5.0), 3)
+    array([[0., 1., 2.],
+           [1., 2., 3.],
+           [2., 3., 4.]])
+    """
+    values = np.asarray(values)
+    window = _check_positive_int(window, "window")
+    if values.ndim not in (1, 2):
+        raise ValueError(
+            f"values must be 1D (n_times,) or 2D (n_times, n_step_features); got shape "
+            f"{values.shape}."
+        )
+    if len(values) < window:
+        raise ValueError(
+            f"A series of {len(values)} values holds no window of {window} steps; use a "
+            "shorter window or a longer series."
+        )
+    view = sliding_window_view(values, window, axis=0)
+    return view if values.ndim == 1 else view.transpose(0, 2, 1)
+
+
+def _check_positive_int(value, name, minimum=1):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+class PanelWindows:
+    """Lag windows (and their targets) of many series, without the window matrix.
+
+    Holds the values of all series in one array (each series contiguous, in time
+    order) and the start of each window; rows are gathered only when asked for. It
+    looks like the 2D ``X`` of :func:`skrnn.lags.make_supervised` to the recurrent
+    regressors (``shape``, ``len``, row indexing), which then gather each batch's
+    rows instead of copying ``X``. ``W[rows]`` is the dense rows; ``W[rows, ...]``
+    (how scikit-learn's cross-validation takes a split) a ``PanelWindows`` of them.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_values,) or (n_values, n_step_features)
+        All series one after another. Further columns are per-step covariates:
+        each window holds them for its steps (step-major, as ``LagFeatures``).
+    lengths : array-like of int, default=None
+        Number of values of each series, in order (their sum is ``n_values``);
+        None means one series.
+    window : int
+        Steps per window (the regressor's ``timesteps``).
+    horizon : int, default=1
+        Target steps after each window: ``y`` holds the ``horizon`` values of
+        column ``target`` that follow the window. ``0`` gives the last window of
+        each series and no target (the windows to forecast from).
+    target : int, default=0
+        Column of ``values`` that ``y`` is taken from.
+    order : {"series", "time"}, default="series"
+        Row order: series after series (each in time order), or by time across
+        series, windows aligned on the end of their series (the order that
+        early stopping's last-fraction hold-out expects, docs/architecture.md
+        contract 5).
+
+    Attributes
+    ----------
+    starts : ndarray of shape (n_windows,)
+        Position in ``values`` of the first step of each window.
+    series : ndarray of shape (n_windows,)
+        Index of the series of each window.
+    shape : tuple
+        ``(n_windows, window * n_step_features)``, as the dense ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrnn.windows import PanelWindows
+    >>> W = PanelWindows(np.arange(10.0), lengths=[6, 4], window=2)
+    >>> W.shape
+    (6, 2)
+    >>> W[[0, 4]]
+    array([[0., 1.],
+           [6., 7.]])
+    >>> W.y[[0, 4]]
+    array([2., 8.])
+    """
+
+    ndim = 2
+
+    def __init__(self, values, lengths=None, *, window, horizon=1, target=0,
+                 order="series"):
+        values = np.asarray(values)
+        if values.ndim not in (1, 2):
+            raise ValueError(
+                f"values must be 1D (n_values,) or 2D (n_values, n_step_features); got "
+                f"shape {values.shape}."
+            )
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"values must be numeric; got dtype {values.dtype}.")
+        if values.dtype.kind != "f":
+            values = values.astype(np.float64)
+        self.values = values if values.ndim == 2 else values[:, None]
+        self.window = _check_positive_int(window, "window")
+        self.horizon = _check_positive_int(horizon, "horizon", minimum=0)
+        n_values, F = self.values.shape
+        if not isinstance(target, numbers.Integral) or not 0 <= target < F:
+            raise ValueError(f"target must be a column index in [0, {F}); got {target!r}.")
+        self.target = int(target)
+        if order not in ("series", "time"):
+            raise ValueError(f"order must be 'series' or 'time'; got {order!r}.")
+        self.order = order
+        lengths = np.array([n_values] if lengths is None else lengths, dtype=np.int64)
+        if lengths.ndim != 1 or (lengths < 0).any() or lengths.sum() != n_values:
+            raise ValueError(
+                f"lengths must be non-negative series lengths summing to the "
+                f"{n_values} values; got {lengths.sum()} in {lengths.shape} entries."
+            )
+        self.lengths = lengths
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        need = self.window + self.horizon
+        if self.horizon == 0:
+            counts = (lengths >= self.window).astype(np.int64)
+        else:
+            counts = np.maximum(lengths - need + 1, 0)
+        if counts.sum() == 0:
+            raise ValueError(
+                f"No window fits in the series (longest: {lengths.max(initial=0)} "
+                f"values): a window with its targets needs window + horizon = {need} "
+                "values."
+            )
+        series = np.repeat(np.arange(len(lengths), dtype=np.int32 if len(lengths) < 2**31
+                                     else np.int64), counts)
+        first = offsets + (lengths - self.window if self.horizon == 0 else 0)
+        starts = first[series] + (np.arange(counts.sum()) - np.repeat(
+            np.cumsum(counts) - counts, counts))
+        if order == "time":
+            # distance of each window's end from the end of its series, oldest first
+            ends = starts + self.window - (offsets + lengths)[series]
+            idx = np.argsort(ends, kind="stable")
+            starts, series = starts[idx], series[idx]
+        self.starts = starts
+        self.series = series
+        self._steps = np.arange(self.window)
+
+    # -- array-like face -------------------------------------------------------------
+
+    @property
+    def n_step_features(self):
+        return self.values.shape[1]
+
+    @property
+    def shape(self):
+        return (len(self.starts), self.window * self.n_step_features)
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+    def __len__(self):
+        return len(self.starts)
+
+    def __repr__(self):
+        return (f"PanelWindows({len(self)} windows of {self.window} steps x "
+                f"{self.n_step_features} features over {len(self.lengths)} series)")
+
+    def sequences(self, rows=slice(None), dtype=None):
+        """Windows ``rows`` as a dense ``(n_rows, window, n_step_features)`` array.
+
+        ``rows`` is a slice, an int array or a boolean mask; ``dtype`` casts the
+        gathered rows (only them).
+        """
+        if isinstance(rows, numbers.Integral):
+            rows = [rows]
+        starts = self.starts[rows]
+        out = self.values[starts[:, None] + self._steps]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def time_major(self, rows=slice(None), dtype=None):
+        """Windows ``rows`` as a contiguous time-major ``(window, n_rows, F)`` array."""
+        return np.ascontiguousarray(self.sequences(rows, dtype).transpose(1, 0, 2))
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            # scikit-learn's _safe_indexing (cross-validation splits) asks for
+            # X[rows, ...]: the rows stay windows over the same values
+            if len(key) == 2 and key[1] is Ellipsis:
+                return self.subset(key[0])
+            raise TypeError("PanelWindows is indexed by rows only, e.g. W[idx].")
+        if isinstance(key, numbers.Integral):
+            return self.sequences(key)[0].reshape(-1)
+        out = self.sequences(key)
+        return out.reshape(len(out), -1)
+
+    def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError("PanelWindows cannot be viewed as one array without a copy.")
+        return self[:].astype(dtype, copy=False) if dtype is not None else self[:]
+
+    def subset(self, rows):
+        """The windows ``rows`` as a new ``PanelWindows`` sharing ``values``."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.starts, new.series = self.starts[rows], self.series[rows]
+        return new
+
+    @property
+    def y(self):
+        """Targets: ``(n_windows,)`` for ``horizon=1``, ``(n_windows, horizon)`` else."""
+        if self.horizon == 0:
+            raise AttributeError("windows with horizon=0 have no targets.")
+        col = self.values[:, self.target]
+        ends = self.starts + self.window
+        if self.horizon == 1:
+            return col[ends]
+        return col[ends[:, None] + np.arange(self.horizon)]
+
+    @classmethod
+    def from_series(cls, series, **kwargs):
+        """Windows of a list of series (1D or 2D arrays), concatenated once."""
+        arrays = [np.asarray(s) for s in series]
+        if not arrays:
+            raise ValueError("series is empty; pass at least one series.")
+        return cls(np.concatenate(arrays), [len(a) for a in arrays], **kwargs)
+
+
+# -- the regressors' side: rows gathered per batch ------------------------------------
+
+
+class _LazySequences:
+    """A ``(n, T, F)`` view of a row source whose rows are gathered only on demand.
+
+    ``source`` is a :class:`PanelWindows` or a strided array view of shape
+    ``(n, T, F)``; ``dtype`` is the regressor's, applied per gathered block.
+    """
+
+    def __init__(self, source, T, F, dtype, rows=None):
+        self.source, self.T, self.F, self.dtype = source, T, F, dtype
+        # a range until rows are picked: no index array of n_windows to hold
+        self.rows = range(len(source)) if rows is None else rows
+
+    @property
+    def shape(self):
+        return (len(self.rows), self.T, self.F)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, key):
+        return _LazySequences(self.source, self.T, self.F, self.dtype, _take(self.rows, key))
+
+    def gather(self, rows):
+        """Rows ``rows`` (positions in this view) as a dense ``(n_rows, T, F)`` array."""
+        idx = _take(self.rows, rows)
+        if isinstance(idx, range):
+            idx = slice(idx.start, idx.stop, idx.step)
+        if isinstance(self.source, PanelWindows):
+            return self.source.sequences(idx, self.dtype)
+        out = np.asarray(self.source[idx], dtype=self.dtype)
+        return out.reshape(len(out), self.T, self.F)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.gather(slice(None))
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def transpose(self, *axes):
+        if tuple(axes) != (1, 0, 2):
+            raise ValueError("only the time-major transpose (1, 0, 2) is supported.")
+        return _TimeMajor(self)
+
+    def check_finite(self, block=1 << 16):
+        """True when every value of every row is finite, checked block by block."""
+        if isinstance(self.source, PanelWindows):
+            return bool(np.isfinite(self.source.values).all())
+        return all(np.isfinite(self.gather(slice(s, s + block))).all()
+                   for s in range(0, len(self), block))
+
+
+def _take(rows, key):
+    """``rows[key]`` for a range or an index array; a range stays a range for slices."""
+    if isinstance(rows, range):
+        if isinstance(key, slice):
+            return rows[key]
+        key = np.asarray(key)
+        if key.dtype == bool:
+            key = np.flatnonzero(key)
+        key = np.where(key < 0, key + len(rows), key)
+        return rows.start + rows.step * key
+    return rows[key]
+
+
+class _TimeMajor:
+    """Time-major ``(T, n, F)`` face of :class:`_LazySequences` for the batch loop.
+
+    ``X[:, rows]`` gathers those rows into a contiguous ``(T, n_rows, F)`` array,
+    exactly what indexing the dense time-major matrix gives.
+    """
+
+    def __init__(self, seqs):
+        self.seqs = seqs
+        self.dtype = np.dtype(seqs.dtype)
+
+    @property
+    def shape(self):
+        n, T, F = self.seqs.shape
+        return (T, n, F)
+
+    def __getitem__(self, key):
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)):
+            raise TypeError("index the time-major windows as X[:, rows].")
+        return np.ascontiguousarray(self.seqs.gather(key[1]).transpose(1, 0, 2))
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:, :]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def lazy_source(X):
+    """``X`` itself when its rows should be gathered per batch, else None.
+
+    That is a :class:`PanelWindows`, or a window view such as
+    :func:`series_windows` gives: an array whose consecutive rows overlap in
+    memory, so that copying it whole would build the window matrix the view
+    avoids. Any other array (slices included) takes the dense path.
+    """
+    if isinstance(X, PanelWindows):
+        return X
+    if (isinstance(X, np.ndarray) and X.ndim in (2, 3) and X.dtype.kind in "biuf"
+            and X.size and X.shape[1] > 1 and not X.flags.owndata
+            and abs(X.strides[0]) < X.shape[1] * abs(X.strides[1])):
+        return X
+    return None
+
+
+def time_major(X3):
+    """Time-major ``(T, n, F)`` training input: contiguous copy, or lazy for windows."""
+    if isinstance(X3, _LazySequences):
+        return X3.transpose(1, 0, 2)
+    return np.ascontiguousarray(X3.transpose(1, 0, 2))
+
+
+# -- one model per series ---------------------------------------------------------------
+
+
+def _fit_one(estimator, X, y, fit_params):
+    return estimator.fit(X, y, **fit_params)
+
+
+def fit_local(estimator, X, y, *, n_jobs=None, fit_params=None):
+    """Fit one clone of ``estimator`` per series, in parallel through joblib.
+
+    The fits go through ``joblib.Parallel``, so the active joblib backend decides
+    where they run: processes on this machine (``n_jobs``), or the workers of a
+    Dask cluster inside ``joblib.parallel_config(backend="dask")`` (with a
+    ``dask.distributed.Client`` open; install ``skrnn[distributed]``). Each clone
+    draws from its own ``random_state``, so the fitted models are bit-identical
+    whichever backend ran them.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Unfitted template; each series gets ``sklearn.base.clone(estimator)``.
+    X, y : dict or sequence
+        Per-series inputs and targets: two dicts with the same keys, or two
+        sequences of the same length (``X[i]``, ``y[i]`` for series ``i``).
+    n_jobs : int, default=None
+        Parallel jobs (``joblib.Parallel``); None means 1 unless a
+        ``joblib.parallel_config`` says otherwise.
+    fit_params : dict, default=None
+        Keyword arguments of every ``fit`` call.
+
+    Returns
+    -------
+    models : dict or list
+        The fitted clones, keyed (or ordered) like ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from skrnn.windows import fit_local
+    >>> X = {"a": np.eye(3), "b": 2 * np.eye(3)}
+    >>> y = {"a": np.arange(3.0), "b": np.ones(3)}
+    >>> sorted(fit_local(Ridge(), X, y))
+    ['a', 'b']
+    """
+    from joblib import Parallel, delayed
+
+    keys = _keys(X, y)
+    fit_params = {} if fit_params is None else dict(fit_params)
+    fitted = Parallel(n_jobs=n_jobs)(
+        delayed(_fit_one)(clone(estimator), X[k], y[k], fit_params) for k in keys
+    )
+    return dict(zip(keys, fitted)) if isinstance(X, dict) else fitted
+
+
+def _predict_one(model, X):
+    return model.predict(X)
+
+
+def predict_local(models, X, *, n_jobs=None):
+    """Predictions of each per-series model of :func:`fit_local` on its own ``X``."""
+    from joblib import Parallel, delayed
+
+    keys = _keys(X, models, names=("X", "models"))
+    preds = Parallel(n_jobs=n_jobs)(delayed(_predict_one)(models[k], X[k]) for k in keys)
+    return dict(zip(keys, preds)) if isinstance(X, dict) else preds
+
+
+def _keys(X, y, names=("X", "y")):
+    if isinstance(X, dict) != isinstance(y, dict):
+        raise TypeError(f"{names[0]} and {names[1]} must both be dicts or both sequences.")
+    if isinstance(X, dict):
+        if set(X) != set(y):
+            missing = sorted(map(str, set(X) ^ set(y)))[:5]
+            raise ValueError(
+                f"{names[0]} and {names[1]} must have the same series keys; these are in "
+                f"only one of them: {missing}."
+            )
+        return list(X)
+    if len(X) != len(y):
+        raise ValueError(
+            f"{names[0]} and {names[1]} must hold the same number of series; got "
+            f"{len(X)} and {len(y)}."
+        )
+    return list(range(len(X)))
+
+
+# -- streaming prediction ----------------------------------------------------------------
+
+
+def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
+                    series_per_chunk=10_000, progress=None):
+    """Forecast every series of a large panel, writing the forecasts chunk by chunk.
+
+    The last ``window`` values of each series form its input; the panel is
+    predicted ``series_per_chunk`` series at a time and each chunk is appended to
+    ``path`` before the next one is built, so memory stays bounded by one chunk
+    (plus the panel itself).
+
+    Parameters
+    ----------
+    estimator : fitted regressor
+        Predicts from windows of ``window`` steps (e.g. a fitted GRURegressor).
+    values, lengths : array-like
+        The panel, as in :class:`PanelWindows`.
+    path : str or path-like
+        Output file: Parquet when it ends in ``.parquet`` (needs ``pyarrow``), CSV
+        otherwise. It must not exist (nothing already there is overwritten).
+    window : int
+        Steps per window.
+    keys : array-like of shape (n_series,), default=None
+        Series labels written in the ``series`` column; default ``0..n_series-1``.
+    series_per_chunk : int, default=10_000
+        Series per chunk.
+    progress : bool, default=None
+        Show a progress bar (``rich``); None shows one when rich is installed and
+        the output is a terminal.
+
+    Returns
+    -------
+    n_rows : int
+        Rows written: one per series, columns ``series`` and ``y_pred`` (or
+        ``y_pred_1..y_pred_h`` for ``h`` outputs).
+    """
+    import os
+
+    import pandas as pd
+
+    series_per_chunk = _check_positive_int(series_per_chunk, "series_per_chunk")
+    path = os.fspath(path)
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} exists; choose a new file (nothing is overwritten).")
+    W = PanelWindows(values, lengths, window=window, horizon=0)
+    if len(W) != len(W.lengths):
+        raise ValueError(
+            f"{len(W.lengths) - len(W)} series are shorter than window={window}; drop or "
+            "pad them first."
+        )
+    keys = np.arange(len(W)) if keys is None else np.asarray(keys)
+    if len(keys) != len(W):
+        raise ValueError(f"keys has {len(keys)} labels for {len(W)} series.")
+    parquet = path.endswith(".parquet")
+    if parquet:
+        try:
+            import pyarrow as pa
+        except ImportError:
+            raise ImportError(
+                "Parquet output needs pyarrow: pip install pyarrow (or write a .csv)."
+            ) from None
+        import pyarrow.parquet as pq
+    bar = _progress_bar(progress, len(W))
+    writer, n_rows = None, 0
+    try:
+        for s in range(0, len(W), series_per_chunk):
+            rows = slice(s, s + series_per_chunk)
+            pred = np.asarray(estimator.predict(W[rows]))
+            pred = pred.reshape(len(pred), -1)
+            cols = ["y_pred"] if pred.shape[1] == 1 else [
+                f"y_pred_{j + 1}" for j in range(pred.shape[1])]
+            frame = pd.DataFrame(pred, columns=cols)
+            frame.insert(0, "series", keys[rows])
+            if parquet:
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(path, table.schema)
+                writer.write_table(table)
+            else:
+                frame.to_csv(path, mode="a", header=n_rows == 0, index=False)
+            n_rows += len(frame)
+            if bar is not None:
+                bar[0].update(bar[1], advance=len(frame))
+    finally:
+        if writer is not None:
+            writer.close()
+        if bar is not None:
+            bar[0].stop()
+    return n_rows
+
+
+def _progress_bar(progress, total):
+    import sys
+
+    if progress is False:
+        return None
+    try:
+        from rich.progress import Progress
+    except ImportError:
+        if progress:
+            raise ImportError(
+                "progress=True needs rich; install it with `pip install skrnn[cli]`."
+            ) from None
+        return None
+    if progress is None and not sys.stderr.isatty():
+        return None
+    bar = Progress(transient=True)
+    task = bar.add_task("forecasting series", total=total)
+    bar.start()
+    return bar, task
