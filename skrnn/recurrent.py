@@ -661,8 +661,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             self._no_improvement_count = 0
         if self._no_improvement_count > self.n_iter_no_change:
             opt = self._optimizer
-            if self.learning_rate == "adaptive" and opt.learning_rate > 1e-6:
-                opt.learning_rate /= 5
+            if opt.on_plateau(self.learning_rate):
                 self._no_improvement_count = 0
                 if self.verbose:
                     print(f"Setting learning rate to {opt.learning_rate:f}")

@@ -58,12 +58,12 @@ ENGINES = ["numpy", pytest.param("compiled", marks=pytest.mark.skipif(
 
 def _pinned_platform():
     """Whether this machine is the kind the values were taken on."""
-    from skrnn.nn import _cells
+    from skrnn.nn import _engine
 
     blas = [(i["internal_api"], i.get("architecture")) for i in threadpool_info()
             if i["user_api"] == "blas"]
     return (platform.machine() == "x86_64" and blas == [("openblas", "SkylakeX")]
-            and getattr(_cells._fastrnn, "AVX512", 0) == 1)
+            and getattr(_engine._fastrnn, "AVX512", 0) == 1)
 
 
 def _check(got, hexes):
@@ -78,7 +78,7 @@ def _fit(name, eng, **params):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(40, 12))  # 6 steps of 2 features
     y = X[:, ::2].sum(axis=1) * 0.3 + np.sin(X[:, -1])
-    kw = dict(units=5, n_step_features=2, max_iter=4, batch_size=8, random_state=3)
+    kw = {"units": 5, "n_step_features": 2, "max_iter": 4, "batch_size": 8, "random_state": 3}
     kw.update(params)
     with engine(eng):
         model = ESTIMATORS.get(name, LSTMRegressor)(**kw).fit(X, y)
