@@ -222,7 +222,7 @@ def test_avx512_activations_accuracy():
 @pytest.mark.parametrize("head", ["last", "sequence"])
 def test_compiled_lstm_float32_with_vector_hidden_sizes(peephole, units, features, head):
     # float32 with H a multiple of 16: on AVX-512 CPUs the plain LSTM's gate pass runs
-    # in _fastrnn_x16.h (its own sigmoid); its results must match the reference, its
+    # in csrc/gates_avx512.h (its own sigmoid); its results must match the reference, its
     # gradients too (the backward pass reads the stored gates)
     net, X, y, sw, masks = _setup("lstm", {"peephole": peephole}, units, head,
                                   dtype=np.float32, masks=True, features=features,
