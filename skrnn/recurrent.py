@@ -14,6 +14,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from skrnn import _layout
 from skrnn._callbacks import EPOCH_TASK
 from skrnn.exceptions import DivergenceError, DivergenceWarning, NonNumericInputError
 from skrnn.nn._losses import loss_and_grad, predict_from_raw
@@ -244,7 +245,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                 )
             if not reset:
                 self._check_layout(*shape3[1:])
-            X = X.reshape(shape3[0], -1)
+            X = _layout.flatten_sequences(X)
         dtype = _DTYPES[self.dtype]
         common = dict(reset=reset, dtype=dtype, ensure_min_samples=1)
         no_y = isinstance(y, str) and y == "no_validation"
@@ -267,13 +268,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                 F = self.n_step_features or 1
             else:
                 F = self.n_step_features_
-            if n_cols % F:
-                raise ValueError(
-                    f"X has {n_cols} columns, which do not divide into time steps of "
-                    f"{F} features (n_step_features={F}). A 2D X must hold "
-                    f"timesteps * n_step_features columns, oldest step first."
-                )
-            T = n_cols // F
+            T = _layout.n_steps(n_cols, F)
             if not reset:
                 self._check_layout(T, F)
         X3 = X.reshape(n, T, F)
