@@ -46,9 +46,9 @@ setup(
     ext_modules=[
         Extension(
             "skrnn.nn._fastrnn",
-            sources=["skrnn/nn/_fastrnn.c"],
-            depends=["skrnn/nn/_fastrnn_body.h", "skrnn/nn/_fastrnn_mm.h",
-                     "skrnn/nn/_fastrnn_x16.h"],
+            sources=["skrnn/nn/csrc/fastrnn.c"],
+            depends=["skrnn/nn/csrc/loops.h", "skrnn/nn/csrc/matmul.h",
+                     "skrnn/nn/csrc/gates_avx512.h"],
             extra_compile_args=args,
             optional=True,
         )

@@ -3,9 +3,10 @@
 Timings on a shared machine drift by 10-30% from one process to the next, more than
 most kernel changes gain, so comparing two runs of ``bench_training.py`` cannot tell
 a 5% improvement from noise. This script loads two builds of ``skrnn.nn._fastrnn``
-(the ``.so`` files: copy the one built from the old source aside before rebuilding)
-into the same process and times their forward and backward loops alternately, many
-rounds, keeping the best of each: both see the same machine state.
+(the ``.so`` files: copy the one built from the old source in ``skrnn/nn/csrc/``
+aside before rebuilding) into the same process and times their forward and backward
+loops alternately, many rounds, keeping the best of each: both see the same machine
+state.
 
 Example::
 
@@ -28,10 +29,12 @@ import time
 
 import numpy as np
 
-from skrnn.nn._cells import _block
+from skrnn.nn._engine import Cell, block_size
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-CELL_ID = {"rnn": 0, "lstm": 1, "gru": 2}
+# the builds are called by position (an old build predates the keyword wrappers of
+# skrnn.nn._engine), with the engine's cell codes
+CELL_ID = {"rnn": Cell.RNN, "lstm": Cell.LSTM, "gru": Cell.GRU}
 
 
 def load(path):
@@ -60,7 +63,7 @@ class Case:
         self.dlast = rng.normal(size=(B, H)).astype(f32)
         self.grads = [np.empty((1, G), f32), np.empty((H, G), f32), np.empty(G, f32),
                       np.empty(H, f32) if cell == "gru" else None]
-        self.blk = _block(B)  # the engine's choice for this batch size
+        self.blk = block_size(B)  # the engine's choice for this batch size
 
     def buffers(self, store):
         """Training: every step kept; predict: only the last state (the loops keep

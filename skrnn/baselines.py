@@ -23,6 +23,8 @@ from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from skrnn import _layout
+
 __all__ = [
     "LastValueRegressor",
     "SeasonalNaiveRegressor",
@@ -90,11 +92,8 @@ class _NaiveRegressor(RegressorMixin, BaseEstimator):
             lookup = {c: i for i, c in enumerate(names)}
             return np.array([lookup[c] for c in cols], dtype=np.intp)
         F = self.n_step_features
-        if n_features % F:
-            raise ValueError(
-                f"X has n_features={n_features} columns, which is not a multiple of "
-                f"n_step_features={F}."
-            )
+        _layout.n_steps(n_features, F, "X has n_features={n_columns} columns, which is not a "
+                        "multiple of n_step_features={n_step_features}.")
         if self.feature_index >= F:
             raise ValueError(
                 f"feature_index={self.feature_index} must be < n_step_features={F}."

@@ -39,6 +39,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skrnn import _layout
 from skrnn._panel import build_grid, check_fill_gaps, group_codes, lookup_key
 from skrnn.calendar import calendar_feature_names, calendar_features
 
@@ -781,11 +782,8 @@ class LastSteps(CallbackSupportMixin, TransformerMixin, BaseEstimator):
 
     def _check_width(self, n_columns):
         F = self.n_step_features
-        if n_columns % F:
-            raise ValueError(
-                f"X has {n_columns} columns, which do not divide into steps of "
-                f"n_step_features={F}."
-            )
+        _layout.n_steps(n_columns, F, "X has {n_columns} columns, which do not divide into "
+                        "steps of n_step_features={n_step_features}.")
         if self.n_steps is not None and self.n_steps * F > n_columns:
             raise ValueError(
                 f"n_steps={self.n_steps} needs {self.n_steps * F} columns, but the window "

@@ -19,6 +19,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skrnn import _layout
 from skrnn._callbacks import EPOCH_TASK
 from skrnn.exceptions import DivergenceError, DivergenceWarning, NonNumericInputError
 from skrnn.nn._losses import loss_and_grad, predict_from_raw
@@ -296,7 +297,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                 )
             if not reset:
                 self._check_layout(*shape3[1:])
-            X = X.reshape(shape3[0], shape3[1] * shape3[2])  # -1 fails on 0 rows
+            X = _layout.flatten_sequences(X)
         dtype = _DTYPES[self.dtype]
         # training needs a sample; predicting on none gives an empty answer
         predicting = not reset and isinstance(y, str) and y == "no_validation"
@@ -323,13 +324,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                 F = self.n_step_features or 1
             else:
                 F = self.n_step_features_
-            if n_cols % F:
-                raise ValueError(
-                    f"X has {n_cols} columns, which do not divide into time steps of "
-                    f"{F} features (n_step_features={F}). A 2D X must hold "
-                    f"timesteps * n_step_features columns, oldest step first."
-                )
-            T = n_cols // F
+            T = _layout.n_steps(n_cols, F)
             if not reset:
                 self._check_layout(T, F)
         X3 = X.reshape(n, T, F)
@@ -837,8 +832,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             self._no_improvement_count = 0
         if self._no_improvement_count > self.n_iter_no_change:
             opt = self._optimizer
-            if self.learning_rate == "adaptive" and opt.learning_rate > 1e-6:
-                opt.learning_rate /= 5
+            if opt.on_plateau(self.learning_rate):
                 self._no_improvement_count = 0
                 if self.verbose:
                     print(f"Setting learning rate to {opt.learning_rate:f}")

@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 import pytest
 
-from skrnn.nn import _cells
+from skrnn.nn import _cells, _engine
 from skrnn.nn._network import RecurrentNetwork
 
 pytestmark = pytest.mark.skipif(
@@ -174,7 +174,7 @@ def test_compiled_tanh_accuracy():
     assert np.signbit(special[1]) and not np.signbit(special[0]) and np.isnan(special[4])
 
 
-@pytest.mark.skipif(not getattr(_cells._fastrnn, "AVX512", 0),
+@pytest.mark.skipif(not getattr(_engine._fastrnn, "AVX512", 0),
                     reason="the AVX-512 kernels need a CPU with AVX-512")
 def test_avx512_activations_accuracy():
     # the LSTM gate pass's own tanh and sigmoid (float32, H a multiple of 16); the
@@ -222,7 +222,7 @@ def test_avx512_activations_accuracy():
 @pytest.mark.parametrize("head", ["last", "sequence"])
 def test_compiled_lstm_float32_with_vector_hidden_sizes(peephole, units, features, head):
     # float32 with H a multiple of 16: on AVX-512 CPUs the plain LSTM's gate pass runs
-    # in _fastrnn_x16.h (its own sigmoid); its results must match the reference, its
+    # in csrc/gates_avx512.h (its own sigmoid); its results must match the reference, its
     # gradients too (the backward pass reads the stored gates)
     net, X, y, sw, masks = _setup("lstm", {"peephole": peephole}, units, head,
                                   dtype=np.float32, masks=True, features=features,
@@ -300,7 +300,7 @@ def _kernel_threads():
     from skrnn.nn._threads import engine_call
 
     with engine_call():
-        return _cells._split(50, 256, 1, 64, 256)[1]
+        return _engine.plan(50, 256, 1, 64, 256)[1]
 
 
 def test_threads_follow_the_blas_limit_and_joblib_workers():

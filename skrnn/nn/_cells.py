@@ -27,86 +27,28 @@ Recurrent dropout multiplies the previous hidden state by one mask per sequence
 before it enters the recurrent product (the Gal & Ghahramani / Keras form); the
 state itself, and the GRU's direct ``z * h_prev`` path, are not masked.
 
-Two engines run the layers. The NumPy code below is the reference. When the
-optional compiled module ``skrnn.nn._fastrnn`` is built (``pip install`` compiles it
-with any C compiler; see ``setup.py``), its loops run instead (``_fastrnn.c``): per
-step, the input side, the product with ``W_hh`` (its own register-blocked kernel,
-which unlike BLAS does not re-pack the weights on every small product) and one
-fused, vectorised pass over the gates instead of a dozen NumPy calls; the backward
-pass sums the weight gradients as it goes instead of keeping the gate gradients of
-all steps. Blocks of sequences of a batch (16 to 128, by batch size) are shared
-between threads (see ``_threads.py``); results do not depend on the number of
-threads.
-Its ``tanh`` is its own (within 3 ulp) and its sums run in another order, so the
-two engines agree to rounding (float64: ~1e-12), not bit for bit; each one is
-deterministic. The buffers kept for the backward pass (states, gates) are the same,
-so ``states`` and the caches look alike. ``set_engine`` switches engines;
-``SKRNN_ENGINE=numpy`` selects the reference at import.
+Two engines run the layers: the NumPy code below is the reference; the compiled
+loops replace it when built. Which one runs, its threads and the calls into the
+compiled module belong to ``_engine.py``.
 """
-
-import os
-from contextlib import contextmanager
 
 import numpy as np
 
-from skrnn.nn._threads import blas_limit
+from skrnn.nn import _engine
+from skrnn.nn._engine import (  # noqa: F401 - the engine switch, long imported from here
+    Cell,
+    compiled_available,
+    engine,
+    get_engine,
+    runs_compiled,
+    set_engine,
+)
 from skrnn.nn._workspace import empty
-
-try:  # the compiled time loops are optional
-    from skrnn.nn import _fastrnn
-except ImportError:  # pragma: no cover - depends on the build
-    _fastrnn = None
-
-_ENGINE = {"name": "compiled" if _fastrnn is not None else "numpy", "threads": None}
-if os.environ.get("SKRNN_ENGINE", "").lower() == "numpy":
-    _ENGINE["name"] = "numpy"
-
-
-def compiled_available():
-    """Whether the compiled time loops were built and can be used."""
-    return _fastrnn is not None
-
-
-def get_engine():
-    """The engine the layers use now: ``"compiled"`` or ``"numpy"``."""
-    return _ENGINE["name"]
-
-
-def set_engine(name, threads=None):
-    """Select the engine of the time loops; returns the previous ``(name, threads)``.
-
-    ``"numpy"`` is the reference implementation; ``"compiled"`` needs the built
-    extension (``compiled_available()``). The environment variable
-    ``SKRNN_ENGINE=numpy`` selects the reference at import time. ``threads`` fixes
-    the number of threads of the compiled loops (for tests and benchmarks; by
-    default it follows the BLAS limit and the size of the call).
-    """
-    if name not in ("numpy", "compiled"):
-        raise ValueError(f"engine must be 'numpy' or 'compiled', got {name!r}")
-    if name == "compiled" and _fastrnn is None:
-        raise RuntimeError("the compiled engine (skrnn.nn._fastrnn) is not built")
-    previous = (_ENGINE["name"], _ENGINE["threads"])
-    _ENGINE["name"], _ENGINE["threads"] = name, threads
-    return previous
-
-
-@contextmanager
-def engine(name, threads=None):
-    """Context manager form of :func:`set_engine`."""
-    previous = set_engine(name, threads)
-    try:
-        yield
-    finally:
-        _ENGINE["name"], _ENGINE["threads"] = previous
 
 
 def _fast(X, p):
-    """Whether this call runs the compiled loops (same float dtype everywhere)."""
-    return (
-        _ENGINE["name"] == "compiled"
-        and X.dtype in (np.float32, np.float64)
-        and p["W_hh"].dtype == X.dtype
-    )
+    """Whether this call runs the compiled loops (see ``_engine.runs_compiled``)."""
+    return runs_compiled(X, p["W_hh"])
 
 
 def _c(a, dtype):
@@ -141,36 +83,6 @@ def _outputs(Hs, ring):
 def _wT(p, dX):
     """``W_ih.T``, contiguous, when the input gradient ``dX`` is wanted."""
     return None if dX is None else np.ascontiguousarray(p["W_ih"].T)
-
-
-def _block(B):
-    """Sequences per block of the compiled loops: a function of the batch size only.
-
-    The loops run the blocks of a batch independently and add their gradients in
-    block order, so the results depend on the block size but not on the number of
-    threads. Blocks of 16 let a batch of 32 keep two cores busy; bigger batches get
-    bigger blocks (up to 128, aiming at 8 blocks), because every block streams the
-    recurrent weights once per step.
-    """
-    return int(min(128, max(16, 16 * -(-B // 128))))
-
-
-def _split(T, B, F, H, G):
-    """(block size, threads) of a compiled time loop.
-
-    Threads: at most the BLAS limit in force (see ``_threads.py``), at most one per
-    block, and one when the call is too small for a thread's start-up (tens of
-    microseconds) to pay.
-    """
-    block = _block(B)
-    if _ENGINE["threads"] is not None:
-        return block, _ENGINE["threads"]
-    limit = blas_limit()
-    if limit <= 1 or not _fastrnn.HAS_THREADS:
-        return block, 1
-    flops = 2.0 * T * B * G * (H + F)  # the products of one pass
-    blocks = -(-B // block)
-    return block, max(1, min(limit, blocks, int(flops // 8e6)))
 
 
 class _Layer:
@@ -281,9 +193,9 @@ class SimpleRNNLayer(_Layer):
         if _fast(X, p):
             ring = not (store or seq)
             Hs = _fast_states(T, B, H, X.dtype, ring, ws, self)
-            _fastrnn.forward(0, T, B, F, H, _c(X, X.dtype), p["W_ih"], p["b"], W_hh, None,
-                             Hs, None, None, None, None, _c(mask, X.dtype),
-                             self.activation == "relu", store, ring, *_split(T, B, F, H, H))
+            _engine.forward(Cell.RNN, T=T, B=B, F=F, H=H, X=_c(X, X.dtype), W_ih=p["W_ih"],
+                            b=p["b"], W_hh=W_hh, Hs=Hs, mask=_c(mask, X.dtype),
+                            relu=self.activation == "relu", store=store, ring=ring)
             cache = {"X": X, "H": Hs, "p": p, "mask": mask} if store else None
             return _outputs(Hs, ring), cache
         Hs = np.zeros((T + 1, B, H), dtype=X.dtype)
@@ -310,10 +222,11 @@ class SimpleRNNLayer(_Layer):
             X, dt = cache["X"], Hs.dtype
             F = X.shape[2]
             dX = empty(ws, (self, "dX"), (T, B, F), dt) if need_dX else None
-            _fastrnn.backward(0, T, B, F, H, _c(X, dt), _wT(p, dX), W_hhT, None, Hs, None,
-                              None, None, None, _c(mask, dt), _c(dH_out, dt),
-                              _c(dh_last, dt), dX, g["W_ih"], g["W_hh"], g["b"], None,
-                              self.activation == "relu", *_split(T, B, F, H, H))
+            _engine.backward(Cell.RNN, T=T, B=B, F=F, H=H, X=_c(X, dt), W_ihT=_wT(p, dX),
+                             W_hhT=W_hhT, Hs=Hs, mask=_c(mask, dt), dH=_c(dH_out, dt),
+                             dh_last=_c(dh_last, dt), dX=dX, grad_W_ih=g["W_ih"],
+                             grad_W_hh=g["W_hh"], grad_b=g["b"],
+                             relu=self.activation == "relu")
             return dX
         # activation derivative of every step, then chained backwards in place
         dA = Hs[1:] * Hs[1:] if self.activation == "tanh" else (Hs[1:] > 0).astype(Hs.dtype)
@@ -368,9 +281,9 @@ class LSTMLayer(_Layer):
             Cs = _states0(T + 1, B, H, dt, ws, (self, "C")) if store else None
             TC = empty(ws, (self, "TC"), (T, B, H), dt) if store else None
             G = empty(ws, (self, "G"), (T, B, 4 * H), dt) if store else None
-            _fastrnn.forward(1, T, B, F, H, _c(X, dt), W_ih, b, W_hh, half_peep, Hs, Cs,
-                             TC, G, None, _c(mask, dt), False, store, ring,
-                             *_split(T, B, F, H, 4 * H))
+            _engine.forward(Cell.LSTM, T=T, B=B, F=F, H=H, X=_c(X, dt), W_ih=W_ih, b=b,
+                            W_hh=W_hh, Hs=Hs, extra=half_peep, Cs=Cs, TC=TC, gates=G,
+                            mask=_c(mask, dt), store=store, ring=ring)
             cache = (
                 {"X": X, "H": Hs, "C": Cs, "TC": TC, "G": G, "p": p, "mask": mask}
                 if store
@@ -428,10 +341,11 @@ class LSTMLayer(_Layer):
             X = cache["X"]
             F = X.shape[2]
             dX = empty(ws, (self, "dX"), (T, B, F), dt) if need_dX else None
-            _fastrnn.backward(1, T, B, F, H, _c(X, dt), _wT(p, dX), W_hhT, _c(peep, dt), Hs,
-                              Cs, TC, G, None, _c(mask, dt), _c(dH_out, dt),
-                              _c(dh_last, dt), dX, g["W_ih"], g["W_hh"], g["b"],
-                              g.get("w_peep"), False, *_split(T, B, F, H, 4 * H))
+            _engine.backward(Cell.LSTM, T=T, B=B, F=F, H=H, X=_c(X, dt), W_ihT=_wT(p, dX),
+                             W_hhT=W_hhT, Hs=Hs, extra=_c(peep, dt), Cs=Cs, TC=TC, gates=G,
+                             mask=_c(mask, dt), dH=_c(dH_out, dt), dh_last=_c(dh_last, dt),
+                             dX=dX, grad_W_ih=g["W_ih"], grad_W_hh=g["W_hh"], grad_b=g["b"],
+                             grad_extra=g.get("w_peep"))
             return dX
         # derivatives of every step at once: s(1-s) for i, f, o; 1-g^2 for g
         DG = np.subtract(1.0, G, dtype=dt)
@@ -522,9 +436,9 @@ class GRULayer(_Layer):
             S = empty(ws, (self, "S"), (T, B, H), dt) if store else None
             G = empty(ws, (self, "G"), (T, B, 3 * H), dt) if store else None
             b_hn = _c(p.get("b_hn"), dt) if self.reset_after else None
-            _fastrnn.forward(2, T, B, F, H, _c(X, dt), W_ih, b, W_hh, b_hn, Hs, None, None,
-                             G, S, _c(mask, dt), self.reset_after, store, ring,
-                             *_split(T, B, F, H, 3 * H))
+            _engine.forward(Cell.GRU, T=T, B=B, F=F, H=H, X=_c(X, dt), W_ih=W_ih, b=b,
+                            W_hh=W_hh, Hs=Hs, extra=b_hn, gates=G, S=S, mask=_c(mask, dt),
+                            reset_after=self.reset_after, store=store, ring=ring)
             cache = {"X": X, "H": Hs, "S": S, "G": G, "p": p, "mask": mask} if store else None
             return _outputs(Hs, ring), cache
         Hs = np.zeros((T + 1, B, H), dtype=dt)
@@ -573,11 +487,12 @@ class GRULayer(_Layer):
             X = cache["X"]
             F = X.shape[2]
             dX = empty(ws, (self, "dX"), (T, B, F), dt) if need_dX else None
-            _fastrnn.backward(2, T, B, F, H, _c(X, dt), _wT(p, dX), W_hhT, None, Hs, None,
-                              None, G, S, _c(mask, dt), _c(dH_out, dt), _c(dh_last, dt), dX,
-                              g["W_ih"], g["W_hh"], g["b"],
-                              g["b_hn"] if self.reset_after else None, self.reset_after,
-                              *_split(T, B, F, H, 3 * H))
+            _engine.backward(Cell.GRU, T=T, B=B, F=F, H=H, X=_c(X, dt), W_ihT=_wT(p, dX),
+                             W_hhT=W_hhT, Hs=Hs, gates=G, S=S, mask=_c(mask, dt),
+                             dH=_c(dH_out, dt), dh_last=_c(dh_last, dt), dX=dX,
+                             grad_W_ih=g["W_ih"], grad_W_hh=g["W_hh"], grad_b=g["b"],
+                             grad_extra=g["b_hn"] if self.reset_after else None,
+                             reset_after=self.reset_after)
             return dX
         W_rzT, W_nT = W_hhT[: 2 * H], W_hhT[2 * H :]
         # per-step factors, all steps at once

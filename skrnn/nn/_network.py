@@ -8,7 +8,8 @@ best weights is one copy.
 
 import numpy as np
 
-from skrnn.nn._cells import GRULayer, LSTMLayer, SimpleRNNLayer, get_engine
+from skrnn.nn._cells import GRULayer, LSTMLayer, SimpleRNNLayer
+from skrnn.nn._engine import get_engine
 from skrnn.nn._losses import loss_and_grad, predict_from_raw
 from skrnn.nn._threads import engine_call
 from skrnn.nn._workspace import Workspace

@@ -7,7 +7,7 @@ PyTorch's ``RMSprop`` (no momentum, ``eps`` outside the square root).
 
 import numpy as np
 
-from skrnn.nn import _cells
+from skrnn.nn import _engine
 
 
 def _fused_ok(theta, *arrays):
@@ -29,9 +29,21 @@ class _Optimizer:
         raise NotImplementedError
 
     def end_epoch(self, schedule, time_step, power_t):
-        """Apply the ``invscaling`` schedule (``adaptive`` is handled by the trainer)."""
+        """Apply the ``invscaling`` schedule after an epoch (``time_step`` samples seen)."""
         if schedule == "invscaling":
             self.learning_rate = self.learning_rate_init / (time_step + 1) ** power_t
+
+    def on_plateau(self, schedule):
+        """The monitored loss stopped improving: apply the ``adaptive`` schedule.
+
+        As in scikit-learn's MLP, ``adaptive`` divides the learning rate by 5 while it
+        is above 1e-6. Returns True when it did so (training goes on with the smaller
+        rate), False when the schedule has nothing left to try (training stops).
+        """
+        if schedule == "adaptive" and self.learning_rate > 1e-6:
+            self.learning_rate /= 5
+            return True
+        return False
 
 
 class SGD(_Optimizer):
@@ -65,10 +77,11 @@ class Adam(_Optimizer):
     def step(self, theta, grad):
         b1, b2 = self.beta_1, self.beta_2
         self.t += 1
-        if _cells.get_engine() == "compiled" and _fused_ok(theta, grad, self.m, self.v):
+        if _engine.get_engine() == "compiled" and _fused_ok(theta, grad, self.m, self.v):
             # one pass instead of twelve, with the same roundings (same bits)
             lr = self.learning_rate * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
-            _cells._fastrnn.adam(theta, grad, self.m, self.v, b1, b2, self.epsilon, float(lr))
+            _engine.adam(theta, grad, self.m, self.v, beta_1=b1, beta_2=b2,
+                         epsilon=self.epsilon, learning_rate=lr)
             return
         self.m *= b1
         self.m += (1 - b1) * grad

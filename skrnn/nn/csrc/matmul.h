@@ -1,4 +1,4 @@
-/* Register-blocked matrix product, included by _fastrnn_body.h once per vector width.
+/* Register-blocked matrix product, included by loops.h once per vector width.
  *
  * Macros from the includer: REAL, FN, ALWAYS_INLINE; MMV (vector bytes), MMR (rows
  * per block), MMFN(name) (the names of this instance), MMATTR (its target

@@ -1,9 +1,9 @@
 /* AVX-512 float32 activations and the LSTM gate pass, 16 lanes at a time.
  *
- * Included by the float32 instance of _fastrnn_body.h on x86-64 builds with AVX-512
+ * Included by the float32 instance of loops.h on x86-64 builds with AVX-512
  * clones; lstm_fwd_f uses it when the CPU has AVX-512, the LSTM has no peepholes and
  * the hidden size is a multiple of 16. The
- * generic loops of _fastrnn_body.h are written as scalar C for gcc to vectorize, which
+ * generic loops of loops.h are written as scalar C for gcc to vectorize, which
  * costs the gate pass operations intrinsics avoid: gcc clamps tanh's argument with
  * three compares and two blends (it keeps NaN through a clamp only that way), and
  * has no vector form of ldexp for an exp-based sigmoid. The LSTM's gate pass runs
@@ -17,7 +17,7 @@
 
 #define X16 static inline __attribute__((always_inline, target("arch=x86-64-v4")))
 
-/* tanh through the rational function of tanh__f (_fastrnn_body.h), the clamp as
+/* tanh through the rational function of tanh__f (loops.h), the clamp as
  * min/max: the same values inside the clamp; beyond it 1 - 2^-22 where tanh__f gives
  * 1 (gcc folds that branch to a constant). Within 5.0 ulp of tanh over every float. */
 X16 __m512 x16_tanh(__m512 x)

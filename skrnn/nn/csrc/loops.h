@@ -1,6 +1,6 @@
 /* Time loops of the recurrent layers, for one floating-point type.
  *
- * Included twice by _fastrnn.c, with REAL = float and REAL = double; every name goes
+ * Included twice by fastrnn.c, with REAL = float and REAL = double; every name goes
  * through FN() so the two copies do not clash.
  *
  * Layouts are those of the NumPy engine (skrnn/nn/_cells.py), C-contiguous and
@@ -77,13 +77,13 @@ static inline ALWAYS_INLINE REAL FN(tanh_)(REAL x)
 
 /* ---- matrix products ------------------------------------------------------------ */
 
-/* Register-blocked products for the per-step shapes (see _fastrnn_mm.h): a 256-bit
+/* Register-blocked products for the per-step shapes (see matmul.h): a 256-bit
  * version for every machine and, on x86-64 with AVX-512, a 512-bit one. */
 #define MMV 32
 #define MMR 6
 #define MMFN(name) FN(name##_256)
 #define MMATTR ATTR
-#include "_fastrnn_mm.h"
+#include "matmul.h"
 #undef MMV
 #undef MMR
 #undef MMFN
@@ -93,7 +93,7 @@ static inline ALWAYS_INLINE REAL FN(tanh_)(REAL x)
 #define MMR 8
 #define MMFN(name) FN(name##_512)
 #define MMATTR __attribute__((target("arch=x86-64-v4")))
-#include "_fastrnn_mm.h"
+#include "matmul.h"
 #undef MMV
 #undef MMR
 #undef MMFN
@@ -452,7 +452,7 @@ static ATTR void FN(rnn_bwd)(const Args *a, long b0, long b1, char *scratch, con
 /* ---- LSTM ------------------------------------------------------------------------ */
 
 #if X16_REAL
-#include "_fastrnn_x16.h"
+#include "gates_avx512.h"
 #endif
 
 /* One sequence's step with peepholes: the activations, c, tanh(c) and h (o sees c,

@@ -3,7 +3,7 @@
  * The NumPy engine (skrnn/nn/_cells.py) stays the reference. This module runs a
  * layer's forward or backward pass over all time steps: per step, the input side,
  * the product with the recurrent weights (its own register-blocked kernel,
- * _fastrnn_mm.h: BLAS would re-pack the weights on every one of these small
+ * matmul.h: BLAS would re-pack the weights on every one of these small
  * products) and one fused, vectorised pass over the gates; the backward pass sums
  * the weight gradients as it goes. Only Python.h is needed to build it.
  *
@@ -30,7 +30,7 @@
 #endif
 
 /* Clones of the hot loops for AVX-512 / AVX2+FMA machines, picked at load time, and
- * a 512-bit matrix-product kernel and float32 LSTM gate pass (_fastrnn_x16.h) chosen
+ * a 512-bit matrix-product kernel and float32 LSTM gate pass (gates_avx512.h) chosen
  * at run time on AVX-512 machines. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__) \
     && !defined(FASTRNN_NO_CLONES)
@@ -69,7 +69,7 @@ typedef struct {
 /* ---- float instantiation ---- */
 #define REAL float
 #define TANH_RATIONAL 1
-#define X16_REAL FASTRNN_AVX512 /* the body includes _fastrnn_x16.h */
+#define X16_REAL FASTRNN_AVX512 /* the body includes gates_avx512.h */
 #define UINT uint32_t
 #define FN(name) name##_f
 #define SQRT sqrtf
@@ -81,7 +81,7 @@ typedef struct {
 #define MANT_BITS 23
 #define EXPM1_POLY(r) \
     (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720 + r * (1.0f / 5040))))))
-#include "_fastrnn_body.h"
+#include "loops.h"
 #undef REAL
 #undef TANH_RATIONAL
 #undef UINT
@@ -114,7 +114,7 @@ typedef struct {
     (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 \
     + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800          \
     + r * (1.0 / 479001600 + r * (1.0 / 6227020800.0))))))))))))
-#include "_fastrnn_body.h"
+#include "loops.h"
 
 /* ---- argument handling ------------------------------------------------------------ */
 
@@ -680,7 +680,7 @@ static PyObject *py_tanh_inplace(PyObject *self, PyObject *o)
     Py_RETURN_NONE;
 }
 
-/* x16_inplace(x, which): the AVX-512 activations of _fastrnn_x16.h on a float32
+/* x16_inplace(x, which): the AVX-512 activations of gates_avx512.h on a float32
  * array, in place (which: "tanh" or "sigmoid", the latter of 2 x: the gate passes
  * take the sigmoid of halved pre-activations) */
 static PyObject *py_x16_inplace(PyObject *self, PyObject *args)
