@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("sktime")
 
-from sktime.datatypes import check_is_mtype  # noqa: E402
+from sktime.datatypes import check_is_mtype
 
-from skrnn import GRURegressor  # noqa: E402
-from skrnn.forecasting import QuantileIntervals, RecurrentForecaster  # noqa: E402
+from skrnn import GRURegressor
+from skrnn.forecasting import QuantileIntervals, RecurrentForecaster
 
 
 def _ar1(n=500, seed=0, drift=0.0):
@@ -24,7 +24,7 @@ def _ar1(n=500, seed=0, drift=0.0):
 
 
 def _forecaster(**kw):
-    params = dict(window_length=8, differences=0, fallback=None, random_state=0)
+    params = {"window_length": 8, "differences": 0, "fallback": None, "random_state": 0}
     params.update(kw)
     reg = GRURegressor(units=8, max_iter=30, learning_rate_init=0.01)
     return RecurrentForecaster(reg, **params)
