@@ -4,7 +4,9 @@
 into windows itself (never across series boundaries), scales each series on its training
 data, trains one recurrent regressor (or one per step) with a recursive, direct,
 multi-output or sequence-to-sequence strategy, and gives conformal prediction intervals
-from forecast residuals at rolling origins over the end of the training series. The same
+from forecast residuals at rolling origins over the end of the training series, or
+intervals from the regressor's quantile head (conformalized on the same origins, CQR,
+if asked). The same
 rolling-origin backtest chooses ``window_length="auto"`` / ``differences="auto"`` and
 measures the model against the naive, drift and seasonal-naive forecasts (the skill
 guard), which can forecast instead of a model that loses to them (``fallback``).

@@ -30,10 +30,10 @@ def _forecaster(**kw):
     return RecurrentForecaster(reg, **params)
 
 
-def _fit(f, y, fh):
+def _fit(f, y, fh, X=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return f.fit(y, fh=fh)
+        return f.fit(y, X=X, fh=fh)
 
 
 def _rolling_coverage(f, y, start, coverages=(0.8, 0.95)):
@@ -136,3 +136,19 @@ def test_bad_interval_configuration(reg_kw, kw, match):
     f = RecurrentForecaster(reg, window_length=4, strategy="direct", **kw)
     with pytest.raises(ValueError, match=match):
         _fit(f, y, fh=[1])
+
+
+def test_head_intervals_on_a_panel_with_past_exog():
+    from sktime.utils._testing.hierarchical import _make_hierarchical
+
+    y = _make_hierarchical(hierarchy_levels=(3,), min_timepoints=60, max_timepoints=60,
+                           random_state=0)
+    X = pd.DataFrame({"a": np.arange(len(y)) % 7 * 1.0}, index=y.index)
+    for kind in ("quantile", "conformalized_quantile"):
+        f = RecurrentForecaster(GRURegressor(units=4, max_iter=5), window_length=6,
+                                strategy="seq2seq", exog="past", intervals=kind,
+                                fallback=None, random_state=0)
+        pi = _fit(f, y, fh=[1, 2], X=X).predict_interval(coverage=0.8)
+        assert pi.shape == (6, 2) and np.isfinite(pi.to_numpy()).all()
+        assert (pi.iloc[:, 0] < pi.iloc[:, 1]).all()
+        assert pi.index.get_level_values(0).nunique() == 3
