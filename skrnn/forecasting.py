@@ -4,7 +4,9 @@
 into windows itself (never across series boundaries), scales each series on its training
 data, trains one recurrent regressor (or one per step) with a recursive, direct,
 multi-output or sequence-to-sequence strategy, and gives conformal prediction intervals
-from forecast residuals at rolling origins over the end of the training series. The same
+from forecast residuals at rolling origins over the end of the training series, or
+intervals from the regressor's quantile head (conformalized on the same origins, CQR,
+if asked). The same
 rolling-origin backtest chooses ``window_length="auto"`` / ``differences="auto"`` and
 measures the model against the naive, drift and seasonal-naive forecasts (the skill
 guard), which can forecast instead of a model that loses to them (``fallback``).
@@ -32,11 +34,13 @@ from skrnn.recurrent import (
     GRURegressor,
     LSTMRegressor,
     SimpleRNNRegressor,
+    _check_levels,
 )
 
 __all__ = [
     "CalibrationWarning",
     "ConformalIntervals",
+    "QuantileIntervals",
     "RecurrentForecaster",
     "SkillWarning",
     "backtest_coverage",
@@ -44,6 +48,9 @@ __all__ = [
 
 _CELLS = {"lstm": LSTMRegressor, "gru": GRURegressor, "rnn": SimpleRNNRegressor}
 _STRATEGIES = ("recursive", "direct", "multioutput", "seq2seq")
+_INTERVALS = ("conformal", "quantile", "conformalized_quantile")
+# quantile_levels=None: the levels that predict_interval's 80% and 95% coverages need
+_DEFAULT_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
 _SCALINGS = ("auto", "standard", "mean", "none", "window_last", "window_mean")
 _WINDOW_SCALINGS = ("window_last", "window_mean")
 # what scaling="auto" means for losses other than Poisson
@@ -216,6 +223,41 @@ default="auto"
         a parameter is ``"auto"`` or ``fallback`` is set).
     calibration_folds : int, default=3
         Refits of the backtest (1: one split, the holdout of earlier versions).
+    intervals : {"conformal", "quantile", "conformalized_quantile"}, default="conformal"
+        Where ``predict_interval`` / ``predict_quantiles`` come from.
+
+        - ``"conformal"``: the point forecast plus split-conformal quantiles of the
+          backtest residuals of each step ahead (see ``calibration_fraction``).
+        - ``"quantile"``: the regressor's quantile head. The forecaster trains it with
+          ``loss="quantile"`` and ``quantiles=quantile_levels`` (the point forecast is
+          its median), and every step ahead's quantiles are mapped back through the
+          window's level and the series' scale, which is exact: both are known and
+          affine with a positive slope, and with ``differences=1`` the targets are
+          changes from the window's last value (not step-wise differences), so no
+          quantiles are summed. For ``strategy="recursive"`` the head only knows the
+          next step: its quantiles hold for step 1, and ``predict_interval`` raises a
+          ``ValueError`` for steps beyond it (quantiles of a sum are not sums of
+          quantiles; use another strategy or ``"conformalized_quantile"``).
+        - ``"conformalized_quantile"``: conformalized quantile regression (Romano et
+          al., 2019) on the rolling-origin backtest: each level ``p`` of the head's
+          band at step ``k`` is moved by the split-conformal ``p``-quantile of the
+          backtest scores ``y - q_p`` of that step, so that ``y <= q_p`` holds with
+          probability at least ``p`` (at most ``p`` below 0.5) whatever the head's
+          calibration; an interval of coverage ``c`` from levels ``(1 -+ c) / 2``
+          then covers at least ``c``. Recursive forecasts use the head's one-step band
+          around the median path at each step; the calibration widens it to the
+          ``k``-step spread. Needs ``calibration_fraction``.
+
+        The regressor must have the default loss (``"squared_error"``, replaced) or
+        ``loss="quantile"`` with levels equal to ``quantile_levels``; other losses
+        raise a ``ValueError``. When the skill guard takes a fallback baseline (which
+        has no quantile head), its intervals are residual-conformal whatever the kind.
+    quantile_levels : array-like of float or None, default=None
+        Levels of the quantile head (``intervals`` other than ``"conformal"``), sorted
+        in (0, 1); None: ``[0.025, 0.1, 0.5, 0.9, 0.975]``, which serve the 80% and
+        95% intervals. ``predict_interval(coverage=c)`` needs the levels
+        ``(1 - c) / 2`` and ``(1 + c) / 2``, ``predict_quantiles(alpha=...)`` the levels
+        ``alpha``; others raise a ``ValueError`` naming the levels there are.
     fallback : {"auto", "naive"} or None, default="auto"
         The skill guard. After the backtest the model's MAE is compared with that of
         the naive forecast (last value), drift and, with a seasonal period, seasonal
@@ -259,8 +301,10 @@ default="auto"
     calibration_residuals_ : dict of int to ndarray or None
         Scaled backtest residuals ``(y - y_pred) / scale`` per step ahead (of the
         fallback when one is taken).
-    intervals_ : ConformalIntervals
-        The interval component built on them.
+    intervals_ : ConformalIntervals or QuantileIntervals
+        The interval component: built on the residuals (``intervals="conformal"`` or a
+        fallback), or on the quantile head (with the backtest's scores ``y - q_p`` per
+        step and level for ``"conformalized_quantile"``).
     n_training_windows_ : int
         Windows the final model(s) were trained on (per model).
 
@@ -329,6 +373,8 @@ default="auto"
         exog="future",
         calibration_fraction=0.5,
         calibration_folds=3,
+        intervals="conformal",
+        quantile_levels=None,
         fallback="auto",
         random_state=None,
     ):
@@ -342,6 +388,8 @@ default="auto"
         self.exog = exog
         self.calibration_fraction = calibration_fraction
         self.calibration_folds = calibration_folds
+        self.intervals = intervals
+        self.quantile_levels = quantile_levels
         self.fallback = fallback
         self.random_state = random_state
         super().__init__()
@@ -356,7 +404,7 @@ default="auto"
         if pooling == "local":
             tags["y_inner_mtype"] = "pd.Series"
             tags["X_inner_mtype"] = "pd.DataFrame"
-        if calibration_fraction is None:
+        if calibration_fraction is None and intervals != "quantile":
             tags["capability:pred_int"] = False
         if tags:
             self.set_tags(**tags)
@@ -391,6 +439,30 @@ default="auto"
             raise ValueError(
                 f"fallback must be None, 'naive' or 'auto'; got {self.fallback!r}."
             )
+        if self.intervals not in _INTERVALS:
+            raise ValueError(
+                f"intervals must be one of {_INTERVALS}; got {self.intervals!r}."
+            )
+        if self.intervals == "conformal":
+            if self.quantile_levels is not None:
+                raise ValueError(
+                    "quantile_levels sets the levels of the quantile head, which "
+                    "intervals='conformal' does not use; set intervals='quantile' or "
+                    "'conformalized_quantile', or leave quantile_levels=None."
+                )
+        elif self.intervals == "conformalized_quantile" and c is None:
+            raise ValueError(
+                "intervals='conformalized_quantile' calibrates the quantile head on the "
+                "rolling-origin backtest, which calibration_fraction=None switches off; "
+                "set calibration_fraction or use intervals='quantile'."
+            )
+
+    def _head_levels(self):
+        """The quantile head's levels (validated), or None for residual intervals."""
+        if self.intervals == "conformal":
+            return None
+        levels = _DEFAULT_LEVELS if self.quantile_levels is None else self.quantile_levels
+        return _check_levels(levels, "quantile_levels")
 
     def _make_regressor(self):
         reg = self.regressor
@@ -417,6 +489,25 @@ default="auto"
             reg.set_params(random_state=self.random_state)
         # windows are handed over as 3D arrays, which carry their own layout
         reg.set_params(n_step_features=None)
+        levels = self._head_levels()
+        if levels is not None:
+            own = reg.quantiles if reg.quantile is None else [reg.quantile]
+            if reg.loss not in ("squared_error", "quantile") or (
+                reg.loss == "quantile" and not (
+                    own is not None and len(own) == len(levels)
+                    and np.allclose(np.asarray(own, dtype=float), levels))
+            ):
+                raise ValueError(
+                    f"intervals={self.intervals!r} trains the regressor with "
+                    f"loss='quantile' and quantiles=quantile_levels "
+                    f"({levels.tolist()}); the regressor has loss={reg.loss!r}"
+                    + (f", quantile={reg.quantile!r}, quantiles={reg.quantiles!r}"
+                       if reg.loss == "quantile" else "")
+                    + ". Leave its loss at the default (or set loss='quantile' with "
+                    "those levels), and choose the levels with quantile_levels; or use "
+                    "intervals='conformal' for residual intervals around any loss."
+                )
+            reg.set_params(loss="quantile", quantile=None, quantiles=levels.tolist())
         return reg
 
     def _scaling_mode(self, reg):
@@ -449,6 +540,7 @@ default="auto"
         reg = self._make_regressor()
         self._mode = self._scaling_mode(reg)
         self._counts = reg.loss == "poisson"
+        self._qlevels = self._head_levels()
         self._has_X = X is not None
         self._x_columns = list(X.columns) if X is not None else []
         self._sp = _seasonal_period(self._series[0].times)
@@ -529,12 +621,18 @@ default="auto"
             if sk["mae"] > sk["naive_mae"] or self.fallback_ is not None:
                 _warn_unskilled(sk, self.fallback_)
         self.calibration_residuals_ = None
+        if self.calibration_fraction is None and self._use_head():
+            self.intervals_ = QuantileIntervals(self._qlevels)  # not conformalized
         if self.calibration_fraction is not None:
             res = {}
             if bt is not None:
                 res = bt.residuals(self.fallback_ or "model")
             self.calibration_residuals_ = res
             self.intervals_ = ConformalIntervals().fit(res)
+            if self._use_head():
+                self.intervals_ = QuantileIntervals(self._qlevels)
+                if self.intervals == "conformalized_quantile":
+                    self.intervals_.fit(bt.scores() if bt is not None else {})
             thin = {k: len(v) for k, v in res.items() if len(v) < MIN_CALIBRATION_SIZE}
             if thin or not res:
                 warnings.warn(
@@ -545,6 +643,10 @@ default="auto"
                     "calibration_folds, or a shorter horizon.",
                     CalibrationWarning, stacklevel=5,
                 )
+
+    def _use_head(self):
+        """Whether the intervals come from the quantile head (not from residuals)."""
+        return self._qlevels is not None and self.fallback_ is None
 
     def _update(self, y, X=None, update_params=True):
         self._cur_y = update_data(self._cur_y, y)
@@ -802,6 +904,40 @@ default="auto"
         out[:, :m] = pred[:, :m]
         return out
 
+    def _forecast_scaled_q(self, models, hist, xw, max_step):
+        """Scaled quantile forecasts ``(B, max_step, n_levels)`` of the quantile head.
+
+        The head predicts relative to the window's level like the point forecast, so
+        the same level is added back. Recursive forecasts follow the median path and
+        take, at each step, the head's one-step quantiles from the window reached.
+        """
+        B = hist.shape[0]
+        out = np.full((B, max_step, len(self._qlevels)), np.nan)
+        if B == 0:
+            return out
+        if self.strategy == "recursive":
+            model = models[None]
+            traj = hist.copy()
+            for h in range(1, max_step + 1):
+                window = traj[:, -hist.shape[1]:]
+                inputs = self._inputs(window, xw[:, h - 1 :], [1])
+                ref = self._ref(window) if self._relative() else np.zeros(B)
+                out[:, h - 1] = _predict_quantile_rows(model, inputs)[:, 0] + ref[:, None]
+                pred = _predict_rows(model, inputs)[:, 0]
+                traj = np.concatenate([traj, (pred + ref)[:, None]], axis=1)
+            return out
+        ref = self._ref(hist) if self._relative() else np.zeros(B)
+        if self.strategy == "direct":
+            for k, model in models.items():
+                if k <= max_step:
+                    q = _predict_quantile_rows(model, self._inputs(hist, xw, [k]))[:, 0]
+                    out[:, k - 1] = q + ref[:, None]
+            return out
+        q = _predict_quantile_rows(models[None], self._inputs(hist, xw, self.steps_))
+        m = min(max_step, q.shape[1])
+        out[:, :m] = q[:, :m] + ref[:, None, None]
+        return out
+
     def _forecast_fitted(self, models, z, origins, hist, xw, max_step):
         """Scaled forecasts of the fitted forecaster: the model's, or its fallback's."""
         if self.fallback_ is not None:
@@ -836,6 +972,7 @@ default="auto"
             z = (s.values - self._loc[i]) / self._scale[i]
             pos_max = int(max(steps.max(), 0))
             pred = np.full(len(steps), np.nan)
+            qpred = None
             if pos_max > 0:
                 self._check_step_range(pos_max)
                 if n < w + d:
@@ -851,6 +988,10 @@ default="auto"
                 fc = self._forecast_fitted(models, z, [n - 1], hist, xw, pos_max)[0]
                 oos = steps > 0
                 pred[oos] = fc[steps[oos] - 1]
+                if alpha is not None and self._use_head():
+                    fq = self._forecast_scaled_q(models, hist, xw, pos_max)[0]
+                    qpred = np.full((len(steps), fq.shape[1]), np.nan)
+                    qpred[oos] = fq[steps[oos] - 1]
             ins = steps <= 0
             if ins.any():
                 # one-step-ahead forecasts from the actual history (fitted values)
@@ -865,11 +1006,11 @@ default="auto"
                     fc = self._forecast_fitted(models, z, origin[ok], hist, xw, 1)
                     vals[ok] = fc[:, 0]
                 pred[ins] = vals
-            per_series.append((steps, times, pred))
+            per_series.append((steps, times, pred, qpred))
 
         name = self._y_name()
         frames, qframes = [], []
-        for i, (s, (steps, times, pred)) in enumerate(zip(series, per_series)):
+        for i, (s, (steps, times, pred, qpred)) in enumerate(zip(series, per_series)):
             index = pd.Index(times)
             if s.key is not None:
                 index = pd.MultiIndex.from_tuples(
@@ -878,7 +1019,7 @@ default="auto"
             value = pred * self._scale[i] + self._loc[i]
             frames.append(pd.Series(value, index=index, name=name))
             if alpha is not None:
-                qframes.append(self._quantile_frame(steps, value, i, alpha, index))
+                qframes.append(self._quantile_frame(steps, value, i, alpha, index, qpred))
         point = pd.concat(frames) if len(frames) > 1 else frames[0]
         if series[0].key is not None:
             point = point.to_frame()
@@ -985,14 +1126,39 @@ default="auto"
                 hist, xw = self._gather(z, xs, origins, hx)
                 fc = self._forecast_scaled(models, hist, xw, max_step)
                 out.add(z, origins, fc)
+                if self.intervals == "conformalized_quantile":
+                    out.add_scores(z, origins, fc,
+                                   self._forecast_scaled_q(models, hist, xw, max_step))
         return out if out.n else None
 
-    def _quantile_frame(self, steps, value, i, alpha, index):
-        """Quantile forecasts of series ``i`` at ``steps`` from the calibration residuals."""
+    def _quantile_frame(self, steps, value, i, alpha, index, qpred=None):
+        """Quantile forecasts of series ``i`` at ``steps``: the point forecast plus the
+        residual quantiles, or the quantile head's (scaled) ``qpred`` plus its
+        conformal corrections."""
         out = np.full((len(steps), len(alpha)), np.nan)
+        if self._use_head():
+            cols = self._level_columns(alpha)
+            if self.intervals == "quantile" and self.strategy == "recursive" and (
+                    np.asarray(steps) > 1).any():
+                raise ValueError(
+                    "intervals='quantile' with strategy='recursive' gives quantiles for "
+                    "step 1 only: the quantile head predicts the next value, and the "
+                    "quantiles of later steps are not those of the one-step errors fed "
+                    f"back; fh has steps up to {int(np.max(steps))}. Use "
+                    "intervals='conformalized_quantile' (calibrated per step), "
+                    "intervals='conformal', or a direct, multioutput or seq2seq strategy."
+                )
+            order = np.argsort(alpha, kind="stable")
         for r, k in enumerate(steps):
             k = int(k)
             if k <= 0:
+                continue
+            if self._use_head():
+                q = qpred[r, cols] + self.intervals_.offsets(k, alpha, self.calibration_fraction)
+                # corrections of neighbouring levels may cross: sorting restores the
+                # order and never moves a band away from the truth (rearrangement)
+                q[order] = np.sort(q[order])
+                out[r] = q * self._scale[i] + self._loc[i]
                 continue
             out[r] = value[r] + self._scale[i] * self.intervals_.offsets(
                 k, alpha, self.calibration_fraction)
@@ -1000,6 +1166,22 @@ default="auto"
             out = np.maximum(out, 0.0)
         cols = pd.MultiIndex.from_product([[self._y_name_for_columns()], alpha])
         return pd.DataFrame(out, index=index, columns=cols)
+
+    def _level_columns(self, alpha):
+        """Columns of the head's levels for the probabilities ``alpha`` (or a clear error)."""
+        levels = self._qlevels
+        alpha = np.asarray(alpha, dtype=float)
+        cols = np.abs(alpha[:, None] - levels[None, :]).argmin(axis=1)
+        unknown = alpha[~np.isclose(levels[cols], alpha, rtol=0, atol=1e-9)]
+        if unknown.size:
+            raise ValueError(
+                f"intervals={self.intervals!r} gives only the quantile head's levels "
+                f"quantile_levels={levels.tolist()}; asked for {unknown.tolist()} "
+                "(predict_interval(coverage=c) needs the levels (1 - c) / 2 and "
+                "(1 + c) / 2). Add them to quantile_levels and refit, or use "
+                "intervals='conformal', which gives any level."
+            )
+        return cols
 
     def _y_name_for_columns(self):
         names = self._get_varnames()
@@ -1067,6 +1249,17 @@ def _predict_rows(model, inputs):
     return out
 
 
+def _predict_quantile_rows(model, inputs):
+    """``model.predict_quantiles`` as ``(B, n_outputs, n_levels)``; NaN rows stay NaN."""
+    B = inputs.shape[0]
+    L = len(model.quantiles_)
+    ok = np.isfinite(inputs).all(axis=(1, 2))
+    out = np.full((B, model.n_outputs_, L), np.nan)
+    if ok.any():
+        out[ok] = model.predict_quantiles(inputs[ok]).reshape(int(ok.sum()), -1, L)
+    return out
+
+
 def _conformal_quantiles(residuals, alpha):
     """Split-conformal quantiles of sorted ``residuals`` at probabilities ``alpha``.
 
@@ -1116,7 +1309,25 @@ class _Backtest:
         self.sp = sp
         self.kinds = ("model", "naive", "drift") + (("seasonal_naive",) if sp > 1 else ())
         self.errors = {kind: {k: [] for k in range(1, max_step + 1)} for kind in self.kinds}
+        self.q_errors = {k: [] for k in range(1, max_step + 1)}
         self.n = 0
+
+    def add_scores(self, z, origins, fc, fq):
+        """Scores ``y - q_p`` ``(n, n_levels)`` of the head's quantile forecasts ``fq``
+        ``(B, max_step, n_levels)``, on the points where ``add`` scored ``fc``."""
+        n = len(z)
+        for k in range(1, fq.shape[1] + 1):
+            ok = origins + k <= n - 1
+            if not ok.any():
+                continue
+            truth = z[origins[ok] + k]
+            fine = np.isfinite(truth - fc[ok, k - 1])
+            self.q_errors[k].append((truth[:, None] - fq[ok, k - 1])[fine])
+
+    def scores(self):
+        """Scores ``{step: (n, n_levels)}`` of the quantile head (steps that have any)."""
+        return {k: np.concatenate(v) for k, v in self.q_errors.items()
+                if v and sum(len(a) for a in v)}
 
     def add(self, z, origins, fc):
         """Errors of forecasts ``fc`` (B, max_step) made at ``origins`` of scaled series ``z``."""
@@ -1212,6 +1423,60 @@ class ConformalIntervals:
                 CalibrationWarning, stacklevel=6,
             )
         return _conformal_quantiles(e, alpha)
+
+
+class QuantileIntervals:
+    """Quantile-head intervals, conformalized per step ahead and level (CQR).
+
+    The component of :class:`RecurrentForecaster` for ``intervals="quantile"`` and
+    ``"conformalized_quantile"``: the band is the head's quantile forecasts and
+    ``offsets(step, alpha)`` the correction to add to them (scaled units). Without
+    scores (``fit`` not called) the correction is 0: the head's
+    quantiles as they are. With the backtest's scores ``y - q_p`` per step, level
+    ``p``'s correction is their split-conformal ``p``-quantile, so ``y <= q_p +
+    correction`` holds with probability at least ``p`` (``y >= ...`` at least
+    ``1 - p`` for ``p < 0.5``) for exchangeable scores.
+
+    Parameters
+    ----------
+    levels : array-like of float
+        The head's levels, sorted.
+    """
+
+    def __init__(self, levels):
+        self.levels = np.asarray(levels, dtype=np.float64)
+        self.scores_ = None
+
+    def fit(self, scores):
+        """Keep the scores ``{step: (n, n_levels) array}``; returns self."""
+        self.scores_ = {int(k): np.sort(np.asarray(v, dtype=np.float64), axis=0)
+                        for k, v in scores.items()}
+        return self
+
+    def offsets(self, step, alpha, calibration_fraction=None):
+        """Corrections of the head's quantiles at ``alpha`` (each one of ``levels``)."""
+        alpha = np.asarray(alpha, dtype=float)
+        if self.scores_ is None:
+            return np.zeros(len(alpha))
+        e = self.scores_.get(int(step))
+        if e is None or len(e) == 0:
+            raise ValueError(
+                f"No calibration scores for step {step}: the calibration region "
+                f"(calibration_fraction={calibration_fraction}) is too short for that "
+                "step ahead. Raise calibration_fraction or use longer series."
+            )
+        cols = np.abs(alpha[:, None] - self.levels[None, :]).argmin(axis=1)
+        n = len(e)
+        short = [p for p in alpha if max(p, 1 - p) > n / (n + 1)]
+        if short:
+            warnings.warn(
+                f"Only {n} calibration scores for step {step}: the levels "
+                f"{sorted(short)} are clipped to the extreme score and may not hold "
+                "their coverage.",
+                CalibrationWarning, stacklevel=6,
+            )
+        return np.array([_conformal_quantiles(e[:, c], [p])[0]
+                         for c, p in zip(cols, alpha)])
 
 
 def _seasonal_period(times):
