@@ -105,10 +105,10 @@ def best_times(case, mods, rounds):
     ring = case.buffers(False)
     for _ in range(rounds):
         for name, mod in mods.items():
-            jobs = [lambda: case.forward(mod, stored, True),
-                    lambda: case.forward(mod, ring, False)]
+            jobs = [lambda mod=mod: case.forward(mod, stored, True),
+                    lambda mod=mod: case.forward(mod, ring, False)]
             case.forward(mod, stored, True)  # fills the activations backward reads
-            jobs.append(lambda: case.backward(mod, stored))
+            jobs.append(lambda mod=mod: case.backward(mod, stored))
             for k, job in enumerate(jobs):
                 job()
                 t = time.perf_counter()

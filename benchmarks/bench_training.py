@@ -140,14 +140,14 @@ def time_pair(cell, T, H, B, n, repeats, threads, do_torch, do_predict, do_fit=T
     for _ in range(repeats):
         with threadpool_limits(threads):
             model = skrnn_model(cell, H, B)
-            t = _time(lambda: model.fit(X[:m], y[:m]))
+            t = _time(lambda model=model: model.fit(X[:m], y[:m]))
             if do_fit:
                 res["sk_fit"] = min(res["sk_fit"], t)
             if do_predict:
                 res["sk_pred"] = min(res["sk_pred"], _best_of(PREDICT_CALLS, model.predict, X))
         if do_torch:
             tm = TorchModel(cell, 1, H)
-            t = _time(lambda: tm.epoch(Xt[:m], yt[:m], B))
+            t = _time(lambda tm=tm: tm.epoch(Xt[:m], yt[:m], B))
             if do_fit:
                 res["th_fit"] = min(res["th_fit"], t)
             if do_predict:

@@ -129,8 +129,9 @@ def run_module(name, spec, repo, sample, max_children, timeout):
         for k in survivors:
             shown = subprocess.run([str(MUTMUT), "show", k], check=False, cwd=tmp, env=env,
                                    capture_output=True, text=True).stdout
-            diffs[k] = "\n".join(line for line in shown.splitlines()
-                                 if line.startswith(("+", "-")) and not line.startswith(("+++", "---")))
+            diffs[k] = "\n".join(
+                line for line in shown.splitlines()
+                if line.startswith(("+", "-")) and not line.startswith(("+++", "---")))
         return {"name": name, "status": status, "survivors": survivors, "diffs": diffs,
                     "seconds": seconds, "tests": " ".join(tests), "total": len(codes)}
 

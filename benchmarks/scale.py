@@ -1,4 +1,4 @@
-"""Training a global GRU on a large panel: the dense window matrix against windows as views (issue 21).
+"""Training a global GRU on a large panel: the dense window matrix against windows as views.
 
 For each number of windows N it builds a synthetic daily count panel (Poisson counts
 with a weekly cycle, series of ``--length`` days) and trains one epoch of

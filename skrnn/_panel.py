@@ -320,8 +320,8 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
         raise ValueError(
             f"{param_date} has gaps inside {int((gaps > 0).sum())} series (grid: "
             f"{offset_desc}): e.g. the series{_in_group(labels, g)} misses {int(gaps[g])} "
-            f"step(s), the first right after {after}. Pass fill_gaps=<number>, 'ffill' or 'interpolate' "
-            "to fill them, or fix the data."
+            f"step(s), the first right after {after}. Pass fill_gaps=<number>, 'ffill' or "
+            "'interpolate' to fill them, or fix the data."
         )
     starts = np.cumsum(lengths) - lengths
     gi = starts[s_codes] + step_pos

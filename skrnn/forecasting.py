@@ -807,7 +807,8 @@ default="auto"
         return np.concatenate([xs, np.full((hx, xs.shape[1]), np.nan)])
 
     def _gather(self, z, xs, origins, hx):
-        """History ``(B, w + d)`` and X rows ``(B, w + hx, nx)`` for windows ending at ``origins``."""
+        """History ``(B, w + d)`` and X rows ``(B, w + hx, nx)`` of windows ending at ``origins``.
+        """
         w, d = self._w, self._d
         origins = np.asarray(origins, dtype=np.intp)
         hist = z[origins[:, None] + np.arange(-w + 1 - d, 1)]

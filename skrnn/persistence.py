@@ -215,8 +215,8 @@ def _refusal(refused, what):
 
 def _metadata(estimator):
     import numpy
-    import skops
     import sklearn
+    import skops
 
     cls = type(estimator)
     return {

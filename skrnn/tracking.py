@@ -561,8 +561,8 @@ def _head(X, n=5):
 
 def _default_requirements():
     import numpy
-    import skops
     import sklearn
+    import skops
 
     return [f"skrnn=={__version__}", f"scikit-learn=={sklearn.__version__}",
             f"skops=={skops.__version__}", f"numpy=={numpy.__version__}"]

@@ -32,7 +32,6 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import check_scoring
-from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
 from skrnn._callbacks import EpochCallback, add_callbacks
@@ -153,9 +152,9 @@ def _recurrent_space(prefix):
 def default_search_space(estimator, *, max_lags=28):
     """A ready search space for the skrnn parts of ``estimator``.
 
-    For each recurrent regressor (alone or anywhere inside, e.g. a Pipeline step): units (log scale),
-    number of stacked layers (the pseudo-parameter ``n_layers``: the sampled units are
-    repeated per layer), batch size, solver, initial learning rate, dropout and L2
+    For each recurrent regressor (alone or anywhere inside, e.g. a Pipeline step): units
+    (log scale), number of stacked layers (the pseudo-parameter ``n_layers``: the sampled
+    units are repeated per layer), batch size, solver, initial learning rate, dropout and L2
     penalty. For each ``LagFeatures`` step: ``lags`` from 1 to ``max_lags``. The
     result is a plain dict of Optuna distributions keyed by ``set_params`` names:
     extend it, or override entries, with ordinary dict operations.

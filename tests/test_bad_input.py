@@ -12,8 +12,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skrnn import (
-    GRURegressor,
     GroupScaler,
+    GRURegressor,
     LagFeatures,
     LastValueRegressor,
     LSTMRegressor,
@@ -87,7 +87,8 @@ def run_experiment_with(**split):
 
 CASES = [
     # -- regressors: data -------------------------------------------------------------------
-    ("NaN in X", fit(GRURegressor(), with_nan(X)), ValueError, ("Input X contains NaN.", "does not accept missing values encoded as NaN")),
+    ("NaN in X", fit(GRURegressor(), with_nan(X)), ValueError,
+     ("Input X contains NaN.", "does not accept missing values encoded as NaN")),
     ("inf in X", fit(GRURegressor(), np.where(X > 2, np.inf, X)), ValueError,
      "Input X contains infinity or a value too large for dtype('float64')."),
     ("NaN in y", fit(GRURegressor(), X, with_nan(y, 4)), ValueError, "Input y contains NaN."),

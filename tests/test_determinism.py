@@ -1,6 +1,5 @@
 """Same data + random_state: bit-identical weights and predictions, everywhere."""
 
-import hashlib
 import subprocess
 import sys
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 
-from skrnn import GRURegressor, LSTMRegressor
+from skrnn import LSTMRegressor
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 

@@ -338,7 +338,7 @@ def test_non_skrnn_regressor_is_refused():
         RecurrentForecaster(Ridge()).fit(load_airline()[:50], fh=[1])
 
 
-# -- sktime tooling ---------------------------------------------------------------------------------
+# -- sktime tooling --------------------------------------------------------------------------------
 
 
 def test_forecasting_grid_search_cv():
@@ -382,7 +382,7 @@ def test_mlflow_sktime_log_and_load(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(loaded.predict_interval(), f.predict_interval())
 
 
-# -- skrnn regressors inside sktime's reduction ------------------------------------------------------
+# -- skrnn regressors inside sktime's reduction --------------------------------------------------
 
 
 @pytest.mark.parametrize("strategy", ["recursive", "direct", "multioutput"])

@@ -87,6 +87,6 @@ def test_gradient_is_not_trivially_zero():
     # guards the check above against a network whose loss ignores its weights
     net, X, y, sw, _ = _network("lstm", {}, (3,), "last")
     net.loss_and_gradient(X, y, sw, loss="squared_error", output_activation="identity")
-    for p, g in zip(net.params, net.grads):
+    for _, g in zip(net.params, net.grads):
         for name in ("W_ih", "W_hh", "b"):
             assert np.abs(g[name]).max() > 1e-4, name

@@ -42,7 +42,7 @@ def reference(df, columns, lags, leads=(), rolling=(), stats=()):
     for _, row in df.iterrows():
         g, t = row["district"], row["date"]
 
-        def at(shift, col):
+        def at(shift, col, g=g, t=t):
             hit = table.get((g, t + shift * DAY))
             return math.nan if hit is None else hit[col]
 

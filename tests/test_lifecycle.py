@@ -340,8 +340,8 @@ def _random_weights(cls, units, F, seed=0, **kw):
     """A state dict with every weight and both biases non-zero."""
     r = np.random.RandomState(seed)
     template = cls(units=units, **kw).set_weights(
-        _fast(cls, units=units, max_iter=1, batch_size=4, **kw).fit(np.zeros((4, 3 * F)).reshape(4, 3, F),
-                                                      np.zeros(4)).get_weights())
+        _fast(cls, units=units, max_iter=1, batch_size=4, **kw)
+        .fit(np.zeros((4, 3 * F)).reshape(4, 3, F), np.zeros(4)).get_weights())
     return {k: r.uniform(-0.8, 0.8, size=v.shape) if not k.startswith("reset_before")
             else v for k, v in template.get_weights().items()}
 
@@ -365,7 +365,8 @@ def _hand_states(cls, sd, X3, n_layers, **kw):
                 o = expit(gi[:, 3 * H:] + gh[:, 3 * H:])
                 c = f * c + i * g
                 h = o * np.tanh(c)
-                step = {"input_gate": i, "forget_gate": f, "candidate": g, "output_gate": o, "c": c, "h": h}
+                step = {"input_gate": i, "forget_gate": f, "candidate": g, "output_gate": o,
+                        "c": c, "h": h}
             elif cls is GRURegressor:
                 r = expit(gi[:, :H] + gh[:, :H])
                 z = expit(gi[:, H:2 * H] + gh[:, H:2 * H])

@@ -14,8 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from skrnn import GRURegressor, LSTMRegressor, SimpleRNNRegressor
-from skrnn import persistence
+from skrnn import GRURegressor, LSTMRegressor, SimpleRNNRegressor, persistence
 from skrnn.persistence import IncompatibleVersionError, UntrustedTypesError
 
 skops_io = pytest.importorskip("skops.io")

@@ -18,7 +18,8 @@ def _panel(seed=0):
             if g == "a" and i == 11:  # a missing date, filled below
                 continue
             rows.append({"g": g, "date": d, "y": float(rng.integers(0, 100)),
-                         "p": rng.normal(), "temp": rng.normal(), "work": float(rng.integers(0, 2))})
+                         "p": rng.normal(), "temp": rng.normal(),
+                         "work": float(rng.integers(0, 2))})
     df = pd.DataFrame(rows)
     return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)  # rows unsorted
 

@@ -57,7 +57,8 @@ def test_model_built_from_torch_weights_predicts_like_torch(cls, kw, make):
         for p in rnn.parameters():
             p.uniform_(-0.6, 0.6)
     sd = {k: v.numpy() for k, v in rnn.state_dict().items()}
-    sd.update({"head.weight": head.weight.detach().numpy(), "head.bias": head.bias.detach().numpy()})
+    sd.update({"head.weight": head.weight.detach().numpy(),
+               "head.bias": head.bias.detach().numpy()})
     model = cls(units=(4, 4), **kw).set_weights(sd)
     X = np.random.RandomState(1).normal(size=(10, 9, 2))
     np.testing.assert_allclose(model.predict(X), _torch_predict(rnn, head, X).ravel(), atol=1e-5)

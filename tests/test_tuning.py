@@ -4,7 +4,6 @@ import json
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import numpy as np
@@ -94,12 +93,14 @@ from sklearn.pipeline import make_pipeline
 import optuna
 from skrnn import GRURegressor, LagFeatures
 from skrnn.tuning import tune, TimeHoldout
-storage, name, n_trials, seed, slow = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+storage, name = sys.argv[1], sys.argv[2]
+n_trials, seed, slow = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 df = series()
 pipe = make_pipeline(LagFeatures(lags=5, fill_value="edge"),
                      GRURegressor(units=4, max_iter=3, random_state=0))
 space = {"gruregressor__units": optuna.distributions.IntDistribution(2, 30),
-         "gruregressor__learning_rate_init": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}
+         "gruregressor__learning_rate_init":
+             optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}
 if slow:  # each trial lasts long enough to be killed in the middle of one
     from sklearn.base import BaseEstimator, TransformerMixin
     class Sleep(TransformerMixin, BaseEstimator):

@@ -264,8 +264,9 @@ def test_local_forecaster_on_a_dask_cluster_equals_sequential():
                                      names=["unit", "time"])
     rng = np.random.default_rng(0)
     y = pd.DataFrame({"y": rng.poisson(4.0, size=90).astype(float)}, index=idx)
-    make = lambda: RecurrentForecaster(
-        GRURegressor(units=3, max_iter=3, random_state=0), window_length=5, pooling="local")
+    def make():
+        return RecurrentForecaster(
+            GRURegressor(units=3, max_iter=3, random_state=0), window_length=5, pooling="local")
     seq = make().fit(y, fh=[1, 2]).predict()
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
