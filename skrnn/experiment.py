@@ -473,7 +473,8 @@ def _build(model, features, seed):
     steps.append(("model", est))
     pipe = Pipeline(steps)
     if features.scale == "standard":
-        return TransformedTargetRegressor(regressor=pipe, transformer=StandardScaler()), "regressor__"
+        scaled = TransformedTargetRegressor(regressor=pipe, transformer=StandardScaler())
+        return scaled, "regressor__"
     return pipe, ""
 
 
