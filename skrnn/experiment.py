@@ -398,7 +398,7 @@ def override_experiment(exp, *, data=None, split=None):
 ABSURD = 1e15
 
 
-def load_data(cfg, base_dir=Path("."), seed=0):
+def load_data(cfg, base_dir=Path("."), seed=0, columns=()):
     """The long frame ``(date, [group], value)`` an experiment works on, checked and sorted.
 
     Group keys are strings; infinite and absurd values (``|x| >= 1e15``) are refused
@@ -416,7 +416,7 @@ def load_data(cfg, base_dir=Path("."), seed=0):
         path = Path(cfg.path)
         if not path.is_absolute():
             path = base_dir / path
-        frame = read_csv(path, cfg)
+        frame = read_csv(path, cfg, columns)
     missing = [c for c in (cfg.date, cfg.group, cfg.value) if c and c not in frame.columns]
     if missing:
         raise ExperimentError(
@@ -430,8 +430,9 @@ def load_data(cfg, base_dir=Path("."), seed=0):
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def read_csv(path, cfg):
-    """Read a user's CSV as ``cfg`` describes it (group keys as strings)."""
+def read_csv(path, cfg, columns=()):
+    """Read a user's CSV as ``cfg`` describes it (group keys as strings), with the
+    value and the numeric ``columns`` (covariates)."""
     from skrnn.datasets import read_series_csv
 
     if not Path(path).is_file():
@@ -440,7 +441,8 @@ def read_csv(path, cfg):
     if cfg.group:
         kwargs["dtype"] = {cfg.group: str}
     try:
-        return read_series_csv(path, date=cfg.date, value=cfg.value, group=cfg.group,
+        value = [cfg.value, *[c for c in columns if c not in (cfg.value, cfg.date, cfg.group)]]
+        return read_series_csv(path, date=cfg.date, value=value, group=cfg.group,
                                date_format=cfg.date_format, **kwargs)
     except ValueError as exc:
         msg = str(exc).replace("date_format=", "--date-format / data.date_format ")
@@ -634,7 +636,11 @@ def _build(model, features, seed, group=None):
 
 
 def _default_recurrent_space(prefix, losses):
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     return {
         f"{prefix}loss": CategoricalDistribution(losses),
@@ -658,7 +664,11 @@ def _space(model, features, prefix, nonnegative=False):
     """The search space of ``model``: its ``search.space``, or the default one (for a
     recurrent model: loss, learning rate, units, layers, dropout; for every model the
     window length from 1 to ``max_lags`` steps)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     space = {}
     if not model.search.space:
@@ -854,7 +864,8 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
             s is not None for s in spaces.values()) else None
         # 2. the data, checked like `skrnn predict` checks it
         clock = time.perf_counter()
-        frame = load_data(d, exp.base_dir, exp.seed)
+        frame = load_data(d, exp.base_dir, exp.seed,
+                          exp.features.known_future + exp.features.past_covariates)
         _check_covariates(frame, d, exp.features)
         grid = check_panel(frame, d)
         features = resolve_features(exp.features, grid.freq, bool(group))
@@ -1049,7 +1060,9 @@ def _results_table(rows, exp, Xtr, ytr, Xte, yte, predictions, say):
     for row in rows:
         row["skill"] = (np.nan if exact
                         else skill_score(yte, predictions[row["model"]], naive))
-    return pd.DataFrame(rows)[["model", "kind", "MAE", "MSE", "skill", "fit_s", "best_params"]]
+    table = pd.DataFrame(rows)[["model", "kind", "MAE", "MSE", "skill", "fit_s", "best_params"]]
+    # ranked by the chosen metric, best first (ties keep the experiment's order)
+    return table.sort_values(exp.tuning.metric.upper(), kind="stable").reset_index(drop=True)
 
 
 # -- studies ---------------------------------------------------------------------------------
