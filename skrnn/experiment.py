@@ -1,10 +1,14 @@
 """Experiments as data: a TOML definition, validated, and the runner that executes it.
 
 An experiment reads a long table of dated observations (a bundled dataset, a
-generator, or a user's CSV), builds lag windows inside each series, splits by date,
-tunes and refits every model on the training dates, evaluates one-step-ahead on the
-holdout dates against naive baselines, and writes a results table, predictions and
-plots (and, with tracking on, MLflow runs). Everything is checked before the first
+generator, or a user's CSV), builds lag windows inside each series (the value and, as
+extra step features, calendar features and covariate columns), splits by date, tunes
+and refits every model on the training dates (inputs and target scaled per series by
+default, predictions inverted), averages the top configurations where asked
+(``ensemble``), evaluates one-step-ahead on the holdout dates against naive baselines
+and Ridge and HistGradientBoosting on the same windows, and writes a results table
+ranked by the metric, predictions, plots and the time of each phase (``timings.json``;
+and, with tracking on, MLflow runs). Everything is checked before the first
 fit, and a run is published atomically (a staging folder renamed into place, with
 ``manifest.json`` written last; a previous run is moved aside). Studies live in a
 SQLite file in the output folder, named by a fingerprint of the model, its search
