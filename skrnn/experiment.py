@@ -926,7 +926,8 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
                 result.save(staging / "tuning" / model.name, plots=False)
                 _tuning_plots(result.study, staging / "tuning" / model.name, exp.tuning.metric)
                 _checkpoint("tuned")
-            spent["tune_s"] = time.perf_counter() - began
+            if space is not None:
+                spent["tune_s"] = time.perf_counter() - began
             fits = [(model.name, model.kind, est, best_params)]
             if model.ensemble:
                 fits.append((f"{model.name}_ensemble", f"{model.kind}_ensemble",
@@ -948,7 +949,8 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
                 rows.append({
                     "model": row_name, "kind": kind,
                     "MAE": mean_absolute_error(yte, pred), "MSE": mean_squared_error(yte, pred),
-                    "fit_s": round(spent["tune_s"] + fit_s if key == "refit" else fit_s, 2),
+                    "fit_s": round(spent.get("tune_s", 0) + fit_s if key == "refit" else fit_s,
+                                   2),
                     "best_params": " ".join(f"{_short_name(k)}={_short(v)}"
                                             for k, v in params.items()),
                 })
@@ -963,10 +965,12 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
         _save_models(fitted, exp, staging, grid.freq, features)
         (staging / "experiment.json").write_text(exp.model_dump_json(indent=2))
         timings["outputs_s"] = time.perf_counter() - clock
+        if parent:
+            clock = time.perf_counter()
+            _finish_tracking(parent, exp, table, fitted, plots, Xte, staging)
+            timings["tracking_s"] = time.perf_counter() - clock
         (staging / "timings.json").write_text(json.dumps(_rounded(timings), indent=2))
         _say_timings(timings, say)
-        if parent:
-            _finish_tracking(parent, exp, table, fitted, plots, Xte, staging)
         del storage  # closes the studies' database before its folder moves
         _publish(staging, out, exp, fitted, study_file, say)
     except BaseException as exc:
@@ -1005,7 +1009,8 @@ def _say_timings(timings, say):
     """One line per phase: the data, the windows, and each model's tuning, refit and
     predictions (also in ``timings.json``)."""
     say(f"time: data {timings['data_s']:.1f}s, features {timings['features_s']:.1f}s, "
-        f"outputs {timings['outputs_s']:.1f}s")
+        f"outputs {timings['outputs_s']:.1f}s"
+        + (f", tracking {timings['tracking_s']:.1f}s" if "tracking_s" in timings else ""))
     for name, spent in timings["models"].items():
         say(f"time: {name}: " + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f}s"
                                           for k, v in spent.items()))
