@@ -1,10 +1,14 @@
 """Experiments as data: a TOML definition, validated, and the runner that executes it.
 
 An experiment reads a long table of dated observations (a bundled dataset, a
-generator, or a user's CSV), builds lag windows inside each series, splits by date,
-tunes and refits every model on the training dates, evaluates one-step-ahead on the
-holdout dates against naive baselines, and writes a results table, predictions and
-plots (and, with tracking on, MLflow runs). Everything is checked before the first
+generator, or a user's CSV), builds lag windows inside each series (the value and, as
+extra step features, calendar features and covariate columns), splits by date, tunes
+and refits every model on the training dates (inputs and target scaled per series by
+default, predictions inverted), averages the top configurations where asked
+(``ensemble``), evaluates one-step-ahead on the holdout dates against naive baselines
+and Ridge and HistGradientBoosting on the same windows, and writes a results table
+ranked by the metric, predictions, plots and the time of each phase (``timings.json``;
+and, with tracking on, MLflow runs). Everything is checked before the first
 fit, and a run is published atomically (a staging folder renamed into place, with
 ``manifest.json`` written last; a previous run is moved aside). Studies live in a
 SQLite file in the output folder, named by a fingerprint of the model, its search
@@ -46,7 +50,7 @@ __all__ = ["Experiment", "ExperimentError", "load_experiment", "run_experiment"]
 
 RECURRENT = {"lstm": "LSTMRegressor", "gru": "GRURegressor", "rnn": "SimpleRNNRegressor"}
 BASELINES = {"last_value", "seasonal_naive", "window_mean", "drift"}
-SKLEARN = {"ridge", "mlp"}
+SKLEARN = {"ridge", "mlp", "hgb"}
 
 
 class ExperimentError(ValueError):
@@ -101,21 +105,23 @@ class DataConfig(_Strict):
 class SplitConfig(_Strict):
     """Holdout by date: ``test_start`` (a date) or the last ``test_periods`` dates.
 
-    Tuning validates on the last ``validation_fraction`` of the training dates.
+    Training uses the dates from ``train_start`` (default: all history) up to the
+    holdout; tuning validates on the last ``validation_fraction`` of them.
     """
 
+    train_start: str | None = None
     test_start: str | None = None
     test_periods: int | None = Field(default=None, gt=0)
     validation_fraction: float = Field(default=0.2, gt=0, lt=1)
 
-    @field_validator("test_start")
+    @field_validator("test_start", "train_start")
     @classmethod
-    def _a_date(cls, value):
+    def _a_date(cls, value, info):
         if value is not None:
             try:
                 pd.Timestamp(value)
             except (ValueError, TypeError):
-                raise ValueError(f"test_start {value!r} is not a date (e.g. 2020-06-01)") from None
+                raise ValueError(f"{info.field_name} {value!r} is not a date (e.g. 2020-06-01)") from None
         return value
 
     @model_validator(mode="after")
@@ -126,19 +132,92 @@ class SplitConfig(_Strict):
 
 
 class FeaturesConfig(_Strict):
-    """Lag windows: built once with ``max_lags`` per series; ``lags`` is the default
-    window of the learned models (tunable up to ``max_lags``)."""
+    """What each window holds and how it is scaled.
 
-    max_lags: int = Field(default=14, gt=0)
-    lags: int = Field(default=7, gt=0)
-    scale: Literal["standard", "none"] = "standard"
+    Lag windows are built once with ``max_lags`` steps per series (None: inferred from
+    the data's frequency, :data:`DEFAULT_MAX_LAGS`: 56 for daily data, i.e. 8 weeks, 24
+    for monthly, 8 for quarterly); ``lags`` is the default window of the learned models
+    (None: ``max_lags``), tunable up to ``max_lags``. Each step holds the value and, as
+    extra step features (``n_step_features`` is set on the models automatically):
+    ``past_covariates`` (other CSV columns known up to the previous date, lagged like
+    the value), ``known_future`` (CSV columns known in advance; a window's last step
+    holds the target date's values) and ``calendar`` features of each step's date
+    (among dayofweek, month, dayofyear, weekofyear, holiday; holiday needs ``country``).
+    ``scaling``: ``per_series`` scales the inputs and the target with each series' own
+    statistics, ``global`` with one set for all rows, ``none`` leaves them; fit on the
+    training dates only and inverted on the predictions. None (the default):
+    ``per_series`` for panels, ``global`` for a single series. ``scale`` is the older
+    spelling (``standard`` = ``global``).
+    """
+
+    max_lags: int | None = Field(default=None, gt=0)
+    lags: int | None = Field(default=None, gt=0)
+    scaling: Literal["per_series", "global", "none"] | None = None
+    scale: Literal["standard", "none"] | None = None
+    calendar: list[str] = Field(default_factory=list)
+    country: str | None = None
+    known_future: list[str] = Field(default_factory=list)
+    past_covariates: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _fits(self):
-        if self.lags > self.max_lags:
+        if self.lags is not None and self.max_lags is not None and self.lags > self.max_lags:
             raise ValueError(f"features.lags ({self.lags}) exceeds features.max_lags "
                              f"({self.max_lags})")
+        if self.scale is not None and self.scaling is not None:
+            raise ValueError("give features.scaling or the older features.scale, not both")
+        if self.calendar:
+            from skrnn.calendar import _check_features
+
+            _check_features(self.calendar, self.country)
+        elif self.country is not None:
+            raise ValueError("features.country only serves calendar = [\"holiday\"]")
+        both = set(self.known_future) & set(self.past_covariates)
+        named = self.known_future + self.past_covariates
+        if both or len(set(named)) != len(named):
+            raise ValueError(f"a column is listed twice in known_future/past_covariates: "
+                             f"{sorted(both) or named}")
         return self
+
+    def resolved_scaling(self, panel):
+        if self.scaling is not None:
+            return self.scaling
+        if self.scale is not None:
+            return "global" if self.scale == "standard" else "none"
+        return "per_series" if panel else "global"
+
+    def n_step_features(self):
+        """Features per step of the windows: value, covariates, calendar columns."""
+        from skrnn.calendar import calendar_feature_names
+
+        calendar = (len(calendar_feature_names(self.calendar, self.country))
+                    if self.calendar else 0)
+        return 1 + len(self.past_covariates) + len(self.known_future) + calendar
+
+
+#: Window length by frequency when ``features.max_lags`` is not given (several
+#: seasonal cycles: 8 weeks of days, 2 years of months, ...); anything else gets 14.
+DEFAULT_MAX_LAGS = {"D": 56, "B": 40, "W": 52, "M": 24, "Q": 8, "Y": 4, "h": 48, "min": 60}
+
+
+def infer_max_lags(freq):
+    """The default window length for a grid step (a pandas offset or None)."""
+    if freq is None:
+        return 14
+    code = pd.tseries.frequencies.to_offset(freq).name.split("-")[0]
+    return DEFAULT_MAX_LAGS.get(code.rstrip("SE") or code, 14)  # MS, ME -> M
+
+
+def resolve_features(features, freq, panel):
+    """``features`` with ``max_lags``, ``lags`` and ``scaling`` filled in."""
+    max_lags = features.max_lags or infer_max_lags(freq)
+    lags = features.lags or max_lags
+    if lags > max_lags:
+        raise ExperimentError(f"features.lags ({lags}) exceeds the inferred features.max_lags "
+                              f"({max_lags}); set features.max_lags")
+    return features.model_copy(update={"max_lags": max_lags, "lags": lags,
+                                       "scaling": features.resolved_scaling(panel),
+                                       "scale": None})
 
 
 class SearchConfig(_Strict):
@@ -171,10 +250,11 @@ class ModelConfig(_Strict):
 
     name: str
     kind: Literal["last_value", "seasonal_naive", "window_mean", "drift", "lstm", "gru",
-                  "rnn", "ridge", "mlp"]
+                  "rnn", "ridge", "mlp", "hgb"]
     params: dict[str, Any] = Field(default_factory=dict)
     lags: int | None = Field(default=None, gt=0)
     search: SearchConfig | None = None
+    ensemble: int | None = Field(default=None, ge=2)
 
     @field_validator("name")
     @classmethod
@@ -185,6 +265,8 @@ class ModelConfig(_Strict):
     def _search_only_learned(self):
         if self.search is not None and self.kind in BASELINES:
             raise ValueError(f"model {self.name!r}: a baseline has nothing to tune")
+        if self.ensemble is not None and self.kind in BASELINES:
+            raise ValueError(f"model {self.name!r}: a baseline has nothing to average")
         return self
 
 
@@ -202,7 +284,14 @@ class TrackingConfig(_Strict):
 
 
 class Experiment(_Strict):
-    """A whole experiment definition (the top level of the TOML file)."""
+    """A whole experiment definition (the top level of the TOML file).
+
+    ``baselines = true`` (the default) adds, to the listed models, the strong and naive
+    baselines the table must beat, each unless a listed model already has its kind:
+    ``last_value``, ``ridge`` and ``hgb`` (HistGradientBoostingRegressor), on the same
+    windows and scaling as the learned models. ``baselines = false`` runs the listed
+    models only.
+    """
 
     name: str
     description: str = ""
@@ -211,6 +300,7 @@ class Experiment(_Strict):
     split: SplitConfig
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     models: list[ModelConfig] = Field(min_length=1)
+    baselines: bool = True
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     output: str = "results/{name}"
@@ -220,6 +310,25 @@ class Experiment(_Strict):
     @classmethod
     def _safe_name(cls, name):
         return _file_name(name, "experiment name")
+
+    @model_validator(mode="after")
+    def _add_baselines(self):
+        if self.baselines:
+            kinds = {m.kind for m in self.models}
+            names = {m.name for m in self.models}
+            for kind in ("last_value", "ridge", "hgb"):
+                if kind not in kinds:
+                    if kind in names:
+                        raise ValueError(
+                            f"a model named {kind!r} is not a {kind} model, so the {kind} "
+                            "baseline has no name: rename it or set baselines = false")
+                    self.models.append(ModelConfig(name=kind, kind=kind))
+        names = [m.name for m in self.models]
+        ensembles = {f"{m.name}_ensemble" for m in self.models if m.ensemble}
+        if ensembles & set(names):
+            raise ValueError(f"model names {sorted(ensembles & set(names))} are taken by "
+                             "ensemble rows")
+        return self
 
     @field_validator("models")
     @classmethod
@@ -293,7 +402,7 @@ def override_experiment(exp, *, data=None, split=None):
 ABSURD = 1e15
 
 
-def load_data(cfg, base_dir=Path("."), seed=0):
+def load_data(cfg, base_dir=Path("."), seed=0, columns=()):
     """The long frame ``(date, [group], value)`` an experiment works on, checked and sorted.
 
     Group keys are strings; infinite and absurd values (``|x| >= 1e15``) are refused
@@ -311,7 +420,7 @@ def load_data(cfg, base_dir=Path("."), seed=0):
         path = Path(cfg.path)
         if not path.is_absolute():
             path = base_dir / path
-        frame = read_csv(path, cfg)
+        frame = read_csv(path, cfg, columns)
     missing = [c for c in (cfg.date, cfg.group, cfg.value) if c and c not in frame.columns]
     if missing:
         raise ExperimentError(
@@ -325,8 +434,9 @@ def load_data(cfg, base_dir=Path("."), seed=0):
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def read_csv(path, cfg):
-    """Read a user's CSV as ``cfg`` describes it (group keys as strings)."""
+def read_csv(path, cfg, columns=()):
+    """Read a user's CSV as ``cfg`` describes it (group keys as strings), with the
+    value and the numeric ``columns`` (covariates)."""
     from skrnn.datasets import read_series_csv
 
     if not Path(path).is_file():
@@ -335,7 +445,8 @@ def read_csv(path, cfg):
     if cfg.group:
         kwargs["dtype"] = {cfg.group: str}
     try:
-        return read_series_csv(path, date=cfg.date, value=cfg.value, group=cfg.group,
+        value = [cfg.value, *[c for c in columns if c not in (cfg.value, cfg.date, cfg.group)]]
+        return read_series_csv(path, date=cfg.date, value=value, group=cfg.group,
                                date_format=cfg.date_format, **kwargs)
     except ValueError as exc:
         msg = str(exc).replace("date_format=", "--date-format / data.date_format ")
@@ -400,14 +511,45 @@ def data_hash(frame):
     return hashlib.sha256(digest + repr(list(frame.columns)).encode()).hexdigest()
 
 
-def _windows(frame, cfg_data, max_lags, freq=None):
-    """Lag windows of ``max_lags`` inside each series, indexed by (date[, group])."""
+def _check_covariates(frame, cfg_data, features):
+    """Every covariate a numeric column of the data without gaps; refuse anything else."""
+    keys = {cfg_data.date, cfg_data.group, cfg_data.value}
+    for what in ("known_future", "past_covariates"):
+        for col in getattr(features, what):
+            if col in keys:
+                raise ExperimentError(
+                    f"features.{what} lists {col!r}, which is the data's date, group or value "
+                    "column; list other columns")
+            if col not in frame.columns:
+                raise ExperimentError(
+                    f"features.{what} lists {col!r}, which is not a column of the data; its "
+                    f"columns are {list(frame.columns)}")
+            values = pd.to_numeric(frame[col], errors="coerce")
+            bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=np.float64))
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise ExperimentError(
+                    f"features.{what}: column {col!r} has {int(bad.sum())} empty, non-numeric "
+                    f"or infinite value(s), e.g. row {row} ({frame[col].iloc[row]!r})")
+            frame[col] = values.astype(np.float64)
+
+
+def _windows(frame, cfg_data, features, freq=None):
+    """Lag windows of ``features.max_lags`` steps inside each series (value, covariates,
+    calendar features per step), indexed by (date[, group])."""
     from skrnn.lags import make_supervised
 
     index = [cfg_data.date] + ([cfg_data.group] if cfg_data.group else [])
     data = frame.set_index(index)
-    X, y = make_supervised(data, cfg_data.value, lags=max_lags, date=cfg_data.date,
-                           group=cfg_data.group, fill_gaps=cfg_data.fill_gaps, freq=freq)
+    try:
+        X, y = make_supervised(
+            data, cfg_data.value, lags=features.max_lags, date=cfg_data.date,
+            group=cfg_data.group, fill_gaps=cfg_data.fill_gaps, freq=freq,
+            past_covariates=features.past_covariates or None,
+            future_covariates=features.known_future or None,
+            calendar=features.calendar or None, country=features.country)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise ExperimentError(f"features: {exc}") from None
     return X, y
 
 
@@ -440,9 +582,18 @@ def _split_dates(X, cfg_split, date):
 # -- models -----------------------------------------------------------------------------------
 
 
-def _build(model, features, seed):
-    """The estimator of one model; its parameters' prefix for set_params."""
+def _build(model, features, seed, group=None):
+    """The estimator of one model; its parameters' prefix for set_params.
+
+    ``features`` is resolved (:func:`resolve_features`). Learned models read the windows
+    through a scaler (per series: a :class:`~skrnn.GroupScaler` on the ``group`` index
+    level, one statistic per step feature) and :class:`~skrnn.lags.LastSteps`, which cuts
+    whole steps of ``n_step_features`` columns; the target is scaled alike
+    (:class:`~skrnn.scaling.GroupTargetRegressor` per series) and predictions come back
+    in the data's units.
+    """
     from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import Ridge
     from sklearn.neural_network import MLPRegressor
     from sklearn.pipeline import Pipeline
@@ -451,42 +602,84 @@ def _build(model, features, seed):
     import skrnn
     from skrnn import baselines
     from skrnn.lags import LastSteps
+    from skrnn.scaling import GroupScaler, GroupTargetRegressor
 
+    F = features.n_step_features()
     if model.kind in BASELINES:
         cls = {"last_value": baselines.LastValueRegressor,
                "seasonal_naive": baselines.SeasonalNaiveRegressor,
                "window_mean": baselines.WindowMeanRegressor,
                "drift": baselines.DriftRegressor}[model.kind]
-        return cls(**model.params), None
+        return cls(**{"n_step_features": F, **model.params}), None
     if model.kind in RECURRENT:
-        params = {"random_state": seed, "early_stopping": True, **model.params}
+        params = {"random_state": seed, "early_stopping": True, "n_step_features": F,
+                  **model.params}
         if "units" in params and isinstance(params["units"], list):
             params["units"] = tuple(params["units"])
         est = getattr(skrnn, RECURRENT[model.kind])(**params)
     elif model.kind == "ridge":
         est = Ridge(**model.params)
+    elif model.kind == "hgb":
+        est = HistGradientBoostingRegressor(**{"random_state": seed, **model.params})
     else:
         est = MLPRegressor(**{"random_state": seed, "early_stopping": True, **model.params})
-    steps = [("window", LastSteps(n_steps=model.lags or features.lags))]
-    if features.scale == "standard":
-        steps.append(("scale", StandardScaler()))
+    scaling = features.scaling
+    per_series = scaling == "per_series" and group is not None
+    steps = []
+    if scaling != "none":
+        steps.append(("scale", GroupScaler(group=group if per_series else None,
+                                           n_step_features=F).set_output(transform="pandas")))
+    steps.append(("window", LastSteps(n_steps=model.lags or features.lags, n_step_features=F)))
     steps.append(("model", est))
     pipe = Pipeline(steps)
-    if features.scale == "standard":
+    if per_series:
+        return GroupTargetRegressor(pipe, group=group), "regressor__"
+    if scaling != "none":
         scaled = TransformedTargetRegressor(regressor=pipe, transformer=StandardScaler())
         return scaled, "regressor__"
     return pipe, ""
 
 
-def _space(model, features, prefix):
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+def _default_recurrent_space(prefix, losses):
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
-    from skrnn.tuning import _recurrent_space
+    return {
+        f"{prefix}loss": CategoricalDistribution(losses),
+        f"{prefix}learning_rate_init": FloatDistribution(1e-3, 3e-2, log=True),
+        f"{prefix}units": IntDistribution(8, 64, log=True),
+        f"{prefix}n_layers": IntDistribution(1, 2),
+        f"{prefix}dropout": FloatDistribution(0.0, 0.3),
+    }
+
+
+def _losses(features, nonnegative):
+    """The losses of the default space; ``poisson`` for a non-negative, unscaled target
+    (a scaled target has negative values, which the Poisson deviance refuses)."""
+    losses = ["squared_error", "huber", "absolute_error"]
+    if nonnegative and features.scaling == "none":
+        losses.append("poisson")
+    return losses
+
+
+def _space(model, features, prefix, nonnegative=False):
+    """The search space of ``model``: its ``search.space``, or the default one (for a
+    recurrent model: loss, learning rate, units, layers, dropout; for every model the
+    window length from 1 to ``max_lags`` steps)."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     space = {}
     if not model.search.space:
         if model.kind in RECURRENT:
-            space.update(_recurrent_space(f"{prefix}model__"))
+            space.update(_default_recurrent_space(f"{prefix}model__",
+                                                  _losses(features, nonnegative)))
         space[f"{prefix}window__n_steps"] = IntDistribution(1, features.max_lags)
         return space
     for key, spec in model.search.space.items():
@@ -546,7 +739,7 @@ def _extremes(space):
     return points
 
 
-def check_model(model, features, seed):
+def check_model(model, features, seed, group=None, nonnegative=False):
     """Check a model's params and search space on a clone, before anything is fitted.
 
     Unknown parameter names, values outside the estimator's constraints and search
@@ -556,7 +749,7 @@ def check_model(model, features, seed):
 
     from skrnn.tuning import params_for_estimator
 
-    base, prefix = _build(model.model_copy(update={"params": {}}), features, seed)
+    base, prefix = _build(model.model_copy(update={"params": {}}), features, seed, group)
     inner = "" if prefix is None else f"{prefix}model__"
     est = clone(base)
     cls = type(_leaf_model(est)).__name__
@@ -574,7 +767,7 @@ def check_model(model, features, seed):
     if model.search is None:
         return None
     try:
-        space = _space(model, features, prefix or "")
+        space = _space(model, features, prefix or "", nonnegative)
     except ExperimentError as exc:
         raise ExperimentError(f"model {model.name!r}: {exc}") from None
     for point in _extremes(space):
@@ -608,7 +801,7 @@ def _short_name(param):
 MANIFEST = "manifest.json"
 # What a run folder may hold; an existing folder with anything else is not ours to move.
 _RUN_ENTRIES = {"results.csv", "predictions.csv", "experiment.json", "optuna.db", "models",
-                "tuning", MANIFEST}
+                "tuning", "timings.json", MANIFEST}
 
 
 def run_experiment(exp, *, output=None, track=None, progress=True, console=None, n_trials=None,
@@ -653,35 +846,68 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
     if n_trials is not None and (not isinstance(n_trials, int) or n_trials < 1):
         raise ExperimentError(f"the number of trials must be >= 1, got {n_trials!r}")
 
-    # 1. everything that needs no data and no fit
-    spaces = {m.name: check_model(m, exp.features, exp.seed) for m in exp.models}
+    # 1. everything that needs no data and no fit (window bounds are checked again
+    # once the data's frequency has fixed max_lags)
+    group = d.group
+    draft = exp.features.model_copy(update={
+        "max_lags": exp.features.max_lags or 10_000, "lags": exp.features.lags or 1,
+        "scaling": exp.features.resolved_scaling(bool(group)), "scale": None})
+    spaces = {m.name: check_model(m, draft, exp.seed, group) for m in exp.models}
+    for m in exp.models:
+        if m.ensemble and spaces[m.name] is None and m.kind in ("ridge",):
+            raise ExperimentError(
+                f"model {m.name!r}: ensemble = {m.ensemble} needs a search (the top "
+                f"configurations) or a model with seeds; {m.kind} has none")
     study_file = _study_file(exp)
     _check_output(out, study_file)
     _recover(out, study_file)
     staging = _new_staging(out)
     parent, tuned = None, False
+    timings = {}
     try:
         storage = _open_storage(exp, out, staging, study_file) if any(
             s is not None for s in spaces.values()) else None
         # 2. the data, checked like `skrnn predict` checks it
-        frame = load_data(d, exp.base_dir, exp.seed)
+        clock = time.perf_counter()
+        frame = load_data(d, exp.base_dir, exp.seed,
+                          exp.features.known_future + exp.features.past_covariates)
+        _check_covariates(frame, d, exp.features)
         grid = check_panel(frame, d)
-        X, y = _windows(frame, d, exp.features.max_lags, freq=grid.freq)
+        features = resolve_features(exp.features, grid.freq, bool(group))
+        timings["data_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        X, y = _windows(frame, d, features, freq=grid.freq)
         test, start, val_start = _split_dates(X, exp.split, d.date)
-        Xtr, ytr, Xte, yte = X[~test], y[~test], X[test], y[test]
+        train = ~test
+        if exp.split.train_start is not None:
+            train &= X.index.get_level_values(d.date) >= pd.Timestamp(exp.split.train_start)
+            if not train.any() or val_start <= pd.Timestamp(exp.split.train_start):
+                raise ExperimentError(
+                    f"split.train_start {exp.split.train_start} leaves no training dates "
+                    f"before the validation dates (from {val_start.date()})")
+        Xtr, ytr, Xte, yte = X[train], y[train], X[test], y[test]
+        nonnegative = bool((ytr >= 0).all())
+        spaces = {m.name: check_model(m, features, exp.seed, group, nonnegative)
+                  for m in exp.models}
         digest = data_hash(frame)
+        timings["features_s"] = time.perf_counter() - clock
+        F = features.n_step_features()
         say(f"[{exp.name}] {len(frame)} observations, {len(X)} windows of "
-            f"{exp.features.max_lags} lags; train {len(Xtr)} rows before {start.date()}, "
-            f"test {len(Xte)} rows")
+            f"{features.max_lags} steps x {F} feature(s), {features.scaling} scaling; "
+            f"train {len(Xtr)} rows before {start.date()}, test {len(Xte)} rows")
         _checkpoint("data")
         if track:
             parent = _start_tracking(exp, out)
 
         rows, predictions, fitted = [], {}, {}
+        timings["models"] = {}
+        scoring = ("neg_mean_absolute_error" if exp.tuning.metric == "mae"
+                   else "neg_mean_squared_error")
         for model in exp.models:
-            est, _ = _build(model, exp.features, exp.seed)
+            est, _ = _build(model, features, exp.seed, group)
             began = time.perf_counter()
-            best_params = {}
+            spent = timings["models"][model.name] = {}
+            best_params, result = {}, None
             space = spaces[model.name]
             if space is not None:
                 wanted = n_trials or model.search.n_trials
@@ -690,45 +916,62 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
                               private=study_file is not None)
                 result = tune(
                     est, Xtr, ytr, search_space=space,
-                    cv=TimeHoldout(start=str(val_start), date=d.date),
-                    scoring="neg_mean_absolute_error" if exp.tuning.metric == "mae"
-                    else "neg_mean_squared_error",
+                    cv=TimeHoldout(start=str(val_start), date=d.date), scoring=scoring,
                     n_trials=wanted, timeout=exp.tuning.timeout, study_name=name,
                     storage=storage, seed=exp.seed, n_jobs=exp.tuning.n_jobs, refit=False,
                     track=bool(parent), parent_run_id=parent, progress=progress,
                 )
                 best_params = result.best_params
-                _check_in_space(model, best_params, space)
+                _check_in_space(model, result.study.best_params, space)
                 est.set_params(**best_params)
                 result.save(staging / "tuning" / model.name, plots=False)
                 _tuning_plots(result.study, staging / "tuning" / model.name, exp.tuning.metric)
                 _checkpoint("tuned")
-            _progress_bars(est, progress)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=_convergence_warning())
-                est.fit(Xtr, ytr)
-            seconds = time.perf_counter() - began
-            pred = pd.Series(np.asarray(est.predict(Xte)).ravel(), index=Xte.index)
-            predictions[model.name] = pred
-            fitted[model.name] = est
-            rows.append({
-                "model": model.name, "kind": model.kind,
-                "MAE": mean_absolute_error(yte, pred), "MSE": mean_squared_error(yte, pred),
-                "fit_s": round(seconds, 2),
-                "best_params": " ".join(f"{_short_name(k)}={_short(v)}"
-                                        for k, v in best_params.items()),
-            })
+            if space is not None:
+                spent["tune_s"] = time.perf_counter() - began
+            fits = [(model.name, model.kind, est, best_params)]
+            if model.ensemble:
+                fits.append((f"{model.name}_ensemble", f"{model.kind}_ensemble",
+                             _ensemble(est, model, result, exp.seed), best_params))
+            for row_name, kind, fit_est, params in fits:
+                clock = time.perf_counter()
+                _progress_bars(fit_est, progress)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", category=_convergence_warning())
+                    fit_est.fit(Xtr, ytr)
+                fit_s = time.perf_counter() - clock
+                clock = time.perf_counter()
+                pred = pd.Series(np.asarray(fit_est.predict(Xte)).ravel(), index=Xte.index)
+                predict_s = time.perf_counter() - clock
+                key = "refit" if row_name == model.name else "ensemble"
+                spent[f"{key}_s"], spent[f"{key}_predict_s"] = fit_s, predict_s
+                predictions[row_name] = pred
+                fitted[row_name] = fit_est
+                rows.append({
+                    "model": row_name, "kind": kind,
+                    "MAE": mean_absolute_error(yte, pred), "MSE": mean_squared_error(yte, pred),
+                    "fit_s": round(spent.get("tune_s", 0) + fit_s if key == "refit" else fit_s,
+                                   2),
+                    "best_params": " ".join(f"{_short_name(k)}={_short(v)}"
+                                            for k, v in params.items()),
+                })
         table = _results_table(rows, exp, Xtr, ytr, Xte, yte, predictions, say)
 
         # 3. the files, into the staging folder; the manifest last, then into place
         table.to_csv(staging / "results.csv", index=False)
         _checkpoint("results")
         pd.DataFrame({"y": yte, **predictions}).to_csv(staging / "predictions.csv")
+        clock = time.perf_counter()
         plots = _plots(exp, frame, Xtr, fitted, predictions, table, staging)
-        _save_models(fitted, exp, staging, grid.freq)
+        _save_models(fitted, exp, staging, grid.freq, features)
         (staging / "experiment.json").write_text(exp.model_dump_json(indent=2))
+        timings["outputs_s"] = time.perf_counter() - clock
         if parent:
+            clock = time.perf_counter()
             _finish_tracking(parent, exp, table, fitted, plots, Xte, staging)
+            timings["tracking_s"] = time.perf_counter() - clock
+        (staging / "timings.json").write_text(json.dumps(_rounded(timings), indent=2))
+        _say_timings(timings, say)
         del storage  # closes the studies' database before its folder moves
         _publish(staging, out, exp, fitted, study_file, say)
     except BaseException as exc:
@@ -759,6 +1002,47 @@ def interrupted(exc):
     return False
 
 
+def _rounded(timings):
+    return {k: _rounded(v) if isinstance(v, dict) else round(v, 3) for k, v in timings.items()}
+
+
+def _say_timings(timings, say):
+    """One line per phase: the data, the windows, and each model's tuning, refit and
+    predictions (also in ``timings.json``)."""
+    say(f"time: data {timings['data_s']:.1f}s, features {timings['features_s']:.1f}s, "
+        f"outputs {timings['outputs_s']:.1f}s"
+        + (f", tracking {timings['tracking_s']:.1f}s" if "tracking_s" in timings else ""))
+    for name, spent in timings["models"].items():
+        say(f"time: {name}: " + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f}s"
+                                          for k, v in spent.items()))
+
+
+def _ensemble(est, model, result, seed):
+    """``model.ensemble`` members averaged: the top configurations of its search (distinct
+    complete trials, best first) when it has that many, else seeds of ``est``."""
+    from optuna.trial import TrialState
+    from sklearn.base import clone
+
+    from skrnn.ensemble import AveragingRegressor
+    from skrnn.tuning import params_for_estimator
+
+    k = model.ensemble
+    if result is not None:
+        study = result.study
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+        sign = -1 if study.direction.name == "MAXIMIZE" else 1
+        done.sort(key=lambda t: sign * t.value)
+        configs = []
+        for trial in done:
+            params = params_for_estimator(trial.params)
+            if params not in configs:
+                configs.append(params)
+        if len(configs) >= k:
+            return AveragingRegressor(estimators=[clone(est).set_params(**p)
+                                                  for p in configs[:k]])
+    return AveragingRegressor(est, n_estimators=k, random_state=seed)
+
+
 def _sayer(console):
     """Print without reading user text (names, values) as rich markup."""
     if console is None:
@@ -786,7 +1070,9 @@ def _results_table(rows, exp, Xtr, ytr, Xte, yte, predictions, say):
     for row in rows:
         row["skill"] = (np.nan if exact
                         else skill_score(yte, predictions[row["model"]], naive))
-    return pd.DataFrame(rows)[["model", "kind", "MAE", "MSE", "skill", "fit_s", "best_params"]]
+    table = pd.DataFrame(rows)[["model", "kind", "MAE", "MSE", "skill", "fit_s", "best_params"]]
+    # ranked by the chosen metric, best first (ties keep the experiment's order)
+    return table.sort_values(exp.tuning.metric.upper(), kind="stable").reset_index(drop=True)
 
 
 # -- studies ---------------------------------------------------------------------------------
@@ -797,7 +1083,7 @@ def study_fingerprint(exp, model, space, digest):
     import hashlib
 
     ident = {
-        "model": model.model_dump(exclude={"search"}),
+        "model": model.model_dump(exclude={"search", "ensemble"}),
         "space": {k: repr(v) for k, v in sorted(space.items())},
         "features": exp.features.model_dump(), "split": exp.split.model_dump(),
         "metric": exp.tuning.metric, "seed": exp.seed, "fill_gaps": exp.data.fill_gaps,
@@ -1144,7 +1430,7 @@ def _tuning_plots_files(study, directory, metric, model_name):
         plt.close(fig)
 
 
-def _save_models(fitted, exp, out, freq):
+def _save_models(fitted, exp, out, freq, features):
     from skrnn import persistence
 
     models = out / "models"
@@ -1153,7 +1439,8 @@ def _save_models(fitted, exp, out, freq):
         persistence.save(est, models / f"{name}.skops")
         _checkpoint("model-saved")
     d = exp.data
-    meta = {"max_lags": exp.features.max_lags, "date": d.date, "group": d.group,
+    meta = {"max_lags": features.max_lags, "n_step_features": features.n_step_features(),
+            "date": d.date, "group": d.group,
             "value": d.value, "freq": None if freq is None else freq.freqstr,
             "fill_gaps": d.fill_gaps, "sep": d.sep, "date_format": d.date_format}
     (models / "windows.json").write_text(json.dumps(meta, indent=2))
@@ -1236,6 +1523,11 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None,
         raise ExperimentError(f"{model_path} does not exist; this run's models: "
                               f"{sorted(manifest.get('models', {}))}")
     meta = json.loads((model_path.parent / "windows.json").read_text())
+    if meta.get("n_step_features", 1) != 1:
+        raise ExperimentError(
+            f"{model_path.name} reads windows with {meta['n_step_features']} features per step "
+            "(calendar or covariate features): skrnn predict builds value-only windows; "
+            "forecast with the model from Python (make_supervised with the same features)")
     cfg = DataConfig(
         source="csv", path=str(data_path), date=date or meta["date"],
         group=group or meta["group"], value=value or meta["value"],
@@ -1264,7 +1556,12 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None,
         last = pd.Timestamp(frame[cfg.date].iloc[grid.src[first + n - 1]])
         rows.append({**({cfg.group: label} if cfg.group else {}),
                      cfg.date: last + step if step is not None else pd.NaT})
-    X = pd.DataFrame(np.vstack(windows), columns=names)
+    # indexed like the run's windows: (target date[, series]), which per-series scaling reads
+    keys = [pd.DatetimeIndex([r[cfg.date] for r in rows])]
+    keys += [pd.Index([str(r[cfg.group]) for r in rows])] if cfg.group else []
+    index = pd.MultiIndex.from_arrays(keys, names=[meta["date"]] + (
+        [meta["group"]] if cfg.group else []))
+    X = pd.DataFrame(np.vstack(windows), columns=names, index=index)
     out = pd.DataFrame(rows)
     out["forecast"] = np.asarray(model.predict(X)).ravel()
     return out

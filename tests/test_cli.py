@@ -21,6 +21,7 @@ from skrnn.cli import main
 TINY = """
 name = "tiny"
 seed = 0
+baselines = false
 output = "{out}"
 
 [data]
@@ -56,6 +57,7 @@ enabled = false
 FAST = """
 name = "fast"
 seed = 0
+baselines = false
 output = "{out}"
 
 [data]
@@ -132,8 +134,10 @@ def test_run_writes_table_csv_plots_models_and_tracks(tiny_run):
     assert "GRURegressor - fit" in first.stdout
     assert "[tiny]" in first.stdout  # user text is not read as rich markup
     table = pd.read_csv(out / "results.csv")
-    assert list(table["model"]) == ["last_value", "gru"]
-    assert table.loc[0, "skill"] == 0.0 and table["MAE"].gt(0).all()
+    assert sorted(table["model"]) == ["gru", "last_value"]
+    assert list(table["MAE"]) == sorted(table["MAE"])  # ranked by the metric
+    assert table.set_index("model").loc["last_value", "skill"] == 0.0
+    assert table["MAE"].gt(0).all()
     for name in ("gru", "last_value"):  # every model's test period is plotted
         assert (out / f"fit_{name}.png").stat().st_size > 5000
     assert (out / "loss_gru.png").exists()
@@ -164,7 +168,8 @@ def test_second_run_resumes_and_keeps_the_first(fast, tmp_path):
     again = invoke("run", path, "--quiet")
     assert "ridge: resumed: 2/2 trials done" in again.stdout
     assert len(pd.read_csv(out / "tuning" / "ridge" / "trials.csv")) == 2
-    assert pd.read_csv(out / "results.csv")["best_params"][1] == first["best_params"][1]
+    best = pd.read_csv(out / "results.csv").set_index("model")["best_params"]
+    assert best["ridge"] == first.set_index("model")["best_params"]["ridge"]
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("out.previous-")]
     assert len(aside) == 1 and (aside[0] / "manifest.json").exists()
     assert f"the previous run was moved to {aside[0]}" in again.stdout
@@ -184,7 +189,11 @@ def _independent_forecast(model_path, history, n_lags):
     rows = []
     for district, part in history.groupby("district"):
         window = part.sort_values("date")["crimes"].to_numpy(dtype=float)[-n_lags:]
-        X = pd.DataFrame([window], columns=model.feature_names_in_)
+        # indexed by (date, series) like the run's windows: per-series scaling reads it
+        X = pd.DataFrame([window], columns=[f"crimes_lag{k}" for k in range(n_lags, 0, -1)],
+                         index=pd.MultiIndex.from_tuples([(pd.Timestamp("2021-03-02"),
+                                                           district)],
+                                                         names=["date", "district"]))
         rows.append((district, float(np.ravel(model.predict(X))[0]), window[-1]))
     return rows
 

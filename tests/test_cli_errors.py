@@ -23,6 +23,7 @@ from skrnn.cli import main
 FAST = """
 name = "fast"
 seed = 0
+baselines = false
 output = "{out}"
 
 [data]
@@ -240,6 +241,24 @@ def _semicolons(frame):
     return frame.to_csv(index=False, sep=";")
 
 
+def _covariate_text(d):
+    """A known-future column with a word in it."""
+    path = d / "fast.toml"
+    path.write_text(path.read_text().replace("lags = 3", 'lags = 3\nknown_future = ["temp"]'))
+    frame = pd.read_csv(d / "panel.csv", dtype={"district": str})
+    frame["temp"] = 1.0
+    frame = _set(frame, 9, "temp", "warm")
+    frame.to_csv(d / "data.csv", index=False)
+    return ["run", path, "--quiet", "--data", d / "data.csv"]
+
+
+def _baseline_name_taken(d):
+    path = d / "fast.toml"
+    text = path.read_text().replace("baselines = false", "baselines = true")
+    path.write_text(text.replace('name = "ridge"', 'name = "hgb"'))
+    return ["run", path, "--quiet"]
+
+
 CASES = [
     # -- the experiment file ---------------------------------------------------------------
     ("unknown-key", _append("\n[extra]\nkey = 1\n"), "extra: unknown key"),
@@ -291,6 +310,32 @@ CASES = [
                           'storage = "nosuchdb://u:secret@host/x"'), "tuning.storage"),
     ("fill-gaps-word", _toml('value = "crimes"', 'value = "crimes"\nfill_gaps = "zero"'),
      "data.fill_gaps"),
+    # -- step features, scaling, ensembles ------------------------------------------------
+    ("calendar-unknown", _toml("lags = 3", 'lags = 3\ncalendar = ["weekday"]'),
+     "calendar must list features among"),
+    ("holiday-no-country", _toml("lags = 3", 'lags = 3\ncalendar = ["holiday"]'),
+     "needs country"),
+    ("country-alone", _toml("lags = 3", 'lags = 3\ncountry = "US"'), "only serves"),
+    ("known-future-missing", _toml("lags = 3", 'lags = 3\nknown_future = ["temp"]'),
+     "'temp', which is not a column of the data"),
+    ("covariate-is-value", _toml("lags = 3", 'lags = 3\npast_covariates = ["crimes"]'),
+     "date, group or value column"),
+    ("covariate-twice", _toml("lags = 3", 'lags = 3\nknown_future = ["a"]\n'
+                              'past_covariates = ["a"]'), "listed twice"),
+    ("covariate-not-number", _covariate_text, "not numbers"),
+    ("bad-scaling", _toml("lags = 3", 'lags = 3\nscaling = "robust"'), "features.scaling"),
+    ("scaling-and-scale", _toml("lags = 3", 'lags = 3\nscaling = "global"\nscale = "none"'),
+     "not both"),
+    ("ensemble-baseline", _toml('kind = "last_value"', 'kind = "last_value"\nensemble = 3'),
+     "a baseline has nothing to average"),
+    ("ensemble-one", _toml('kind = "ridge"', 'kind = "ridge"\nensemble = 1'),
+     "models.1.ensemble"),
+    ("train-start-late", _toml("test_periods = 20",
+                               'test_periods = 20\ntrain_start = "2020-04-20"'),
+     "leaves no training dates before the validation dates"),
+    ("train-start-bad", _toml("test_periods = 20", 'test_periods = 20\ntrain_start = "soon"'),
+     "train_start 'soon' is not a date"),
+    ("baseline-name-taken", _baseline_name_taken, "the hgb baseline has no name"),
     # -- the command line ------------------------------------------------------------------
     ("trials-negative", _args("--trials", "-1"), "--trials"),
     ("trials-word", _args("--trials", "many"), "--trials"),

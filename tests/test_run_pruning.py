@@ -17,6 +17,7 @@ pytest.importorskip("mlflow")
 EXPERIMENT = """
 name = "prune"
 seed = 0
+baselines = false
 output = "{out}"
 
 [data]

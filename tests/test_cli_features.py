@@ -1,0 +1,198 @@
+"""The experiment runner's step features, per-series scaling, ensembles and default
+baselines, through ``skrnn run`` on tiny experiments."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from skrnn.cli import main
+from skrnn.datasets import make_count_panel
+from skrnn.experiment import load_model, parse_experiment, study_fingerprint
+
+BASE = """
+name = "feat"
+seed = 0
+output = "{out}"
+baselines = {baselines}
+
+[data]
+source = "csv"
+path = "{csv}"
+date = "date"
+group = "district"
+value = "crimes"
+
+[split]
+test_periods = 15
+
+[features]
+max_lags = 7
+{features}
+
+{models}
+
+[tracking]
+enabled = false
+"""
+
+
+def panel(path):
+    frame = make_count_panel(n_groups=2, periods=120, start="2020-01-01", random_state=3)
+    rng = np.random.default_rng(0)
+    frame["temp"] = rng.normal(size=len(frame)).round(3)  # a known-future covariate
+    frame["calls"] = rng.poisson(5, size=len(frame)).astype(float)  # a past covariate
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def run(tmp_path, models, features="", baselines="false", extra=()):
+    csv = tmp_path / "panel.csv"
+    if not csv.exists():
+        panel(csv)
+    out = tmp_path / "run"
+    text = BASE.format(out=out.as_posix(), csv=csv.as_posix(), baselines=baselines,
+                       features=features, models=models)
+    (tmp_path / "feat.toml").write_text(text)
+    result = CliRunner().invoke(main, ["run", str(tmp_path / "feat.toml"), "--quiet",
+                                       *extra], catch_exceptions=False)
+    return result, out
+
+
+GRU = """
+[[models]]
+name = "gru"
+kind = "gru"
+params = { units = 4, max_iter = 2, batch_size = 32, dtype = "float32" }
+"""
+
+
+def test_step_features_reach_the_model(tmp_path):
+    from skrnn._meta import fitted_recurrent_regressor
+
+    features = ('calendar = ["dayofweek"]\nknown_future = ["temp"]\n'
+                'past_covariates = ["calls"]\nlags = 5')
+    result, out = run(tmp_path, GRU, features)
+    assert result.exit_code == 0, result.output
+    model = load_model(out / "models" / "gru.skops")
+    reg = fitted_recurrent_regressor(model)
+    F = 1 + 1 + 1 + 7  # value, calls, temp, 7 day-of-week columns
+    assert reg.n_step_features == F
+    window = model.regressor_.named_steps["window"]
+    assert window.n_step_features == F and window.n_features_in_ == 7 * F
+    assert reg.n_features_in_ == 5 * F  # LastSteps cut 5 whole steps
+    # skrnn predict builds value-only windows: refused, in one line
+    predicted = CliRunner().invoke(main, ["predict", "--model", str(out / "models" / "gru.skops"),
+                                          "--data", str(tmp_path / "panel.csv")])
+    assert predicted.exit_code == 2
+    assert "features per step" in predicted.output
+
+
+def test_per_series_scaling_inverts_exactly(tmp_path):
+    from sklearn.linear_model import Ridge
+
+    from skrnn.lags import make_supervised
+
+    models = '[[models]]\nname = "ridge"\nkind = "ridge"\nparams = { alpha = 0.5 }\n'
+    result, out = run(tmp_path, models, 'scaling = "per_series"')
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "panel.csv", dtype={"district": str},
+                        parse_dates=["date"])[["date", "district", "crimes"]]
+    X, y = make_supervised(frame.set_index(["date", "district"]), "crimes", lags=7,
+                           date="date", group="district")
+    dates = X.index.get_level_values("date")
+    start = np.sort(dates.unique())[-15]
+    test = dates >= start
+    groups = X.index.get_level_values("district")
+    Xs, ys, mu, sd = X.to_numpy().copy(), y.to_numpy().copy(), {}, {}
+    for g in groups.unique():
+        tr, rows = (groups == g) & ~test, groups == g
+        xm, xs = X.to_numpy()[tr].mean(), X.to_numpy()[tr].std()  # one statistic per window
+        mu[g], sd[g] = y.to_numpy()[tr].mean(), y.to_numpy()[tr].std()
+        Xs[rows] = (X.to_numpy()[rows] - xm) / xs
+        ys[rows] = (y.to_numpy()[rows] - mu[g]) / sd[g]
+    ridge = Ridge(alpha=0.5).fit(Xs[~test], ys[~test])
+    by_hand = ridge.predict(Xs[test]) * np.array([sd[g] for g in groups[test]]) + np.array(
+        [mu[g] for g in groups[test]])
+    by_hand = pd.Series(by_hand, index=X.index[test])
+    saved = pd.read_csv(out / "predictions.csv", dtype={"district": str},
+                        parse_dates=["date"]).set_index(["date", "district"])
+    assert len(saved) == len(by_hand) == 30
+    np.testing.assert_allclose(saved["ridge"].to_numpy(), by_hand[saved.index].to_numpy(),
+                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(saved["y"].to_numpy(), y[saved.index].to_numpy())
+
+
+def test_ensemble_row_is_the_mean_of_its_members(tmp_path):
+    from skrnn.lags import make_supervised
+
+    models = GRU.replace('dtype = "float32" }', 'dtype = "float32" }\nensemble = 2') + (
+        '[[models]]\nname = "ridge"\nkind = "ridge"\nensemble = 3\n'
+        '[models.search]\nn_trials = 4\nspace = { alpha = [0.01, 100.0, "log"] }\n')
+    result, out = run(tmp_path, models, "lags = 4")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "results.csv")
+    assert {"gru_ensemble", "ridge_ensemble"} <= set(table["model"])
+    frame = pd.read_csv(tmp_path / "panel.csv", dtype={"district": str}, parse_dates=["date"])
+    X, _ = make_supervised(frame.set_index(["date", "district"]), "crimes", lags=7,
+                           date="date", group="district")
+    saved = pd.read_csv(out / "predictions.csv", dtype={"district": str}, parse_dates=["date"])
+    Xte = X.loc[pd.MultiIndex.from_frame(saved[["date", "district"]])]
+    for name, k in (("gru_ensemble", 2), ("ridge_ensemble", 3)):
+        ens = load_model(out / "models" / f"{name}.skops")
+        assert len(ens.estimators_) == k
+        members = np.mean([m.predict(Xte) for m in ens.estimators_], axis=0)
+        np.testing.assert_allclose(saved[name].to_numpy(), members, rtol=1e-6)
+        assert not np.allclose(members, ens.estimators_[0].predict(Xte))
+    alphas = {m.regressor.named_steps["model"].alpha
+              for m in load_model(out / "models" / "ridge_ensemble.skops").estimators_}
+    assert len(alphas) == 3  # the top three configurations, not one repeated
+    spent = __import__("json").loads((out / "timings.json").read_text())["models"]
+    assert set(spent["ridge"]) == {"tune_s", "refit_s", "refit_predict_s", "ensemble_s",
+                                   "ensemble_predict_s"}
+
+
+def test_ridge_and_hgb_rows_by_default(tmp_path):
+    result, out = run(tmp_path, GRU, baselines="true")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "results.csv")
+    assert set(table["model"]) == {"gru", "last_value", "ridge", "hgb"}
+    assert list(table["MAE"]) == sorted(table["MAE"])  # ranked by the chosen metric
+    assert table.set_index("model").loc["last_value", "skill"] == 0
+    timings = __import__("json").loads((out / "timings.json").read_text())
+    assert {"data_s", "features_s", "outputs_s"} <= set(timings)
+    assert {"refit_s", "refit_predict_s"} == set(timings["models"]["gru"])  # untuned
+
+
+def test_baselines_false_runs_the_listed_models_only(tmp_path):
+    result, out = run(tmp_path, GRU, baselines="false")
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(out / "results.csv")["model"]) == ["gru"]
+
+
+def _exp(**features):
+    raw = {"name": "f", "split": {"test_periods": 5},
+           "models": [{"name": "gru", "kind": "gru", "search": {"n_trials": 2}}],
+           "features": {"max_lags": 7, **features}}
+    return parse_experiment(raw)
+
+
+@pytest.mark.parametrize("change", [
+    {"calendar": ["dayofweek"]}, {"known_future": ["temp"]}, {"past_covariates": ["x"]},
+    {"scaling": "global"}, {"max_lags": 8}, {"calendar": ["holiday"], "country": "US"}])
+def test_fingerprint_changes_with_the_feature_keys(change):
+    base = _exp()
+    other = _exp(**change)
+    fp = study_fingerprint(base, base.models[0], {}, "d")
+    assert study_fingerprint(other, other.models[0], {}, "d") != fp
+
+
+def test_fingerprint_changes_with_train_start_not_with_ensemble():
+    base = _exp()
+    raw = base.model_dump()
+    raw["split"]["train_start"] = "2020-02-01"
+    later = parse_experiment(raw)
+    fp = study_fingerprint(base, base.models[0], {}, "d")
+    assert study_fingerprint(later, later.models[0], {}, "d") != fp
+    averaged = base.models[0].model_copy(update={"ensemble": 3})
+    assert study_fingerprint(base, averaged, {}, "d") == fp
