@@ -121,7 +121,8 @@ class SplitConfig(_Strict):
             try:
                 pd.Timestamp(value)
             except (ValueError, TypeError):
-                raise ValueError(f"{info.field_name} {value!r} is not a date (e.g. 2020-06-01)") from None
+                raise ValueError(
+                    f"{info.field_name} {value!r} is not a date (e.g. 2020-06-01)") from None
         return value
 
     @model_validator(mode="after")
