@@ -188,18 +188,27 @@ def run(experiment, data_path, date_col, group_col, value_col, sep, date_format,
 
 
 def _quiet_interrupted_trials():
-    """Optuna logs a trial stopped by Ctrl-C with a traceback; the CLI says it once."""
+    """Optuna (a trial stopped by Ctrl-C) and MLflow (a database call cut by it) log the
+    interrupt with a traceback; the CLI says it once. The filter sits on their handlers,
+    which see the records of every child logger."""
     import logging
+
+    import mlflow  # noqa: F401  (sets up the handler of the "mlflow" logger)
+
+    from skrnn.experiment import interrupted
 
     class _NoInterrupt(logging.Filter):
         def filter(self, record):
             exc = record.exc_info[1] if record.exc_info else None
-            return not isinstance(exc, KeyboardInterrupt) and "KeyboardInterrupt" not in str(
+            return not interrupted(exc) and "KeyboardInterrupt" not in str(
                 record.getMessage())
 
-    logging.getLogger("optuna").addFilter(_NoInterrupt())
-    for handler in logging.getLogger("optuna").handlers:
-        handler.addFilter(_NoInterrupt())
+    quiet = _NoInterrupt()
+    for name in ("optuna", "mlflow"):
+        logger = logging.getLogger(name)
+        logger.addFilter(quiet)
+        for handler in logger.handlers:
+            handler.addFilter(quiet)
 
 
 @main.command(name="list")
