@@ -936,6 +936,22 @@ def end_unfinished_runs(run_id, status="KILLED"):
         The top run of the job.
     status : {"KILLED", "FAILED"}, default="KILLED"
     """
+    # A Ctrl-C can cut a database call half way and leave the store busy for a moment
+    # (SQLite: "database is locked"): try again on fresh connections, and look again
+    # until no run of the family is left RUNNING.
+    for attempt in range(6):
+        try:
+            if not _end_unfinished_runs_once(run_id, status):
+                return
+        except Exception:
+            if attempt == 5:
+                raise
+        _reset_store_connections()
+        time.sleep(0.25 * (attempt + 1))
+
+
+def _end_unfinished_runs_once(run_id, status):
+    """One pass of :func:`end_unfinished_runs`; the number of runs it ended."""
     import mlflow
 
     while mlflow.active_run() is not None:
@@ -951,6 +967,21 @@ def end_unfinished_runs(run_id, status="KILLED"):
         for run in children.get(todo.pop(), []):
             family.append(run)
             todo.append(run.info.run_id)
+    ended = 0
     for run in family:
         if run.info.status == "RUNNING":
             client.set_terminated(run.info.run_id, status=status)
+            ended += 1
+    return ended
+
+
+def _reset_store_connections():
+    """Drop the tracking store's pooled database connections (a SQL store's engine)."""
+    try:
+        from mlflow.tracking._tracking_service.utils import _get_store
+
+        engine = getattr(_get_store(), "engine", None)
+    except Exception:
+        return
+    if engine is not None:
+        engine.dispose()
