@@ -638,6 +638,11 @@ def log_model(estimator, name="model", *, X_example=None, run_id=None,
     if X_example is not None:
         example = _head(X_example)
         signature = infer_signature(example, estimator.predict(example))
+        if not _predicts_without_index(estimator, example):
+            # MLflow stores an input example without its index; a model that reads its
+            # series from the index (per-series scaling) cannot predict it back, so
+            # only the signature is logged
+            example = None
     return Model.log(
         artifact_path=None,  # deprecated in MLflow 3 in favour of name, still positional
         name=name,
@@ -656,6 +661,17 @@ def log_model(estimator, name="model", *, X_example=None, run_id=None,
 
 
 _log_model = log_model  # track_fit's ``log_model`` flag shadows the name
+
+
+def _predicts_without_index(estimator, example):
+    """Whether ``estimator`` predicts ``example`` once its index is dropped."""
+    if not hasattr(example, "reset_index"):
+        return True
+    try:
+        estimator.predict(example.reset_index(drop=True))
+    except Exception:
+        return False
+    return True
 
 
 def load_model(model_uri, *, trusted=(), check_version=True):

@@ -348,3 +348,27 @@ def test_param_texts_are_short_and_stable():
     assert _param_text((4,)) == "(4,)"
     assert _param_text({"a": StandardScaler()}) == "{a: StandardScaler}"
     assert _param_text(None) == "None"
+
+
+def test_log_model_keeps_the_input_example_only_when_it_predicts_without_its_index(tracked):
+    # MLflow stores an input example without its index: a per-series pipeline reads its
+    # series from the (date, group) index and could not predict it back, so only the
+    # signature is logged for it; a plain model keeps its example
+    import pandas as pd
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    from skrnn import GroupScaler
+
+    index = pd.MultiIndex.from_product([range(40), ["a", "b"]], names=["date", "g"])
+    frame = pd.DataFrame(X, index=index, columns=[f"x{k}" for k in range(6)])
+    per_series = make_pipeline(GroupScaler(group="g").set_output(transform="pandas"),
+                               Ridge()).fit(frame, Y)
+    plain = Ridge().fit(frame, Y)
+    with mlflow.start_run():
+        grouped_info = tracking.log_model(per_series, name="grouped", X_example=frame)
+        plain_info = tracking.log_model(plain, name="plain", X_example=frame)
+    assert grouped_info.signature is not None and grouped_info.saved_input_example_info is None
+    assert plain_info.saved_input_example_info is not None
+    loaded = mlflow.pyfunc.load_model(grouped_info.model_uri)
+    np.testing.assert_allclose(loaded.predict(frame.iloc[:5]), per_series.predict(frame.iloc[:5]))
