@@ -338,17 +338,7 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
             y2 = y
         if y2.dtype.kind not in "biuf" and _non_numeric_error(None, y2) is not None:
             raise _non_numeric_error(None, y2)  # strings pass sklearn's y_numeric untouched
-        if self.loss == "poisson" and np.any(y2 < 0):
-            raise ValueError(
-                f"loss='poisson' needs a non-negative target y; got a minimum of "
-                f"{y2.min()}. Use another loss or shift the target."
-            )
-        sw = None
-        if sample_weight is not None:
-            sw = _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True)
-            if sw.sum() <= 0:
-                raise ValueError("sample_weight must have a positive sum; got all zeros.")
-        return X3, y2.astype(dtype, copy=False), y.ndim, sw
+        return self._finish_targets(X, X3, y, y2, sample_weight, dtype)
 
     def _as_lazy_sequences(self, X, y, sample_weight, *, reset):
         """``_as_sequences`` for windows gathered per batch (``skrnn/windows.py``).
@@ -415,6 +405,10 @@ class BaseRecurrentRegressor(CallbackSupportMixin, RegressorMixin, BaseEstimator
                     f"X holds {n} windows but y has {len(y)} targets; they must match."
                 )
             y2 = y.reshape(-1, 1) if y.ndim == 1 else y
+        return self._finish_targets(X, X3, y, y2, sample_weight, dtype)
+
+    def _finish_targets(self, X, X3, y, y2, sample_weight, dtype):
+        """The checks of the target and weights shared by the dense and lazy inputs."""
         if self.loss == "poisson" and np.any(y2 < 0):
             raise ValueError(
                 f"loss='poisson' needs a non-negative target y; got a minimum of "
