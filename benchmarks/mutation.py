@@ -45,31 +45,34 @@ MODULES = {
             "_fit", "_check_architecture", "_ensure_training_state", "_restore",
             "_after_interrupt", "_train", "_end_epoch", "_exploded", "_diverged",
             "predict", "set_weights")],
-        "tests": ["tests/test_recurrent.py", "tests/test_lifecycle.py",
-                  "tests/test_recurrent_sequence_targets.py", "-k",
+        "tests": ["tests/estimators/test_recurrent.py", "tests/estimators/test_lifecycle.py",
+                  "tests/estimators/test_recurrent_sequence_targets.py", "-k",
                   "not gridsearch and not remember and not beats_last and not ten_ahead"],
     },
     "persistence.py": {
         "path": "skrnn/persistence.py",
-        "tests": ["tests/test_persistence.py", "tests/test_persistence_contract.py", "-k",
-                  "not fresh_process"],
+        "tests": ["tests/estimators/test_persistence.py",
+                  "tests/estimators/test_persistence_contract.py", "-k", "not fresh_process"],
     },
     "tuning.py": {
         "path": "skrnn/tuning.py",
-        "tests": ["tests/test_tuning.py", "tests/test_tuning_glue.py", "-k",
+        "tests": ["tests/workflow/test_tuning.py", "tests/workflow/test_tuning_glue.py", "-k",
                "not killed and not two_worker and not tracked and not prunes_and_beats"],
     },
     "tracking.py": {
         "path": "skrnn/tracking.py",
-        "tests": ["tests/test_tracking.py", "-k", "not fresh_process and not import_skrnn"],
+        "tests": ["tests/workflow/test_tracking.py", "-k",
+                  "not fresh_process and not import_skrnn"],
     },
     "forecast_next (experiment.py)": {
         "path": "skrnn/experiment.py",
         "functions": ["skrnn.experiment.x_forecast_next"],
-        "tests": ["tests/test_cli.py", "tests/test_forecast_next.py", "-k", "predict or forecast"],
+        "tests": ["tests/workflow/test_cli.py", "tests/workflow/test_forecast_next.py", "-k",
+                  "predict or forecast"],
     },
     "lags.py": {"path": "skrnn/lags.py",
-                "tests": ["tests/test_lags.py", "tests/test_lags_contract.py"]},
+                "tests": ["tests/estimators/test_lags.py",
+                          "tests/estimators/test_lags_contract.py"]},
 }
 SAMPLES = {"all": "", "half": "[02468]", "fifth": "[05]"}
 

@@ -10,7 +10,7 @@ Each notebook runs top to bottom in a fresh kernel whose working directory is a
 temporary folder (removed afterwards), so nothing a notebook writes -- Optuna studies,
 MLflow stores, models -- lands in the repository. The kernel is pinned to the
 interpreter running this script (a private ``python3`` kernel spec first on
-``JUPYTER_PATH``) and imports skrnn from this checkout first. ``tests/test_notebooks.py``
+``JUPYTER_PATH``) and imports skrnn from this checkout first. ``tests/workflow/test_notebooks.py``
 executes the notebooks through :func:`execute` with ``quick=True``.
 
 The notebooks read ``SKRNN_NOTEBOOK_QUICK``: ``"1"`` selects small data and few epochs

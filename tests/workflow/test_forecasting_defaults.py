@@ -362,7 +362,7 @@ def test_defaults_benchmark_runs(tmp_path):
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out = tmp_path / "table.md"
     proc = subprocess.run(
         [sys.executable, str(root / "benchmarks" / "forecaster_defaults.py"),

@@ -241,7 +241,7 @@ def test_scale_benchmark_runs_both_cases():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "scale.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "scale.py"
     proc = subprocess.run([sys.executable, str(script), "--windows", "1500", "--length",
                            "300"], check=False, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,6 +1,6 @@
 """The small pieces of ``skrnn.tuning`` that turn Optuna objects into estimator
 parameters, storages and tables (mutation testing found them unchecked; the studies
-themselves are in ``tests/test_tuning.py``)."""
+themselves are in ``tests/workflow/test_tuning.py``)."""
 
 import numpy as np
 import pandas as pd

@@ -145,7 +145,7 @@ def test_predict_checks_steps_and_features():
         model.predict(rng.normal(size=(5, 4, 1)))
 
 
-# each invalid hyperparameter, checked before any training: tests/test_lifecycle.py
+# each invalid hyperparameter, checked before any training: tests/estimators/test_lifecycle.py
 
 
 def test_poisson_needs_non_negative_targets(small):
@@ -260,7 +260,7 @@ def test_divergence_with_early_stopping_restores_best(small):
     assert np.all(np.isfinite(model.predict(X)))
 
 
-# Ctrl-C, failed refits, warm starts with another architecture: tests/test_lifecycle.py
+# Ctrl-C, failed refits, warm starts with another architecture: tests/estimators/test_lifecycle.py
 
 
 def test_verbose_prints_each_epoch(small):
@@ -381,7 +381,7 @@ def test_lstm_states_are_consistent():
 
 
 # initial weights, gates of get_states and the Huber loss against hand computations:
-# tests/test_lifecycle.py
+# tests/estimators/test_lifecycle.py
 
 
 def test_adaptive_schedule_divides_the_learning_rate_by_five(small):

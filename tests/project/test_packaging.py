@@ -17,7 +17,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from skrnn._optional import EXTRA
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 CORE = {"numpy", "scipy", "pandas", "scikit-learn", "skops", "threadpoolctl"}
 # the distribution that installs each optional module

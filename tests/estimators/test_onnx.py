@@ -199,7 +199,7 @@ def test_not_a_skrnn_model_and_bad_samples():
 
 
 def test_benchmark_script_prints_its_table():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     run = subprocess.run(
         [sys.executable, str(root / "benchmarks" / "onnx_predict.py"), "--T", "4", "--H", "3",
          "--batch", "8", "--calls", "2", "--repeats", "1", "--no-torch", "--cell", "gru",

@@ -9,7 +9,7 @@ import pytest
 
 from skrnn.nn import _cells
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _run(*args):

@@ -1,6 +1,6 @@
 """``make_supervised`` and ``LagFeatures`` options against values written out by hand
 (mutation testing found them unchecked; the brute-force reference is in
-``tests/test_lags.py``)."""
+``tests/estimators/test_lags.py``)."""
 
 import numpy as np
 import pandas as pd

@@ -9,7 +9,7 @@ import pytest
 from skrnn._panel import infer_frequency
 from skrnn.lags import lag_names
 
-SKRNN = Path(__file__).resolve().parents[1] / "skrnn"
+SKRNN = Path(__file__).resolve().parents[2] / "skrnn"
 
 
 @pytest.mark.parametrize("times, expected", [

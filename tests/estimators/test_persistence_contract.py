@@ -1,5 +1,5 @@
 """What a model file records and how a refusal names it (mutation testing found these
-unchecked; ``tests/test_persistence.py`` holds the round trips and the trust policy)."""
+unchecked; ``tests/estimators/test_persistence.py`` holds the round trips and the trust policy)."""
 
 import datetime
 import io

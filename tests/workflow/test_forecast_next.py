@@ -1,7 +1,7 @@
 """``forecast_next`` in process: the forecast is the model's prediction on each series'
 latest window, computed here independently of the function.
 
-(The ``skrnn predict`` command around it is tested end to end in ``tests/test_cli.py``.)
+(The ``skrnn predict`` command around it is tested end to end in ``tests/workflow/test_cli.py``.)
 """
 
 import json

@@ -370,7 +370,7 @@ def test_ctrl_c_ends_tracked_runs_killed(tmp_path):
 def test_list_shows_the_bundled_pipelines():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     result = CliRunner().invoke(main, ["list", "--pipelines", str(root / "pipelines")])
     assert "default" in result.stdout and "chicago_districts" in result.stdout
 
@@ -381,7 +381,7 @@ def test_readme_mlflow_ui_command_opens_the_store_the_cli_writes(tmp_path, monke
 
     from skrnn.tracking import default_tracking_uri
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     uri = re.search(r"mlflow ui --backend-store-uri (\S+)", readme).group(1)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
