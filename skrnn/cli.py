@@ -187,24 +187,34 @@ def run(experiment, data_path, date_col, group_col, value_col, sep, date_format,
                   soft_wrap=True)
 
 
+class _NoInterrupt:
+    """A logging filter that drops records of an interrupt (one instance, so that repeated
+    in-process runs do not pile filters onto the shared handlers)."""
+
+    def filter(self, record):
+        from skrnn.experiment import interrupted
+
+        exc = record.exc_info[1] if record.exc_info else None
+        return not interrupted(exc) and "KeyboardInterrupt" not in str(record.getMessage())
+
+
+_NoInterrupt.instance = _NoInterrupt()
+
+
 def _quiet_interrupted_trials():
-    """Optuna (a trial stopped by Ctrl-C) and MLflow (a database call cut by it) log the
-    interrupt with a traceback; the CLI says it once. The filter sits on their handlers,
-    which see the records of every child logger."""
+    """Optuna (a trial stopped by Ctrl-C), MLflow and SQLAlchemy (a database call cut by
+    it) log the interrupt with a traceback; the CLI says it once. The filter sits on their
+    handlers, which see the records of every child logger, and on Python's handler of last
+    resort, which prints the records of loggers without a handler (SQLAlchemy's pool logs
+    "Error closing cursor" there when the interrupt cuts a query)."""
     import logging
 
     import mlflow  # noqa: F401  (sets up the handler of the "mlflow" logger)
 
-    from skrnn.experiment import interrupted
-
-    class _NoInterrupt(logging.Filter):
-        def filter(self, record):
-            exc = record.exc_info[1] if record.exc_info else None
-            return not interrupted(exc) and "KeyboardInterrupt" not in str(
-                record.getMessage())
-
-    quiet = _NoInterrupt()
-    for name in ("optuna", "mlflow"):
+    quiet = _NoInterrupt.instance
+    if logging.lastResort is not None:
+        logging.lastResort.addFilter(quiet)
+    for name in ("optuna", "mlflow", "sqlalchemy"):
         logger = logging.getLogger(name)
         logger.addFilter(quiet)
         for handler in logger.handlers:

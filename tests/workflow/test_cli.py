@@ -408,3 +408,36 @@ def test_tuning_plots_show_the_error_under_short_names(fast):
     assert all(t.value > 0 for t in shown.trials)  # an MAE, not the negated objective
     for kind in ("history", "slice", "importances"):
         assert (out / "tuning" / "ridge" / f"tuning_{kind}.png").stat().st_size > 5000
+
+
+def test_interrupt_records_of_loggers_without_handler_are_dropped(capsys):
+    # SQLAlchemy's pool logs "Error closing cursor" with the traceback through Python's
+    # handler of last resort when Ctrl-C cuts a query (a fresh-clone run printed it)
+    import logging
+
+    from skrnn import cli
+
+    cli._quiet_interrupted_trials()
+    pool = logging.getLogger("sqlalchemy.pool.impl.QueuePool")
+    root_handlers = logging.root.handlers[:]
+    logging.root.handlers.clear()  # pytest's capture handler; without it: last resort
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            try:
+                raise RuntimeError("cannot operate on a closed database")
+            except RuntimeError:
+                pool.error("Error closing cursor", exc_info=True)
+        try:
+            raise RuntimeError("a real failure")
+        except RuntimeError:
+            pool.error("Error closing cursor (unrelated)", exc_info=True)
+    finally:
+        logging.root.handlers[:] = root_handlers
+        logging.lastResort.removeFilter(cli._NoInterrupt.instance)
+        for name in ("optuna", "mlflow", "sqlalchemy"):
+            logging.getLogger(name).removeFilter(cli._NoInterrupt.instance)
+    err = capsys.readouterr().err
+    assert "closed database" not in err and "KeyboardInterrupt" not in err
+    assert "Error closing cursor (unrelated)" in err and "a real failure" in err
