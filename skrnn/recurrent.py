@@ -216,6 +216,19 @@ class BaseRecurrentRegressor(
     def _check_fitted_net(self):
         check_is_fitted(self, "n_step_features_")
 
+    # read-only views of the fitted model for code outside this estimator (exporters)
+    @property
+    def network_(self):
+        """The fitted network (see the class docstring); read-only."""
+        self._check_fitted_net()
+        return self._net
+
+    @property
+    def y_ndim_(self):
+        """Dimensions of the ``y`` seen in ``fit`` (see the class docstring)."""
+        self._check_fitted_net()
+        return self._y_ndim
+
     def predict(self, X):
         """Predict targets for sequences ``X``.
 
@@ -410,6 +423,15 @@ default="squared_error"
         number of levels outputs.
     quantiles_ : ndarray of float or None
         The fitted quantile levels (None unless ``loss="quantile"``).
+    y_ndim_ : int
+        Dimensions of the ``y`` seen in ``fit``: 1 (``predict`` returns
+        ``(n_samples,)``), 2, or 3 (per-step targets; ``predict`` returns the last
+        step, ``(n_samples, n_outputs)``).
+    network_ : skrnn.nn._network.RecurrentNetwork
+        The fitted engine network: its layers (``layers``, ``units``, ``cell``), their
+        weights in the engine's internal layout (``params``, ``head_params``, views
+        into one flat vector ``theta``). Exporters read it (``skrnn.onnx``); use
+        :meth:`get_weights` for PyTorch's layout. Treat it as read-only.
 
     Examples
     --------
