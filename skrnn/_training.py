@@ -26,6 +26,11 @@ from skrnn.nn._optimizers import clip_gradient, make_optimizer
 from skrnn.nn._workspace import Workspace
 from skrnn.windows import time_major
 
+# windows of the early-stopping hold-out run through the network at a time: the
+# hold-out is never gathered whole (a power of two, so that the rows of a chunk sit
+# in the compiled and BLAS kernels' row blocks as they do in one pass over all)
+_HOLDOUT_CHUNK = 4096
+
 # the private attributes a fit sets; with the public fitted ones (a trailing underscore)
 # they are what a failed call puts back as they were
 _FITTED_PRIVATE = ("_net", "_y_ndim", "_training")
@@ -126,9 +131,8 @@ class _TrainingMixin:
         Xtr = time_major(X3[:n_train])
         ytr, swtr = y2[:n_train], None if sw is None else sw[:n_train]
         val = None
-        if n_val:
-            val = (np.asarray(time_major(X3[n_train:])), y2[n_train:],
-                   None if sw is None else sw[n_train:])
+        if n_val:  # gathered chunk by chunk at each epoch's end (_holdout_output)
+            val = (X3[n_train:], y2[n_train:], None if sw is None else sw[n_train:])
 
         n_epochs = 1 if incremental else self.max_iter
         ctx = self._init_callback_context(max_subtasks=n_epochs)
@@ -343,12 +347,27 @@ class _TrainingMixin:
                 return True
         return False
 
+    def _holdout_output(self, Xv, ws):
+        """Raw head output for the hold-out ``Xv`` ``(n, T, F)``, a chunk at a time.
+
+        Windows as views (``skrnn/windows.py``) are gathered chunk by chunk, never
+        whole; a dense hold-out goes through the same chunks, so both give the same
+        bits. A hold-out of at most one chunk is one forward pass, as it always was.
+        """
+        n = len(Xv)
+        return np.concatenate([
+            self._net.forward(np.asarray(time_major(Xv[s : s + _HOLDOUT_CHUNK])),
+                              store=False, ws=ws)[0]
+            for s in range(0, n, _HOLDOUT_CHUNK)
+        ]) if n > _HOLDOUT_CHUNK else self._net.forward(
+            np.asarray(time_major(Xv)), store=False, ws=ws)[0]
+
     def _end_epoch(self, val, kw, ws=None):
         """Track the monitored loss; return True when training should stop."""
         state = self._training
         if val is not None:
             Xv, yv, swv = val
-            Z, _ = self._net.forward(Xv, store=False, ws=ws)
+            Z = self._holdout_output(Xv, ws)
             vloss, _ = loss_and_grad(Z, yv, swv, kw["loss"], kw["output_activation"],
                                      kw["huber_delta"], kw["quantiles"])
             pred = self._point(predict_from_raw(Z, self.loss, self.output_activation))
