@@ -311,7 +311,9 @@ class BaseRecurrentRegressor(
         # as loose attributes: gather them, so that it trains on where it stopped
         state = dict(state)
         if "_training" not in state and "_net" in state:
-            state["_training"] = TrainingState.pop_legacy(state)
+            legacy = TrainingState.pop_legacy(state)
+            if legacy is not None:  # else training starts it afresh, as for any file
+                state["_training"] = legacy
         super().__setstate__(state)
 
 
