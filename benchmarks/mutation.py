@@ -37,14 +37,9 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 # where each part of the plumbing lives, which functions of a shared module are
 # in scope, and the fast tests that exercise it (subprocess, kill and PostgreSQL
 # tests are left out: slow, and a child process would not see the mutant)
-_RECURRENT = "skrnn.recurrent.xǁBaseRecurrentRegressorǁ"
 MODULES = {
-    "training loop (recurrent.py)": {
-        "path": "skrnn/recurrent.py",
-        "functions": [_RECURRENT + f for f in (
-            "_fit", "_check_architecture", "_ensure_training_state", "_restore",
-            "_after_interrupt", "_train", "_end_epoch", "_exploded", "_diverged",
-            "predict", "set_weights")],
+    "training loop (_training.py)": {
+        "path": "skrnn/_training.py",
         "tests": ["tests/estimators/test_recurrent.py", "tests/estimators/test_lifecycle.py",
                   "tests/estimators/test_recurrent_sequence_targets.py", "-k",
                   "not gridsearch and not remember and not beats_last and not ten_ahead"],

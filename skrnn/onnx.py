@@ -29,6 +29,8 @@ skrnn[onnx]``).
 
 import numpy as np
 
+from skrnn._quantile_head import point_weights
+
 __all__ = ["to_onnx"]
 
 _REGISTERED = {"done": False}
@@ -80,7 +82,7 @@ def _parser(scope, model, inputs, custom_parsers=None):
     operator = scope.declare_local_operator(_get_sklearn_operator_name(type(model)), model)
     operator.inputs = inputs
     operator.outputs.append(scope.declare_local_variable("variable", FloatTensorType()))
-    if model._levels() is not None:
+    if model.quantiles_ is not None:
         operator.outputs.append(scope.declare_local_variable("quantiles", FloatTensorType()))
     return operator.outputs
 
@@ -98,8 +100,8 @@ def _shape_calculator(operator):
     n = x_type.shape[0] if x_type.shape else None
     operator.outputs[0].type = FloatTensorType([n, model.n_outputs_])
     if len(operator.outputs) > 1:
-        n_q = len(model._levels())
-        shape = [n, n_q] if model._y_ndim == 1 else [n, model.n_outputs_, n_q]
+        n_q = len(model.quantiles_)
+        shape = [n, n_q] if model.y_ndim_ == 1 else [n, model.n_outputs_, n_q]
         operator.outputs[1].type = FloatTensorType(shape)
 
 
@@ -159,7 +161,7 @@ def _full_length_zero_state(scope, container, x, H):
 
 def _converter(scope, operator, container):
     model = operator.raw_operator
-    net = model._net
+    net = model.network_
     x = operator.inputs[0].full_name
     F = net.n_features
     # (n, T*F) or (n, T, F) -> (n, T, F) -> time-major (T, n, F)
@@ -197,7 +199,7 @@ def _converter(scope, operator, container):
         z = _node(scope, container, "Relu", [z])
     elif model.output_activation == "softplus":
         z = _node(scope, container, "Softplus", [z])
-    levels = model._levels()
+    levels = model.quantiles_
     if levels is None:
         container.add_node("Identity", [z], [operator.outputs[0].full_name],
                            name=scope.get_unique_operator_name("SkrnnOutput"))
@@ -211,11 +213,11 @@ def _converter(scope, operator, container):
                        n_outputs=2, axis=-1, largest=0, sorted=1)
     point = _node(scope, container, "MatMul",
                   [ordered, _const(scope, container, "skrnn_point",
-                                   model._point_weights()[:, None])])
+                                   point_weights(levels)[:, None])])
     container.add_node(
         "Reshape", [point, _const(scope, container, "skrnn_pshape", [0, n_t], np.int64)],
         [operator.outputs[0].full_name], name=scope.get_unique_operator_name("SkrnnOutput"))
-    qshape = [0, n_q] if model._y_ndim == 1 else [0, n_t, n_q]
+    qshape = [0, n_q] if model.y_ndim_ == 1 else [0, n_t, n_q]
     container.add_node(
         "Reshape", [ordered, _const(scope, container, "skrnn_qout", qshape, np.int64)],
         [operator.outputs[1].full_name], name=scope.get_unique_operator_name("SkrnnQuantiles"))
@@ -253,7 +255,7 @@ def _check_convertible(estimator):
         where = f"Pipeline step {name!r} ({type(step).__name__})" if name else (
             type(step).__name__)
         if isinstance(step, regressors):
-            step._check_fitted_net()
+            check_is_fitted(step, "network_")
             if step is not steps[-1][1]:
                 raise TypeError(f"{where}: a skrnn regressor must be the last step.")
             continue

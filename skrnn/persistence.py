@@ -36,6 +36,7 @@ import json
 import zipfile
 from pathlib import Path
 
+from skrnn._training_state import TrainingState
 from skrnn._version import __version__
 
 __all__ = [
@@ -57,8 +58,6 @@ FORMAT_VERSION = 1
 # top-level packages whose classes a skrnn model file may hold
 TRUSTED_PACKAGES = ("skrnn", "numpy", "sklearn")
 
-# attributes of a fitted regressor that only training needs (see strip_training_state)
-_TRAINING_ONLY = ("_optimizer", "_rng", "_epoch_theta", "_best_theta")
 # attributes of any estimator that tie it to a running fit or to callbacks
 _RUNTIME_ONLY = ("_skl_callbacks", "_skl_callbacks_to_teardown", "_callback_fit_ctx",
                  "_parent_callback_ctx")
@@ -79,8 +78,8 @@ def strip_training_state(estimator):
     """A copy of ``estimator`` that holds what prediction needs and nothing more.
 
     Every skrnn recurrent regressor inside (alone, in a Pipeline, in any meta-estimator)
-    loses its optimizer (Adam/RMSprop moments, SGD velocity), its random generator and
-    its weight snapshots (``_best_theta``, ``_epoch_theta``); every estimator loses its
+    loses its training state (one ``skrnn._training_state.TrainingState``: optimizer
+    moments, random generator, early-stopping snapshots); every estimator loses its
     attached callbacks. The network (``_net``) and the public fitted attributes
     (``n_iter_``, ``loss_curve_``, ...) are kept. ``estimator`` itself is not changed;
     the copy shares the network's weight arrays with it (it is meant to be written to a
@@ -116,19 +115,11 @@ def _stripped_copy(obj, memo):
     state = getattr(obj, "__dict__", None)
     if not isinstance(state, dict) or not hasattr(obj, "get_params"):
         return copy.deepcopy(obj, memo)
-    drop = set(_RUNTIME_ONLY)
-    if _is_recurrent(obj):
-        drop.update(_TRAINING_ONLY)
     new = copy.copy(obj)
     memo[id(obj)] = new
-    new.__dict__ = {k: _stripped_copy(v, memo) for k, v in state.items() if k not in drop}
+    new.__dict__ = {k: _stripped_copy(v, memo) for k, v in state.items()
+                    if k not in _RUNTIME_ONLY and not isinstance(v, TrainingState)}
     return new
-
-
-def _is_recurrent(obj):
-    from skrnn.recurrent import BaseRecurrentRegressor
-
-    return isinstance(obj, BaseRecurrentRegressor)
 
 
 # -- the trust policy -----------------------------------------------------------------------

@@ -641,16 +641,16 @@ def test_callbacks_receive_X_y_and_sample_weight():
 
 
 def test_grad_norm_curve_is_the_mean_of_the_batch_norms(monkeypatch):
-    from skrnn import recurrent
+    from skrnn import _training
 
     norms = []
-    original = recurrent.clip_gradient
+    original = _training.clip_gradient
 
     def recording(*args, **kw):
         norms.append(original(*args, **kw))
         return norms[-1]
 
-    monkeypatch.setattr(recurrent, "clip_gradient", recording)
+    monkeypatch.setattr(_training, "clip_gradient", recording)
     model = _fast(GRURegressor, max_iter=2, batch_size=50).fit(X, Y)  # 3 batches per epoch
     assert len(norms) == 6
     np.testing.assert_allclose(model.grad_norm_curve_, [np.mean(norms[:3]), np.mean(norms[3:])],

@@ -31,6 +31,13 @@ def _fit(cls=LSTMRegressor, **kw):
     return cls(**params).fit(X, Y)
 
 
+def _training_states(estimator):
+    """Names of the estimator's attributes that hold a TrainingState."""
+    from skrnn._training_state import TrainingState
+
+    return [k for k, v in vars(estimator).items() if isinstance(v, TrainingState)]
+
+
 def _rewrite(data, replace=None, metadata=None):
     """Copy a skops archive, editing schema.json text and/or the skrnn.json entry."""
     src = zipfile.ZipFile(io.BytesIO(data))
@@ -62,9 +69,9 @@ def test_round_trip_predicts_identically_and_keeps_weights_only(tmp_path, cls, k
     assert type(loaded) is cls
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     # training-only state is left out; the original keeps it
-    for attr in ("_optimizer", "_rng", "_epoch_theta", "_best_theta"):
-        assert not hasattr(loaded, attr)
-    assert hasattr(model, "_optimizer") and hasattr(model, "_rng")
+    assert not _training_states(loaded)
+    assert _training_states(model) == ["_training"]
+    assert model._training.optimizer is not None and model._training.rng is not None
     # public fitted attributes and parameters survive
     assert loaded.get_params() == model.get_params()
     for attr in ("n_iter_", "loss_curve_", "grad_norm_curve_", "validation_loss_curve_",
@@ -103,7 +110,7 @@ def test_pipeline_with_callbacks_round_trip():
     loaded = persistence.load(persistence.dumps(pipe))
     np.testing.assert_array_equal(loaded.predict(X), pipe.predict(X))
     assert not hasattr(loaded[-1], "_skl_callbacks")
-    assert hasattr(reg, "_skl_callbacks") and hasattr(reg, "_optimizer")  # untouched
+    assert hasattr(reg, "_skl_callbacks") and _training_states(reg)  # untouched
 
 
 def test_loaded_model_can_be_fitted_again():
@@ -119,6 +126,31 @@ def test_loaded_model_can_continue_training():
     assert loaded.n_iter_ == 4
     loaded.set_params(warm_start=True, max_iter=2).fit(X, Y)
     assert loaded.n_iter_ == 6
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_pickle_from_before_the_training_state_object_trains_on(early_stopping):
+    """A model pickled when its training state was loose attributes (``_optimizer``,
+    ``_rng``, ``_best_theta``, ``_best_val_loss``, ``_no_improvement_count``) loads
+    with them gathered into one TrainingState, and trains on bit for bit."""
+    import dataclasses
+    import pickle
+
+    model = _fit(GRURegressor, early_stopping=early_stopping, validation_fraction=0.2)
+    state = pickle.loads(pickle.dumps(model)).__dict__
+    old = {k: v for k, v in state.items() if k != "_training"}
+    for field in dataclasses.fields(state["_training"]):
+        if field.name != "epoch_theta":  # never kept between calls
+            old["_" + field.name] = getattr(state["_training"], field.name)
+    legacy = GRURegressor.__new__(GRURegressor)
+    legacy.__setstate__(old)
+    assert _training_states(legacy) == ["_training"]
+    assert not {"_optimizer", "_rng", "_best_theta"} & set(vars(legacy))
+    assert legacy._training.best_val_loss == model._training.best_val_loss
+    model.partial_fit(X, Y)
+    legacy.partial_fit(X, Y)
+    np.testing.assert_array_equal(legacy._net.theta, model._net.theta)
+    assert legacy.validation_loss_curve_ == model.validation_loss_curve_
 
 
 def test_fresh_process_loads_identically(tmp_path):
@@ -268,7 +300,7 @@ def test_stripping_reaches_estimators_nested_in_fitted_meta_estimators():
     model.fit(X, Y)
     stripped = persistence.strip_training_state(model)
     inner = stripped.regressor_.steps[-1][1]
-    assert not {"_optimizer", "_rng", "_best_theta", "_epoch_theta"} & set(vars(inner))
+    assert not _training_states(inner) and hasattr(inner, "_net")
     assert "_skl_callbacks" not in vars(stripped.regressor)
-    assert "_optimizer" in vars(model.regressor_.steps[-1][1])  # the original is untouched
+    assert _training_states(model.regressor_.steps[-1][1])  # the original is untouched
     np.testing.assert_array_equal(stripped.predict(X), model.predict(X))

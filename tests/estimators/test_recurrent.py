@@ -392,5 +392,5 @@ def test_adaptive_schedule_divides_the_learning_rate_by_five(small):
     # epoch 1 sets the best loss; no later epoch improves by tol=10, so the count of
     # bad epochs exceeds n_iter_no_change=1 at epochs 3 and 5: two divisions by 5,
     # and training goes on (MLPRegressor's rule) instead of stopping
-    assert model._optimizer.learning_rate == pytest.approx(0.01 / 5**2)
+    assert model._training.optimizer.learning_rate == pytest.approx(0.01 / 5**2)
     assert model.n_iter_ == 6
