@@ -343,3 +343,34 @@ def check_fill_gaps(fill_gaps):
     raise ValueError(
         f"fill_gaps must be None, a number, 'ffill' or 'interpolate', got {fill_gaps!r}."
     )
+
+
+def grid_dates(grid, times):
+    """The date of every grid point, filled gaps included, as a DatetimeIndex."""
+    times = pd.Index(times)
+    if isinstance(times, pd.PeriodIndex):
+        times = times.to_timestamp()
+    if not isinstance(times, pd.DatetimeIndex):
+        raise TypeError(
+            f"calendar features need dates as datetimes or periods, got dtype {times.dtype}."
+        )
+    if times.tz is not None:
+        times = times.tz_localize(None)  # wall-clock dates decide the calendar
+    secs = (times.as_unit("s").asi8).astype(np.float64)[:, None]
+    real = grid.src >= 0
+    if real.all():
+        return pd.DatetimeIndex(grid.values(secs, None)[:, 0].astype(np.int64) * 10**9)
+    # Filled gaps get their date by linear interpolation, exact on a grid of fixed step;
+    # a calendar grid (months, business days) has no fixed step, so refuse rather than guess.
+    point = np.flatnonzero(real)
+    t = secs[grid.src[point], 0]
+    same = grid.codes[point][1:] == grid.codes[point][:-1]
+    rate = np.diff(t)[same] / np.diff(grid.pos[point])[same]
+    if rate.size and np.ptp(rate) > 0:
+        raise ValueError(
+            "calendar features with fill_gaps need a grid of fixed step (days, hours...): the "
+            "dates of the filled steps of a monthly or business-day grid cannot be inferred "
+            "safely. Add the missing dates to the data instead."
+        )
+    filled = np.rint(grid.values(secs, "interpolate")[:, 0]).astype(np.int64)
+    return pd.DatetimeIndex(filled * 10**9)

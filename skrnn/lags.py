@@ -40,8 +40,9 @@ from sklearn.utils.validation import (
 )
 
 from skrnn import _layout
-from skrnn._panel import build_grid, check_fill_gaps, group_codes, lookup_key
+from skrnn._panel import build_grid, check_fill_gaps, grid_dates, group_codes, lookup_key
 from skrnn.calendar import calendar_feature_names, calendar_features
+from skrnn.windows import PanelWindows, pad_series
 
 __all__ = ["LagFeatures", "make_supervised"]
 
@@ -79,37 +80,6 @@ def lag_names(columns, lags):
     ``lags`` oldest first (``[3, 2, 1]``) for the layout the regressors read.
     """
     return [f"{c}_lag{L}" for L in lags for c in columns]
-
-
-def _grid_dates(grid, times):
-    """The date of every grid point, filled gaps included, as a DatetimeIndex."""
-    times = pd.Index(times)
-    if isinstance(times, pd.PeriodIndex):
-        times = times.to_timestamp()
-    if not isinstance(times, pd.DatetimeIndex):
-        raise TypeError(
-            f"calendar features need dates as datetimes or periods, got dtype {times.dtype}."
-        )
-    if times.tz is not None:
-        times = times.tz_localize(None)  # wall-clock dates decide the calendar
-    secs = (times.as_unit("s").asi8).astype(np.float64)[:, None]
-    real = grid.src >= 0
-    if real.all():
-        return pd.DatetimeIndex(grid.values(secs, None)[:, 0].astype(np.int64) * 10**9)
-    # Filled gaps get their date by linear interpolation, exact on a grid of fixed step;
-    # a calendar grid (months, business days) has no fixed step, so refuse rather than guess.
-    point = np.flatnonzero(real)
-    t = secs[grid.src[point], 0]
-    same = grid.codes[point][1:] == grid.codes[point][:-1]
-    rate = np.diff(t)[same] / np.diff(grid.pos[point])[same]
-    if rate.size and np.ptp(rate) > 0:
-        raise ValueError(
-            "calendar features with fill_gaps need a grid of fixed step (days, hours...): the "
-            "dates of the filled steps of a monthly or business-day grid cannot be inferred "
-            "safely. Add the missing dates to the data instead."
-        )
-    filled = np.rint(grid.values(secs, "interpolate")[:, 0]).astype(np.int64)
-    return pd.DatetimeIndex(filled * 10**9)
 
 
 class LagFeatures(TransformerMixin, BaseEstimator):
@@ -395,7 +365,7 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                     f"calendar={self.calendar!r} needs the dates of the rows: pass date=<column "
                     "or index level holding datetimes or periods>."
                 )
-            known.append(calendar_features(_grid_dates(grid, times), self._calendar,
+            known.append(calendar_features(grid_dates(grid, times), self._calendar,
                                            country=self.country))
         return values, grid, (np.hstack(known) if known else None)
 
@@ -451,27 +421,28 @@ class LagFeatures(TransformerMixin, BaseEstimator):
             return [f"x{c}" for c in self.columns_]
         return [str(c) for c in self.columns_]
 
+    def _step_table(self, values, grid, known, before, after):
+        """Every series' steps padded for the windows: lagged columns at each step, then
+        the known-future features of the next step; and the position of each input row."""
+        table = pad_series(grid.values(values, self.fill_gaps), grid.lengths, before, after,
+                           self.fill_value)
+        if known is not None:  # one step ahead: a step's known-future values are of t - L + 1
+            table = np.hstack([table, pad_series(known, grid.lengths, before - 1, after + 1,
+                                                 self.fill_value)])
+        return table, grid.row + (before + after) * grid.codes[grid.row] + before
+
     def _blocks(self, values, grid, known=None):
         """The lag, rolling and lead blocks for the input rows, in output order."""
-        gvals = grid.values(values, self.fill_gaps)
-        cache = {}
-
-        def shift(offset):
-            if offset not in cache:
-                cache[offset] = grid.shifted(gvals, offset, self.fill_value)
-            return cache[offset]
-
-        if known is None:
-            blocks = [shift(L) for L in self.lags_]
-        else:  # each step: lagged values at t-L, then the known-future features of t-L+1
-            blocks = [np.hstack([shift(L), grid.shifted(known, L - 1, self.fill_value)])
-                      for L in self.lags_]
-        for w in self.rolling_:
-            window = np.stack([shift(L) for L in range(1, w + 1)], axis=1)
+        before = max(self.lags_ + self.rolling_)
+        table, at = self._step_table(values, grid, known, before, max(self.leads_ + [0]))
+        c = values.shape[1]
+        blocks = [PanelWindows.at(table, at, [-L for L in self.lags_])[:]]
+        for w in self.rolling_:  # lags 1..w, most recent first
+            window = PanelWindows.at(table[:, :c], at, np.arange(-1, -w - 1, -1)).sequences()
             blocks += [_ROLLING_STATS[s](window) for s in self._stats]
-        blocks += [shift(-L) for L in self.leads_]
-        n = values.shape[0]
-        return np.hstack(blocks) if blocks else np.empty((n, 0))
+        if self.leads_:
+            blocks.append(PanelWindows.at(table[:, :c], at, self.leads_)[:])
+        return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
 
     # -- estimator API --------------------------------------------------------------------
 
@@ -591,6 +562,7 @@ def make_supervised(
     future_covariates=None,
     calendar=None,
     country=None,
+    as_windows=False,
 ):
     """Build an aligned ``(X, y)`` for forecasting ``horizon`` steps from lag windows.
 
@@ -638,10 +610,16 @@ def make_supervised(
         needs ``date``.
     country : str, default=None
         Country of the public holidays for ``calendar="holiday"``.
+    as_windows : bool, default=False
+        Return ``X`` as a :class:`~skrnn.windows.PanelWindows` instead of a DataFrame: the
+        same rows (``numpy.asarray(X)`` is the DataFrame's values, bit for bit) over one
+        padded copy of the panel, so it costs O(panel) memory instead of O(rows x lags).
+        The recurrent regressors fit and predict on it directly, gathering each batch's
+        rows; ``y`` carries the rows' index.
 
     Returns
     -------
-    X : DataFrame of shape (n_rows, n_lags * n_step_features)
+    X : DataFrame of shape (n_rows, n_lags * n_step_features), or PanelWindows
         Lag windows, indexed like ``data``; ``n_step_features`` is the number of lagged
         columns plus known-future columns plus calendar columns.
     y : Series or DataFrame of shape (n_rows,) or (n_rows, h)
@@ -708,24 +686,27 @@ def make_supervised(
             f"horizon={horizon} (need at least {need} steps; series: length {shown}). Use "
             "fewer lags or drop those series first."
         )
-    X = lagger._blocks(values, grid, known)
-    names = lagger._lag_names()
-
+    # one step table holds the windows and the targets: rows anchor at their own date
+    table, at = lagger._step_table(values, grid, known, max(lagger.lags_), horizon - 1)
+    W = PanelWindows.at(table, at, [-L for L in lagger.lags_],
+                        lengths=grid.lengths + max(lagger.lags_) + horizon - 1,
+                        series=grid.codes[grid.row])
     tvals = grid.values(check_array(data[[target]], dtype=np.float64,
                                     ensure_all_finite="allow-nan"), fill_gaps)
     steps = range(1, horizon + 1) if multi_output else [horizon]
-    Y = np.hstack([grid.shifted(tvals, -(k - 1), np.nan) for k in steps])
+    Y = PanelWindows.at(pad_series(tvals, grid.lengths, max(lagger.lags_), horizon - 1),
+                        at, [k - 1 for k in steps])[:]
 
-    keep = np.ones(X.shape[0], dtype=bool)
     if dropna:
-        keep = ~(np.isnan(X).any(axis=1) | np.isnan(Y).any(axis=1))
-    index = data.index[keep]
-    X = pd.DataFrame(X[keep], index=index, columns=names)
+        keep = np.flatnonzero(~(W.nonfinite_rows() | np.isnan(Y).any(axis=1)))
+        W, Y = W.subset(keep), Y[keep]
+    index = data.index if not dropna else data.index[keep]
+    X = W if as_windows else pd.DataFrame(W[:], index=index, columns=lagger._lag_names())
     if Y.shape[1] == 1:
         name = target if horizon == 1 else f"{target}_h{horizon}"
-        y = pd.Series(Y[keep, 0], index=index, name=name)
+        y = pd.Series(Y[:, 0], index=index, name=name)
     else:
-        y = pd.DataFrame(Y[keep], index=index, columns=[f"{target}_h{k}" for k in steps])
+        y = pd.DataFrame(Y, index=index, columns=[f"{target}_h{k}" for k in steps])
     return X, y
 
 
