@@ -97,28 +97,6 @@ class Grid:
             out[~real] = float(fill_gaps)
         return out
 
-    def shifted(self, values, offset, fill_value, rows=None):
-        """``values`` (grid, c) taken ``offset`` steps back (negative: ahead) of each row.
-
-        Points whose source falls outside their own series get ``fill_value``, or the
-        series' first (last) value when ``fill_value == "edge"``.
-        """
-        gi = self.row if rows is None else rows
-        codes = self.codes[gi]
-        src = gi - offset
-        if offset >= 0:
-            valid = self.pos[gi] >= offset
-        else:
-            valid = self.pos[gi] - offset < self.lengths[codes]
-        out = np.empty((gi.shape[0], values.shape[1]), dtype=np.float64)
-        out[valid] = values[src[valid]]
-        if isinstance(fill_value, str):  # "edge"
-            edge = self.starts if offset >= 0 else self.starts + self.lengths - 1
-            out[~valid] = values[edge[codes[~valid]]]
-        else:
-            out[~valid] = fill_value
-        return out
-
 
 def _in_group(labels, g):
     """' of group <label>' for messages, empty for a single unnamed series."""
