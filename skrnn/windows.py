@@ -566,7 +566,7 @@ def _keys(X, y, names=("X", "y")):
 
 
 def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
-                    series_per_chunk=10_000, progress=None):
+                    series_per_chunk=10_000, progress=None, index=None, columns=None):
     """Forecast every series of a large panel, writing the forecasts chunk by chunk.
 
     The last ``window`` values of each series form its input; the panel is
@@ -592,12 +592,21 @@ def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
     progress : bool, default=None
         Show a progress bar (``rich``); None shows one when rich is installed and
         the output is a terminal.
+    index : pandas Index of length n_series, default=None
+        Row labels of the series' windows, e.g. a ``(date, series)`` MultiIndex of
+        the dates forecast, for a model that reads them (per-series scaling finds
+        each row's series in the index). Each chunk is then predicted as a
+        DataFrame with this index, and the index is written as the leading
+        columns instead of ``series``.
+    columns : list of str, default=None
+        Column names of the window DataFrame (e.g. the model's
+        ``feature_names_in_``); given with ``index`` or alone.
 
     Returns
     -------
     n_rows : int
-        Rows written: one per series, columns ``series`` and ``y_pred`` (or
-        ``y_pred_1..y_pred_h`` for ``h`` outputs).
+        Rows written: one per series, columns ``series`` (or the index's) and
+        ``y_pred`` (or ``y_pred_1..y_pred_h`` for ``h`` outputs).
     """
     import os
 
@@ -614,8 +623,12 @@ def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
             "pad them first."
         )
     keys = np.arange(len(W)) if keys is None else np.asarray(keys)
-    if len(keys) != len(W):
-        raise ValueError(f"keys has {len(keys)} labels for {len(W)} series.")
+    for name, labels in (("keys", keys), ("index", index)):
+        if labels is not None and len(labels) != len(W):
+            raise ValueError(f"{name} has {len(labels)} labels for {len(W)} series.")
+    if columns is not None and len(columns) != W.shape[1]:
+        raise ValueError(f"columns has {len(columns)} names for windows of {W.shape[1]} "
+                         "columns.")
     parquet = path.endswith(".parquet")
     if parquet:
         try:
@@ -630,12 +643,19 @@ def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
     try:
         for s in range(0, len(W), series_per_chunk):
             rows = slice(s, s + series_per_chunk)
-            pred = np.asarray(estimator.predict(W[rows]))
+            X = W[rows]
+            labels = None if index is None else index[rows]
+            if index is not None or columns is not None:
+                X = pd.DataFrame(X, index=labels, columns=columns)
+            pred = np.asarray(estimator.predict(X))
             pred = pred.reshape(len(pred), -1)
             cols = ["y_pred"] if pred.shape[1] == 1 else [
                 f"y_pred_{j + 1}" for j in range(pred.shape[1])]
-            frame = pd.DataFrame(pred, columns=cols)
-            frame.insert(0, "series", keys[rows])
+            if labels is None:
+                frame = pd.DataFrame(pred, columns=cols)
+                frame.insert(0, "series", keys[rows])
+            else:
+                frame = pd.DataFrame(pred, columns=cols, index=labels).reset_index()
             if parquet:
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 if writer is None:
