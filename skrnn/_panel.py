@@ -98,6 +98,50 @@ class Grid:
         return out
 
 
+def series_constants(grid, values, names, param):
+    """Each series' value of columns constant within it, ``(n_series, k)``; else an error."""
+    codes = grid.codes[grid.row]
+    first = np.empty((len(grid.lengths), values.shape[1]))
+    first[codes[::-1]] = values[::-1]  # the first row of each series is written last
+    ref = first[codes]
+    same = (values == ref) | (np.isnan(values) & np.isnan(ref))
+    if not same.all():
+        i, j = np.argwhere(~same)[0]
+        raise ValueError(
+            f"{param}: column {names[j]!r} is not constant within the series"
+            f"{_in_group(grid.labels, codes[i])} (it holds {ref[i, j]} and {values[i, j]}); "
+            "a static column holds one value per series."
+        )
+    return first
+
+
+def one_hot(labels, categories, param):
+    """One-hot rows ``(len(labels), len(categories))`` of series labels."""
+    idx = pd.Index(categories).get_indexer(pd.Index(labels, dtype=object))
+    if (idx < 0).any():
+        unseen = [str(g) for g in np.asarray(labels)[idx < 0][:5]]
+        raise ValueError(
+            f"{param}: series {unseen} were not seen in fit; the one-hot columns are those "
+            f"of the {len(categories)} series fitted on."
+        )
+    out = np.zeros((len(idx), len(categories)))
+    out[np.arange(len(idx)), idx] = 1.0
+    return out
+
+
+def static_features(grid, values, names, categories):
+    """Per grid point ``(n_points, k)``: each series' constant ``values`` (input rows'
+    columns ``names``), then a one-hot of its series over ``categories``; None if neither.
+    """
+    static = [] if values is None else [series_constants(grid, values, names, "static")]
+    if categories is not None:
+        if grid.labels is None:
+            raise ValueError("group_one_hot=True needs the series of each row: pass group= "
+                             "(a column or index level) or groups=.")
+        static.append(one_hot(grid.labels, categories, "group_one_hot"))
+    return np.hstack(static)[grid.codes] if static else None
+
+
 def _in_group(labels, g):
     """' of group <label>' for messages, empty for a single unnamed series."""
     if labels is None:

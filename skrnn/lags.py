@@ -22,7 +22,12 @@ columns at ``t - L`` and the known-future features at ``t - L + 1``, named
 ``<col>_lag<L-1>``: the date that follows the lagged value. So every step has the same width,
 ``n_step_features_ = len(columns) + len(future_covariates) + n_calendar_columns``, and the
 most recent step (``L = 1``) carries the known-future features of the target date ``t``
-itself (``<col>_lag0``) -- never a value of the target at or after ``t``.
+itself (``<col>_lag0``) -- never a value of the target at or after ``t``. *Static* features
+(``static=`` columns constant within a series, ``group_one_hot=True``) close every step.
+
+The windows are gathered by :mod:`skrnn.windows` (the one place skrnn builds them) from one
+padded copy of the panel; ``make_supervised(..., as_windows=True)`` hands them out without
+the window matrix.
 """
 
 from numbers import Integral, Real
@@ -40,7 +45,14 @@ from sklearn.utils.validation import (
 )
 
 from skrnn import _layout
-from skrnn._panel import build_grid, check_fill_gaps, grid_dates, group_codes, lookup_key
+from skrnn._panel import (
+    build_grid,
+    check_fill_gaps,
+    grid_dates,
+    group_codes,
+    lookup_key,
+    static_features,
+)
 from skrnn.calendar import calendar_feature_names, calendar_features
 from skrnn.windows import PanelWindows, pad_series
 
@@ -147,6 +159,13 @@ class LagFeatures(TransformerMixin, BaseEstimator):
     country : str, default=None
         Country code of the public holidays for ``calendar="holiday"`` (the ``holidays``
         package, ``pip install 'skrnn[calendar]'``).
+    static : str or list of str, default=None
+        Static covariates: columns holding one value per series (a store's size), repeated
+        on every step after the known-future features (``<col>_lag<L>``). A column that
+        varies within a series is refused. Needs a DataFrame.
+    group_one_hot : bool, default=False
+        Also repeat a one-hot of the series on every step (``<group>_<label>_lag<L>``),
+        over the series seen in ``fit`` (an unseen one in ``transform`` is refused).
 
     Attributes
     ----------
@@ -161,8 +180,12 @@ class LagFeatures(TransformerMixin, BaseEstimator):
     future_covariates_ : list of str
         The known-future columns.
     n_step_features_ : int
-        Features per step in the lag block (lagged columns, known-future columns and
-        calendar columns), to pass as ``n_step_features`` downstream.
+        Features per step in the lag block (lagged columns, known-future columns,
+        calendar columns and static features), to pass as ``n_step_features`` downstream.
+    static_ : list of str
+        The static columns.
+    group_categories_ : ndarray of object
+        With ``group_one_hot``: the series of the one-hot columns, in order.
     n_features_in_ : int
         Number of input columns.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -200,6 +223,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         "future_covariates": [None, str, "array-like"],
         "calendar": [None, str, "array-like"],
         "country": [None, str],
+        "static": [None, str, "array-like"],
+        "group_one_hot": ["boolean"],
     }
 
     def __init__(
@@ -218,6 +243,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         future_covariates=None,
         calendar=None,
         country=None,
+        static=None,
+        group_one_hot=False,
     ):
         self.lags = lags
         self.columns = columns
@@ -232,6 +259,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         self.future_covariates = future_covariates
         self.calendar = calendar
         self.country = country
+        self.static = static
+        self.group_one_hot = group_one_hot
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -253,62 +282,26 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                     keys[param] = lookup_key(X, key, param)
             if reset:
                 used = [getattr(self, p) for p, (_, where) in keys.items() if where == "column"]
-                future = self.future_covariates_
-                missing = [c for c in future if c not in X.columns]
-                if missing:
-                    raise ValueError(
-                        f"future_covariates={self.future_covariates!r}: {missing} not in X; X "
-                        f"has columns {list(X.columns)}."
-                    )
-                if self.columns is None:
-                    cols = [c for c in X.columns if c not in used and c not in future]
-                else:
-                    cols = [self.columns] if isinstance(self.columns, str) else list(self.columns)
-                    missing = [c for c in cols if c not in X.columns]
-                    if missing:
-                        raise ValueError(
-                            f"columns={self.columns!r}: {missing} not in X; X has columns "
-                            f"{list(X.columns)}."
-                        )
-                if not cols:
-                    raise ValueError("columns: X has no column left to lag.")
-                both = [c for c in cols if c in future]
-                if both:
-                    raise ValueError(
-                        f"{both} are both lagged columns and future_covariates; a column is "
-                        "either past-only (columns) or known in advance (future_covariates)."
-                    )
-                for param, names in (("columns", cols), ("future_covariates", future)):
-                    bad = [c for c in names if not pd.api.types.is_numeric_dtype(X[c].dtype)
-                           or pd.api.types.is_bool_dtype(X[c].dtype)]
-                    if bad:
-                        raise TypeError(
-                            f"{param}: {bad} are not numeric (dtypes "
-                            f"{[str(X[c].dtype) for c in bad]}); use only numeric columns, "
-                            "or name the series/time columns with group=/date=."
-                        )
-                self.columns_ = cols
-                self._positions = [X.columns.get_loc(c) for c in cols]
+                self.columns_ = self._frame_columns(X, used)
+                self._positions = [X.columns.get_loc(c) for c in self.columns_]
             values = check_array(
                 X[self.columns_], dtype=np.float64, ensure_all_finite="allow-nan",
                 ensure_min_samples=1, input_name="X",
             )
-            future_values = None
-            if self.future_covariates_:
-                future_values = check_array(
-                    X[self.future_covariates_], dtype=np.float64, ensure_all_finite="allow-nan",
-                    input_name="future_covariates",
-                )
+            future_values, static_values = (None if not names else check_array(
+                X[names], dtype=np.float64, ensure_all_finite="allow-nan", input_name=param)
+                for param, names in (("future_covariates", self.future_covariates_),
+                                     ("static", self.static_)))
             group_labels = keys.get("group", (None,))[0]
             times = keys.get("date", (None,))[0]
         else:
-            for param in ("future_covariates", "calendar"):
+            for param in ("future_covariates", "calendar", "static"):
                 if getattr(self, param) is not None:
                     raise ValueError(
                         f"{param}={getattr(self, param)!r} needs X as a pandas DataFrame (with "
                         f"its columns and dates); got {type(X).__name__}."
                     )
-            future_values = None
+            future_values = static_values = None
             for param in ("group", "date"):
                 if getattr(self, param) is not None:
                     raise ValueError(
@@ -321,20 +314,14 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                 self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan"
             )
             if reset:
-                if self.columns is None:
-                    cols = list(range(X.shape[1]))
-                else:
-                    cols = np.atleast_1d(np.asarray(self.columns))
-                    if not np.issubdtype(cols.dtype, np.integer) or (
-                        (cols < 0) | (cols >= X.shape[1])
-                    ).any():
-                        raise ValueError(
-                            f"columns must be column positions in [0, {X.shape[1] - 1}] for "
-                            f"array input, got {self.columns!r}."
-                        )
-                    cols = [int(c) for c in cols]
-                self.columns_ = cols
-                self._positions = cols
+                cols = np.arange(X.shape[1]) if self.columns is None else np.atleast_1d(
+                    np.asarray(self.columns))
+                if not np.issubdtype(cols.dtype, np.integer) or (
+                        (cols < 0) | (cols >= X.shape[1])).any():
+                    raise ValueError(
+                        f"columns must be column positions in [0, {X.shape[1] - 1}] for "
+                        f"array input, got {self.columns!r}.")
+                self.columns_ = self._positions = [int(c) for c in cols]
             values = X[:, self._positions]
             group_labels, times = None, None
 
@@ -367,7 +354,46 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                 )
             known.append(calendar_features(grid_dates(grid, times), self._calendar,
                                            country=self.country))
-        return values, grid, (np.hstack(known) if known else None)
+        if self.group_one_hot and reset and grid.labels is not None:
+            self.group_categories_ = np.asarray(grid.labels, dtype=object)
+        static = static_features(grid, static_values, self.static_, getattr(
+            self, "group_categories_", ()) if self.group_one_hot else None)
+        return values, grid, (np.hstack(known) if known else None), static
+
+    def _frame_columns(self, X, used):
+        """The lagged columns of a DataFrame, after checking every column named (at fit)."""
+        future, static = self.future_covariates_, self.static_
+        if self.columns is None:
+            cols = [c for c in X.columns if c not in used + future + static]
+        else:
+            cols = [self.columns] if isinstance(self.columns, str) else list(self.columns)
+        named = {"future_covariates": future, "static": static, "columns": cols}
+        for param, names in named.items():
+            missing = [c for c in names if c not in X.columns]
+            if missing:
+                raise ValueError(f"{param}={getattr(self, param)!r}: {missing} not in X; X has "
+                                 f"columns {list(X.columns)}.")
+        if not cols:
+            raise ValueError("columns: X has no column left to lag.")
+        both = [c for c in cols if c in future]
+        if both:
+            raise ValueError(
+                f"{both} are both lagged columns and future_covariates; a column is either "
+                "past-only (columns) or known in advance (future_covariates).")
+        both = [c for c in static if c in cols or c in future or c in used]
+        if both:
+            raise ValueError(
+                f"static={self.static!r}: {both} are also lagged, known-future, group or date "
+                "columns; a static column holds one value per series.")
+        for param, names in named.items():
+            bad = [c for c in names if not pd.api.types.is_numeric_dtype(X[c].dtype)
+                   or pd.api.types.is_bool_dtype(X[c].dtype)]
+            if bad:
+                raise TypeError(
+                    f"{param}: {bad} are not numeric (dtypes {[str(X[c].dtype) for c in bad]}); "
+                    "use only numeric columns, or name the series/time columns with "
+                    "group=/date=.")
+        return cols
 
     def _setup(self):
         """Check the parameters; set the offsets and feature lists (what fit learns first)."""
@@ -387,8 +413,9 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                 f"{self.rolling_stats!r}."
             )
         self._stats = stats
-        fc = self.future_covariates
+        fc, st = self.future_covariates, self.static
         self.future_covariates_ = [] if fc is None else ([fc] if isinstance(fc, str) else list(fc))
+        self.static_ = [] if st is None else ([st] if isinstance(st, str) else list(st))
         self._calendar = [] if self.calendar is None else (
             [self.calendar] if isinstance(self.calendar, str) else list(self.calendar))
         self._calendar_names = (
@@ -408,11 +435,17 @@ class LagFeatures(TransformerMixin, BaseEstimator):
     def _known_names(self):
         return [*(str(c) for c in self.future_covariates_), *self._calendar_names]
 
+    def _static_names(self):
+        key = "group" if self.group is None else str(self.group)
+        return [*(str(c) for c in self.static_), *(
+            f"{key}_{g}" for g in getattr(self, "group_categories_", [])
+            if self.group_one_hot)]
+
     def _lag_names(self):
         """Names of the lag block, step by step (oldest first)."""
-        names, known = self._names_in(), self._known_names()
-        return [n for L in self.lags_
-                for n in lag_names(names, [L]) + lag_names(known, [L - 1])]
+        names, known, static = self._names_in(), self._known_names(), self._static_names()
+        return [n for L in self.lags_ for n in
+                lag_names(names, [L]) + lag_names(known, [L - 1]) + lag_names(static, [L])]
 
     def _names_in(self):
         if hasattr(self, "feature_names_in_"):
@@ -421,20 +454,24 @@ class LagFeatures(TransformerMixin, BaseEstimator):
             return [f"x{c}" for c in self.columns_]
         return [str(c) for c in self.columns_]
 
-    def _step_table(self, values, grid, known, before, after):
-        """Every series' steps padded for the windows: lagged columns at each step, then
-        the known-future features of the next step; and the position of each input row."""
+    def _step_table(self, values, grid, known, static, before, after):
+        """Every series' steps padded for the windows: lagged columns at each step, the
+        known-future features of the next step, the series' static features; and the
+        position of each input row."""
         table = pad_series(grid.values(values, self.fill_gaps), grid.lengths, before, after,
                            self.fill_value)
         if known is not None:  # one step ahead: a step's known-future values are of t - L + 1
             table = np.hstack([table, pad_series(known, grid.lengths, before - 1, after + 1,
                                                  self.fill_value)])
+        if static is not None:  # the series' own values, before and after it too
+            table = np.hstack([table, pad_series(static, grid.lengths, before, after, "edge")])
         return table, grid.row + (before + after) * grid.codes[grid.row] + before
 
-    def _blocks(self, values, grid, known=None):
+    def _blocks(self, values, grid, known, static):
         """The lag, rolling and lead blocks for the input rows, in output order."""
         before = max(self.lags_ + self.rolling_)
-        table, at = self._step_table(values, grid, known, before, max(self.leads_ + [0]))
+        table, at = self._step_table(values, grid, known, static, before,
+                                     max(self.leads_ + [0]))
         c = values.shape[1]
         blocks = [PanelWindows.at(table, at, [-L for L in self.lags_])[:]]
         for w in self.rolling_:  # lags 1..w, most recent first
@@ -466,7 +503,7 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         """
         self._setup()
         stats = self._stats
-        _, grid, _ = self._read(X, groups, reset=True)
+        _, grid, _, _ = self._read(X, groups, reset=True)
         reach = max(self.lags_)
         longest = int(grid.lengths.max())
         if longest <= reach:
@@ -480,7 +517,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         out += [f"{c}_roll{w}_{s}" for w in self.rolling_ for s in stats for c in names]
         out += [f"{c}_lead{L}" for L in self.leads_ for c in names]
         self._feature_names_out = np.asarray(out, dtype=object)
-        self.n_step_features_ = len(names) + len(self._known_names())
+        self.n_step_features_ = (len(names) + len(self._known_names())
+                                 + len(self._static_names()))
         return self
 
     def transform(self, X, groups=None):
@@ -499,26 +537,10 @@ class LagFeatures(TransformerMixin, BaseEstimator):
             Columns named by :meth:`get_feature_names_out`.
         """
         check_is_fitted(self)
-        values, grid, known = self._read(X, groups, reset=False)
-        return self._blocks(values, grid, known)
+        return self._blocks(*self._read(X, groups, reset=False))
 
     def fit_transform(self, X, y=None, groups=None):
-        """Fit, then transform ``X``.
-
-        Parameters
-        ----------
-        X : DataFrame, Series or array-like of shape (n_samples, n_features)
-            Long table: one row per series and time.
-        y : None
-            Ignored.
-        groups : array-like of shape (n_samples,), default=None
-            Series label of each row, when not given by ``group``.
-
-        Returns
-        -------
-        X_lags : ndarray of shape (n_samples, n_features_out)
-            Lag windows.
-        """
+        """Fit, then transform ``X``; ``groups`` goes to both (see :meth:`fit`)."""
         return self.fit(X, y, groups=groups).transform(X, groups=groups)
 
     def get_feature_names_out(self, input_features=None):
@@ -562,6 +584,8 @@ def make_supervised(
     future_covariates=None,
     calendar=None,
     country=None,
+    static=None,
+    group_one_hot=False,
     as_windows=False,
 ):
     """Build an aligned ``(X, y)`` for forecasting ``horizon`` steps from lag windows.
@@ -610,6 +634,9 @@ def make_supervised(
         needs ``date``.
     country : str, default=None
         Country of the public holidays for ``calendar="holiday"``.
+    static, group_one_hot
+        Static covariates repeated on every step: the series' own constant columns, and a
+        one-hot of the series (see :class:`LagFeatures`).
     as_windows : bool, default=False
         Return ``X`` as a :class:`~skrnn.windows.PanelWindows` instead of a DataFrame: the
         same rows (``numpy.asarray(X)`` is the DataFrame's values, bit for bit) over one
@@ -621,7 +648,7 @@ def make_supervised(
     -------
     X : DataFrame of shape (n_rows, n_lags * n_step_features), or PanelWindows
         Lag windows, indexed like ``data``; ``n_step_features`` is the number of lagged
-        columns plus known-future columns plus calendar columns.
+        columns plus known-future, calendar and static columns.
     y : Series or DataFrame of shape (n_rows,) or (n_rows, h)
         Targets, same index.
 
@@ -649,45 +676,39 @@ def make_supervised(
             f"data must be a pandas DataFrame or Series, got {type(data).__name__}."
         )
     if target not in data.columns:
-        raise ValueError(
-            f"target={target!r} is not a column of data; columns: {list(data.columns)}."
-        )
+        raise ValueError(f"target={target!r} is not a column of data; columns: "
+                         f"{list(data.columns)}.")
     if not isinstance(horizon, Integral) or isinstance(horizon, bool) or horizon < 1:
         raise ValueError(f"horizon must be an int >= 1, got {horizon!r}.")
-    if columns is None:
-        cols = [target]
-    else:
-        cols = [columns] if isinstance(columns, str) else list(columns)
+    cols = [target] if columns is None else (
+        [columns] if isinstance(columns, str) else list(columns))
     if past_covariates is not None:
         cols += [past_covariates] if isinstance(past_covariates, str) else list(past_covariates)
     future = [future_covariates] if isinstance(future_covariates, str) else future_covariates
     if future is not None and target in list(future):
-        raise ValueError(
-            f"target={target!r} cannot be a future covariate: its value on the target date is "
-            "what is forecast."
-        )
+        raise ValueError(f"target={target!r} cannot be a future covariate: its value on the "
+                         "target date is what is forecast.")
     lagger = LagFeatures(lags, columns=cols, group=group, date=date, freq=freq,
                          fill_gaps=fill_gaps, future_covariates=future, calendar=calendar,
-                         country=country)
+                         country=country, static=static, group_one_hot=group_one_hot)
     lagger._validate_params()
     lagger._setup()
     lagger.leads_, lagger.rolling_, lagger._stats = [], [], []
-    values, grid, known = lagger._read(data, groups, reset=True)
+    values, grid, known, static = lagger._read(data, groups, reset=True)
 
     need = max(lagger.lags_) + horizon
     short = np.flatnonzero(grid.lengths < need)
     if short.size:
-        shown = {
-            "all rows" if grid.labels is None else str(grid.labels[g]): int(grid.lengths[g])
-            for g in short[:5]
-        }
+        shown = {"all rows" if grid.labels is None else str(grid.labels[g]):
+                 int(grid.lengths[g]) for g in short[:5]}
         raise ValueError(
             f"{short.size} series are too short for lags up to {max(lagger.lags_)} and "
             f"horizon={horizon} (need at least {need} steps; series: length {shown}). Use "
             "fewer lags or drop those series first."
         )
     # one step table holds the windows and the targets: rows anchor at their own date
-    table, at = lagger._step_table(values, grid, known, max(lagger.lags_), horizon - 1)
+    table, at = lagger._step_table(values, grid, known, static, max(lagger.lags_),
+                                   horizon - 1)
     W = PanelWindows.at(table, at, [-L for L in lagger.lags_],
                         lengths=grid.lengths + max(lagger.lags_) + horizon - 1,
                         series=grid.codes[grid.row])
