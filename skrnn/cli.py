@@ -303,12 +303,15 @@ def predict(model_path, data_path, date_col, group_col, value_col, sep, date_for
 @click.option("--date-col", help="Date column (default: the run's, if MODEL is from one).")
 @click.option("--group-col", help="Group (series) column (default: the run's).")
 @click.option("--value-col", help="Value column (default: the run's).")
-@click.option("--sep", default=None, help="Field separator of a CSV DATA (default ',').")
+@click.option("--sep", default=None, help="Field separator of a CSV DATA (default: the "
+              "run's, else ',').")
+@click.option("--date-format", help="strftime format of a CSV's dates (default: the run's).")
 @click.option("--fill-gaps", callback=_fill_gaps,
-              help="Fill missing dates: a number, ffill or interpolate (default: refuse).")
+              help="Fill missing dates: a number, ffill or interpolate (default: the run's, "
+              "else refuse).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def predict_panel(model_path, data_path, out, chunk_series, window, date_col, group_col,
-                  value_col, sep, fill_gaps, quiet):
+                  value_col, sep, date_format, fill_gaps, quiet):
     """Forecast the next value of every series of a large panel, chunk by chunk.
 
     MODEL is a .skops file (a model of 'skrnn run', or any regressor of value-only
@@ -352,8 +355,9 @@ def predict_panel(model_path, data_path, out, chunk_series, window, date_col, gr
         if str(data_path).endswith(".parquet"):
             frame = pd.read_parquet(data_path, columns=used)
         else:
-            frame = pd.read_csv(data_path, sep=sep or ",", usecols=used,
-                                parse_dates=[date] if date else None)
+            frame = pd.read_csv(data_path, sep=sep or meta.get("sep") or ",", usecols=used,
+                                parse_dates=[date] if date else None,
+                                date_format=date_format or meta.get("date_format"))
         codes, labels = (None, None) if not group else group_codes(
             frame[group].astype(str), f"--group-col {group}")
         times = None if not date else frame[date]

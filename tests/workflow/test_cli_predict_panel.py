@@ -80,8 +80,10 @@ def test_a_run_model_reads_the_run_layout_and_its_series_index(tmp_path):
     persistence.save(model, models / "ridge.skops")
     (models / "windows.json").write_text(json.dumps(
         {"max_lags": W_STEPS, "n_step_features": 1, "date": "day", "group": "store",
-         "value": "sales", "freq": "D", "fill_gaps": None}))
-    frame.to_csv(tmp_path / "data.csv", index=False)
+         "value": "sales", "freq": "D", "fill_gaps": None, "sep": ";",
+         "date_format": "%d/%m/%Y"}))
+    # the run's CSV dialect is the default
+    frame.to_csv(tmp_path / "data.csv", index=False, sep=";", date_format="%d/%m/%Y")
     out = tmp_path / "f.csv"
 
     result = _invoke("predict-panel", models / "ridge.skops", tmp_path / "data.csv",
