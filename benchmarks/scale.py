@@ -8,7 +8,10 @@ T = 28 steps, one step ahead, in two ways, each in a fresh subprocess:
 * ``before``: the window matrix as :func:`skrnn.lags.make_supervised` builds it (a
   float64 DataFrame of N x 28 lag columns), converted to float32, then ``fit``;
 * ``after``: :class:`skrnn.windows.PanelWindows` over the panel's values (float32),
-  then ``fit``, which gathers each batch's rows.
+  then ``fit``, which gathers each batch's rows;
+* ``supervised``: ``make_supervised(..., as_windows=True)`` on the same long frame as
+  ``before`` (a PanelWindows over one padded float64 copy of the panel), then ``fit``:
+  the user's path from a table to a fit without the window matrix.
 
 Reported per case: the time to build the windows, the time of the epoch, windows/s,
 and the peak resident set of the child process (``ru_maxrss``), next to its resident
@@ -57,7 +60,7 @@ def _child(args):
     rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     counts, n_series = _panel(args.windows, args.length)
     t0 = time.perf_counter()
-    if args.case == "before":
+    if args.case in ("before", "supervised"):
         import pandas as pd
 
         from skrnn.lags import make_supervised
@@ -68,9 +71,11 @@ def _child(args):
             "sales": counts.ravel().astype(np.float64),
         })
         del counts
-        X, y = make_supervised(frame, "sales", lags=T, group="series", date="day")
+        X, y = make_supervised(frame, "sales", lags=T, group="series", date="day",
+                               as_windows=args.case == "supervised")
         del frame
-        X = X.to_numpy(dtype=np.float32)
+        if args.case == "before":
+            X = X.to_numpy(dtype=np.float32)
         y = y.to_numpy(dtype=np.float32)
     else:
         from skrnn.windows import PanelWindows
@@ -114,7 +119,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--windows", type=int, nargs="+", default=[10_000, 100_000])
     p.add_argument("--cases", nargs="+", default=["before", "after"],
-                   choices=["before", "after"])
+                   choices=["before", "after", "supervised"])
     p.add_argument("--length", type=int, default=1000, help="days per series")
     p.add_argument("--fraction", type=float, default=1.0,
                    help="train on this fraction of the windows; extrapolate the epoch")

@@ -97,27 +97,49 @@ class Grid:
             out[~real] = float(fill_gaps)
         return out
 
-    def shifted(self, values, offset, fill_value, rows=None):
-        """``values`` (grid, c) taken ``offset`` steps back (negative: ahead) of each row.
 
-        Points whose source falls outside their own series get ``fill_value``, or the
-        series' first (last) value when ``fill_value == "edge"``.
-        """
-        gi = self.row if rows is None else rows
-        codes = self.codes[gi]
-        src = gi - offset
-        if offset >= 0:
-            valid = self.pos[gi] >= offset
-        else:
-            valid = self.pos[gi] - offset < self.lengths[codes]
-        out = np.empty((gi.shape[0], values.shape[1]), dtype=np.float64)
-        out[valid] = values[src[valid]]
-        if isinstance(fill_value, str):  # "edge"
-            edge = self.starts if offset >= 0 else self.starts + self.lengths - 1
-            out[~valid] = values[edge[codes[~valid]]]
-        else:
-            out[~valid] = fill_value
-        return out
+def series_constants(grid, values, names, param):
+    """Each series' value of columns constant within it, ``(n_series, k)``; else an error."""
+    codes = grid.codes[grid.row]
+    first = np.empty((len(grid.lengths), values.shape[1]))
+    first[codes[::-1]] = values[::-1]  # the first row of each series is written last
+    ref = first[codes]
+    same = (values == ref) | (np.isnan(values) & np.isnan(ref))
+    if not same.all():
+        i, j = np.argwhere(~same)[0]
+        raise ValueError(
+            f"{param}: column {names[j]!r} is not constant within the series"
+            f"{_in_group(grid.labels, codes[i])} (it holds {ref[i, j]} and {values[i, j]}); "
+            "a static column holds one value per series."
+        )
+    return first
+
+
+def one_hot(labels, categories, param):
+    """One-hot rows ``(len(labels), len(categories))`` of series labels."""
+    idx = pd.Index(categories).get_indexer(pd.Index(labels, dtype=object))
+    if (idx < 0).any():
+        unseen = [str(g) for g in np.asarray(labels)[idx < 0][:5]]
+        raise ValueError(
+            f"{param}: series {unseen} were not seen in fit; the one-hot columns are those "
+            f"of the {len(categories)} series fitted on."
+        )
+    out = np.zeros((len(idx), len(categories)))
+    out[np.arange(len(idx)), idx] = 1.0
+    return out
+
+
+def static_features(grid, values, names, categories):
+    """Per grid point ``(n_points, k)``: each series' constant ``values`` (input rows'
+    columns ``names``), then a one-hot of its series over ``categories``; None if neither.
+    """
+    static = [] if values is None else [series_constants(grid, values, names, "static")]
+    if categories is not None:
+        if grid.labels is None:
+            raise ValueError("group_one_hot=True needs the series of each row: pass group= "
+                             "(a column or index level) or groups=.")
+        static.append(one_hot(grid.labels, categories, "group_one_hot"))
+    return np.hstack(static)[grid.codes] if static else None
 
 
 def _in_group(labels, g):
@@ -343,3 +365,34 @@ def check_fill_gaps(fill_gaps):
     raise ValueError(
         f"fill_gaps must be None, a number, 'ffill' or 'interpolate', got {fill_gaps!r}."
     )
+
+
+def grid_dates(grid, times):
+    """The date of every grid point, filled gaps included, as a DatetimeIndex."""
+    times = pd.Index(times)
+    if isinstance(times, pd.PeriodIndex):
+        times = times.to_timestamp()
+    if not isinstance(times, pd.DatetimeIndex):
+        raise TypeError(
+            f"calendar features need dates as datetimes or periods, got dtype {times.dtype}."
+        )
+    if times.tz is not None:
+        times = times.tz_localize(None)  # wall-clock dates decide the calendar
+    secs = (times.as_unit("s").asi8).astype(np.float64)[:, None]
+    real = grid.src >= 0
+    if real.all():
+        return pd.DatetimeIndex(grid.values(secs, None)[:, 0].astype(np.int64) * 10**9)
+    # Filled gaps get their date by linear interpolation, exact on a grid of fixed step;
+    # a calendar grid (months, business days) has no fixed step, so refuse rather than guess.
+    point = np.flatnonzero(real)
+    t = secs[grid.src[point], 0]
+    same = grid.codes[point][1:] == grid.codes[point][:-1]
+    rate = np.diff(t)[same] / np.diff(grid.pos[point])[same]
+    if rate.size and np.ptp(rate) > 0:
+        raise ValueError(
+            "calendar features with fill_gaps need a grid of fixed step (days, hours...): the "
+            "dates of the filled steps of a monthly or business-day grid cannot be inferred "
+            "safely. Add the missing dates to the data instead."
+        )
+    filled = np.rint(grid.values(secs, "interpolate")[:, 0]).astype(np.int64)
+    return pd.DatetimeIndex(filled * 10**9)

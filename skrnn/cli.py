@@ -301,6 +301,100 @@ def predict(model_path, data_path, date_col, group_col, value_col, sep, date_for
     _print_table(_console(), table.head(20), f"forecasts → {output}")
 
 
+@main.command(name="predict-panel")
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.argument("data_path", metavar="DATA", type=click.Path(dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output file: Parquet when it ends in .parquet, else CSV; must not exist.")
+@click.option("--chunk-series", type=click.IntRange(min=1), default=10_000,
+              show_default=True, help="Series forecast (and written) per chunk.")
+@click.option("--window", type=click.IntRange(min=1),
+              help="Steps per window (default: the run's max_lags, else the model's inputs).")
+@click.option("--date-col", help="Date column (default: the run's, if MODEL is from one).")
+@click.option("--group-col", help="Group (series) column (default: the run's).")
+@click.option("--value-col", help="Value column (default: the run's).")
+@click.option("--sep", default=None, help="Field separator of a CSV DATA (default: the "
+              "run's, else ',').")
+@click.option("--date-format", help="strftime format of a CSV's dates (default: the run's).")
+@click.option("--fill-gaps", callback=_fill_gaps,
+              help="Fill missing dates: a number, ffill or interpolate (default: the run's, "
+              "else refuse).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def predict_panel(model_path, data_path, out, chunk_series, window, date_col, group_col,
+                  value_col, sep, date_format, fill_gaps, quiet):
+    """Forecast the next value of every series of a large panel, chunk by chunk.
+
+    MODEL is a .skops file (a model of 'skrnn run', or any regressor of value-only
+    windows saved with skrnn.persistence.save); DATA a long CSV or Parquet table, one
+    row per series and date. Each series' latest window is forecast; the forecasts are
+    written --chunk-series series at a time, so memory stays bounded by one chunk
+    (plus the panel's values). The file appears only once complete.
+    """
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from skrnn import persistence
+    from skrnn._panel import build_grid, group_codes
+    from skrnn.windows import predict_to_file
+
+    with _user_errors():
+        meta_path = Path(model_path).parent / "windows.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if meta.get("n_step_features", 1) != 1:
+            raise UserError(f"{model_path} reads windows with {meta['n_step_features']} "
+                            "features per step; predict-panel builds value-only windows")
+        date, group = date_col or meta.get("date"), group_col or meta.get("group")
+        value = value_col or meta.get("value")
+        if value is None:
+            raise UserError("--value-col is needed (MODEL is not from a run)")
+        if fill_gaps is None:
+            fill_gaps = meta.get("fill_gaps")
+        if Path(out).exists():
+            raise UserError(f"--out {out} exists; choose a new file (nothing is overwritten)")
+        for path in (model_path, data_path):
+            if not Path(path).is_file():
+                raise UserError(f"{path}: no such file")
+        model = persistence.load(model_path)
+        names = getattr(model, "feature_names_in_", None)
+        window = window or meta.get("max_lags") or getattr(model, "n_features_in_", None)
+        if window is None:
+            raise UserError("--window is needed (the model does not say its inputs)")
+        used = [c for c in (date, group, value) if c]
+        if str(data_path).endswith(".parquet"):
+            frame = pd.read_parquet(data_path, columns=used)
+        else:
+            frame = pd.read_csv(data_path, sep=sep or meta.get("sep") or ",", usecols=used,
+                                parse_dates=[date] if date else None,
+                                date_format=date_format or meta.get("date_format"))
+        codes, labels = (None, None) if not group else group_codes(
+            frame[group].astype(str), f"--group-col {group}")
+        times = None if not date else frame[date]
+        grid = build_grid(len(frame), codes, labels, times, freq=meta.get("freq"),
+                          fill_gaps=fill_gaps, param_date=f"--date-col {date}")
+        values = grid.values(frame[[value]].to_numpy(dtype=np.float64), fill_gaps)[:, 0]
+        keys = [pd.Index(labels if labels is not None else [0], name=group or "series")]
+        if date:
+            last = pd.Index(frame[date].to_numpy()[grid.src[grid.starts + grid.lengths - 1]])
+            if not isinstance(last, pd.DatetimeIndex):
+                raise UserError(f"--date-col {date} must hold dates (got {last.dtype})")
+            step = grid.freq if grid.freq is not None else pd.NaT  # one date each: no step
+            keys.insert(0, pd.Index(last + step, name=date))  # the date forecast
+        index = pd.MultiIndex.from_arrays(keys) if len(keys) > 1 else keys[0]
+        columns = None if names is None else list(names)
+        tmp = Path(out).with_name(f"{Path(out).stem}.partial-{os.getpid()}{Path(out).suffix}")
+        try:
+            n = predict_to_file(model, values, grid.lengths, tmp, window=window,
+                                series_per_chunk=chunk_series, progress=False if quiet else None,
+                                index=index, columns=columns)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, out)
+    click.echo(f"{n} forecasts -> {out}")
+
+
 @main.command()
 @click.option("--epochs", type=int, default=15, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -38,7 +38,8 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator  # noqa: I001
+from pydantic import (  # noqa: I001
+    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator)
 
 from skrnn._meta import (
     find_recurrent_regressors,
@@ -148,7 +149,9 @@ class FeaturesConfig(_Strict):
     statistics, ``global`` with one set for all rows, ``none`` leaves them; fit on the
     training dates only and inverted on the predictions. None (the default):
     ``per_series`` for panels, ``global`` for a single series. ``scale`` is the older
-    spelling (``standard`` = ``global``).
+    spelling (``standard`` = ``global``). ``static``: columns constant within each series,
+    or ``"group"`` (a one-hot of the series), repeated on every step; they need
+    ``scaling = "global"`` or ``"none"`` (per-series scaling would turn them into 0).
     """
 
     max_lags: int | None = Field(default=None, gt=0)
@@ -159,6 +162,8 @@ class FeaturesConfig(_Strict):
     country: str | None = None
     known_future: list[str] = Field(default_factory=list)
     past_covariates: list[str] = Field(default_factory=list)
+    static: list[str] | Literal["group"] = Field(default_factory=list)
+    _n_groups: int = PrivateAttr(default=0)  # the one-hot's width, known from the data
 
     @model_validator(mode="after")
     def _fits(self):
@@ -174,9 +179,10 @@ class FeaturesConfig(_Strict):
         elif self.country is not None:
             raise ValueError("features.country only serves calendar = [\"holiday\"]")
         both = set(self.known_future) & set(self.past_covariates)
-        named = self.known_future + self.past_covariates
+        named = self.known_future + self.past_covariates + (
+            [] if self.static == "group" else self.static)
         if both or len(set(named)) != len(named):
-            raise ValueError(f"a column is listed twice in known_future/past_covariates: "
+            raise ValueError(f"a column is listed twice in known_future/past_covariates/static: "
                              f"{sorted(both) or named}")
         return self
 
@@ -193,7 +199,8 @@ class FeaturesConfig(_Strict):
 
         calendar = (len(calendar_feature_names(self.calendar, self.country))
                     if self.calendar else 0)
-        return 1 + len(self.past_covariates) + len(self.known_future) + calendar
+        static = self._n_groups if self.static == "group" else len(self.static)
+        return 1 + len(self.past_covariates) + len(self.known_future) + calendar + static
 
 
 #: Window length by frequency when ``features.max_lags`` is not given (several
@@ -209,16 +216,21 @@ def infer_max_lags(freq):
     return DEFAULT_MAX_LAGS.get(code.rstrip("SE") or code, 14)  # MS, ME -> M
 
 
-def resolve_features(features, freq, panel):
+def resolve_features(features, freq, panel, n_groups=0):
     """``features`` with ``max_lags``, ``lags`` and ``scaling`` filled in."""
     max_lags = features.max_lags or infer_max_lags(freq)
     lags = features.lags or max_lags
     if lags > max_lags:
         raise ExperimentError(f"features.lags ({lags}) exceeds the inferred features.max_lags "
                               f"({max_lags}); set features.max_lags")
-    return features.model_copy(update={"max_lags": max_lags, "lags": lags,
-                                       "scaling": features.resolved_scaling(panel),
-                                       "scale": None})
+    if features.static and features.resolved_scaling(panel) == "per_series":
+        raise ExperimentError("features.static needs features.scaling = \"global\" or "
+                              "\"none\": per-series scaling turns a series' constant into 0")
+    out = features.model_copy(update={"max_lags": max_lags, "lags": lags,
+                                      "scaling": features.resolved_scaling(panel),
+                                      "scale": None})
+    out._n_groups = n_groups
+    return out
 
 
 class SearchConfig(_Strict):
@@ -515,8 +527,8 @@ def data_hash(frame):
 def _check_covariates(frame, cfg_data, features):
     """Every covariate a numeric column of the data without gaps; refuse anything else."""
     keys = {cfg_data.date, cfg_data.group, cfg_data.value}
-    for what in ("known_future", "past_covariates"):
-        for col in getattr(features, what):
+    for what in ("known_future", "past_covariates", "static"):
+        for col in [] if getattr(features, what) == "group" else getattr(features, what):
             if col in keys:
                 raise ExperimentError(
                     f"features.{what} lists {col!r}, which is the data's date, group or value "
@@ -548,7 +560,9 @@ def _windows(frame, cfg_data, features, freq=None):
             group=cfg_data.group, fill_gaps=cfg_data.fill_gaps, freq=freq,
             past_covariates=features.past_covariates or None,
             future_covariates=features.known_future or None,
-            calendar=features.calendar or None, country=features.country)
+            calendar=features.calendar or None, country=features.country,
+            static=None if features.static == "group" else features.static or None,
+            group_one_hot=features.static == "group")
     except (ValueError, TypeError, ImportError) as exc:
         raise ExperimentError(f"features: {exc}") from None
     return X, y
@@ -871,10 +885,12 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
         # 2. the data, checked like `skrnn predict` checks it
         clock = time.perf_counter()
         frame = load_data(d, exp.base_dir, exp.seed,
-                          exp.features.known_future + exp.features.past_covariates)
+                          exp.features.known_future + exp.features.past_covariates + (
+                              [] if exp.features.static == "group" else exp.features.static))
         _check_covariates(frame, d, exp.features)
         grid = check_panel(frame, d)
-        features = resolve_features(exp.features, grid.freq, bool(group))
+        features = resolve_features(exp.features, grid.freq, bool(group),
+                                    len(grid.labels) if group else 0)
         timings["data_s"] = time.perf_counter() - clock
         clock = time.perf_counter()
         X, y = _windows(frame, d, features, freq=grid.freq)

@@ -22,7 +22,12 @@ columns at ``t - L`` and the known-future features at ``t - L + 1``, named
 ``<col>_lag<L-1>``: the date that follows the lagged value. So every step has the same width,
 ``n_step_features_ = len(columns) + len(future_covariates) + n_calendar_columns``, and the
 most recent step (``L = 1``) carries the known-future features of the target date ``t``
-itself (``<col>_lag0``) -- never a value of the target at or after ``t``.
+itself (``<col>_lag0``) -- never a value of the target at or after ``t``. *Static* features
+(``static=`` columns constant within a series, ``group_one_hot=True``) close every step.
+
+The windows are gathered by :mod:`skrnn.windows` (the one place skrnn builds them) from one
+padded copy of the panel; ``make_supervised(..., as_windows=True)`` hands them out without
+the window matrix.
 """
 
 from numbers import Integral, Real
@@ -40,8 +45,16 @@ from sklearn.utils.validation import (
 )
 
 from skrnn import _layout
-from skrnn._panel import build_grid, check_fill_gaps, group_codes, lookup_key
+from skrnn._panel import (
+    build_grid,
+    check_fill_gaps,
+    grid_dates,
+    group_codes,
+    lookup_key,
+    static_features,
+)
 from skrnn.calendar import calendar_feature_names, calendar_features
+from skrnn.windows import PanelWindows, pad_series
 
 __all__ = ["LagFeatures", "make_supervised"]
 
@@ -79,37 +92,6 @@ def lag_names(columns, lags):
     ``lags`` oldest first (``[3, 2, 1]``) for the layout the regressors read.
     """
     return [f"{c}_lag{L}" for L in lags for c in columns]
-
-
-def _grid_dates(grid, times):
-    """The date of every grid point, filled gaps included, as a DatetimeIndex."""
-    times = pd.Index(times)
-    if isinstance(times, pd.PeriodIndex):
-        times = times.to_timestamp()
-    if not isinstance(times, pd.DatetimeIndex):
-        raise TypeError(
-            f"calendar features need dates as datetimes or periods, got dtype {times.dtype}."
-        )
-    if times.tz is not None:
-        times = times.tz_localize(None)  # wall-clock dates decide the calendar
-    secs = (times.as_unit("s").asi8).astype(np.float64)[:, None]
-    real = grid.src >= 0
-    if real.all():
-        return pd.DatetimeIndex(grid.values(secs, None)[:, 0].astype(np.int64) * 10**9)
-    # Filled gaps get their date by linear interpolation, exact on a grid of fixed step;
-    # a calendar grid (months, business days) has no fixed step, so refuse rather than guess.
-    point = np.flatnonzero(real)
-    t = secs[grid.src[point], 0]
-    same = grid.codes[point][1:] == grid.codes[point][:-1]
-    rate = np.diff(t)[same] / np.diff(grid.pos[point])[same]
-    if rate.size and np.ptp(rate) > 0:
-        raise ValueError(
-            "calendar features with fill_gaps need a grid of fixed step (days, hours...): the "
-            "dates of the filled steps of a monthly or business-day grid cannot be inferred "
-            "safely. Add the missing dates to the data instead."
-        )
-    filled = np.rint(grid.values(secs, "interpolate")[:, 0]).astype(np.int64)
-    return pd.DatetimeIndex(filled * 10**9)
 
 
 class LagFeatures(TransformerMixin, BaseEstimator):
@@ -177,6 +159,13 @@ class LagFeatures(TransformerMixin, BaseEstimator):
     country : str, default=None
         Country code of the public holidays for ``calendar="holiday"`` (the ``holidays``
         package, ``pip install 'skrnn[calendar]'``).
+    static : str or list of str, default=None
+        Static covariates: columns holding one value per series (a store's size), repeated
+        on every step after the known-future features (``<col>_lag<L>``). A column that
+        varies within a series is refused. Needs a DataFrame.
+    group_one_hot : bool, default=False
+        Also repeat a one-hot of the series on every step (``<group>_<label>_lag<L>``),
+        over the series seen in ``fit`` (an unseen one in ``transform`` is refused).
 
     Attributes
     ----------
@@ -191,8 +180,12 @@ class LagFeatures(TransformerMixin, BaseEstimator):
     future_covariates_ : list of str
         The known-future columns.
     n_step_features_ : int
-        Features per step in the lag block (lagged columns, known-future columns and
-        calendar columns), to pass as ``n_step_features`` downstream.
+        Features per step in the lag block (lagged columns, known-future columns,
+        calendar columns and static features), to pass as ``n_step_features`` downstream.
+    static_ : list of str
+        The static columns.
+    group_categories_ : ndarray of object
+        With ``group_one_hot``: the series of the one-hot columns, in order.
     n_features_in_ : int
         Number of input columns.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -230,6 +223,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         "future_covariates": [None, str, "array-like"],
         "calendar": [None, str, "array-like"],
         "country": [None, str],
+        "static": [None, str, "array-like"],
+        "group_one_hot": ["boolean"],
     }
 
     def __init__(
@@ -248,6 +243,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         future_covariates=None,
         calendar=None,
         country=None,
+        static=None,
+        group_one_hot=False,
     ):
         self.lags = lags
         self.columns = columns
@@ -262,6 +259,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         self.future_covariates = future_covariates
         self.calendar = calendar
         self.country = country
+        self.static = static
+        self.group_one_hot = group_one_hot
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -283,62 +282,26 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                     keys[param] = lookup_key(X, key, param)
             if reset:
                 used = [getattr(self, p) for p, (_, where) in keys.items() if where == "column"]
-                future = self.future_covariates_
-                missing = [c for c in future if c not in X.columns]
-                if missing:
-                    raise ValueError(
-                        f"future_covariates={self.future_covariates!r}: {missing} not in X; X "
-                        f"has columns {list(X.columns)}."
-                    )
-                if self.columns is None:
-                    cols = [c for c in X.columns if c not in used and c not in future]
-                else:
-                    cols = [self.columns] if isinstance(self.columns, str) else list(self.columns)
-                    missing = [c for c in cols if c not in X.columns]
-                    if missing:
-                        raise ValueError(
-                            f"columns={self.columns!r}: {missing} not in X; X has columns "
-                            f"{list(X.columns)}."
-                        )
-                if not cols:
-                    raise ValueError("columns: X has no column left to lag.")
-                both = [c for c in cols if c in future]
-                if both:
-                    raise ValueError(
-                        f"{both} are both lagged columns and future_covariates; a column is "
-                        "either past-only (columns) or known in advance (future_covariates)."
-                    )
-                for param, names in (("columns", cols), ("future_covariates", future)):
-                    bad = [c for c in names if not pd.api.types.is_numeric_dtype(X[c].dtype)
-                           or pd.api.types.is_bool_dtype(X[c].dtype)]
-                    if bad:
-                        raise TypeError(
-                            f"{param}: {bad} are not numeric (dtypes "
-                            f"{[str(X[c].dtype) for c in bad]}); use only numeric columns, "
-                            "or name the series/time columns with group=/date=."
-                        )
-                self.columns_ = cols
-                self._positions = [X.columns.get_loc(c) for c in cols]
+                self.columns_ = self._frame_columns(X, used)
+                self._positions = [X.columns.get_loc(c) for c in self.columns_]
             values = check_array(
                 X[self.columns_], dtype=np.float64, ensure_all_finite="allow-nan",
                 ensure_min_samples=1, input_name="X",
             )
-            future_values = None
-            if self.future_covariates_:
-                future_values = check_array(
-                    X[self.future_covariates_], dtype=np.float64, ensure_all_finite="allow-nan",
-                    input_name="future_covariates",
-                )
+            future_values, static_values = (None if not names else check_array(
+                X[names], dtype=np.float64, ensure_all_finite="allow-nan", input_name=param)
+                for param, names in (("future_covariates", self.future_covariates_),
+                                     ("static", self.static_)))
             group_labels = keys.get("group", (None,))[0]
             times = keys.get("date", (None,))[0]
         else:
-            for param in ("future_covariates", "calendar"):
+            for param in ("future_covariates", "calendar", "static"):
                 if getattr(self, param) is not None:
                     raise ValueError(
                         f"{param}={getattr(self, param)!r} needs X as a pandas DataFrame (with "
                         f"its columns and dates); got {type(X).__name__}."
                     )
-            future_values = None
+            future_values = static_values = None
             for param in ("group", "date"):
                 if getattr(self, param) is not None:
                     raise ValueError(
@@ -351,20 +314,14 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                 self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan"
             )
             if reset:
-                if self.columns is None:
-                    cols = list(range(X.shape[1]))
-                else:
-                    cols = np.atleast_1d(np.asarray(self.columns))
-                    if not np.issubdtype(cols.dtype, np.integer) or (
-                        (cols < 0) | (cols >= X.shape[1])
-                    ).any():
-                        raise ValueError(
-                            f"columns must be column positions in [0, {X.shape[1] - 1}] for "
-                            f"array input, got {self.columns!r}."
-                        )
-                    cols = [int(c) for c in cols]
-                self.columns_ = cols
-                self._positions = cols
+                cols = np.arange(X.shape[1]) if self.columns is None else np.atleast_1d(
+                    np.asarray(self.columns))
+                if not np.issubdtype(cols.dtype, np.integer) or (
+                        (cols < 0) | (cols >= X.shape[1])).any():
+                    raise ValueError(
+                        f"columns must be column positions in [0, {X.shape[1] - 1}] for "
+                        f"array input, got {self.columns!r}.")
+                self.columns_ = self._positions = [int(c) for c in cols]
             values = X[:, self._positions]
             group_labels, times = None, None
 
@@ -395,9 +352,48 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                     f"calendar={self.calendar!r} needs the dates of the rows: pass date=<column "
                     "or index level holding datetimes or periods>."
                 )
-            known.append(calendar_features(_grid_dates(grid, times), self._calendar,
+            known.append(calendar_features(grid_dates(grid, times), self._calendar,
                                            country=self.country))
-        return values, grid, (np.hstack(known) if known else None)
+        if self.group_one_hot and reset and grid.labels is not None:
+            self.group_categories_ = np.asarray(grid.labels, dtype=object)
+        static = static_features(grid, static_values, self.static_, getattr(
+            self, "group_categories_", ()) if self.group_one_hot else None)
+        return values, grid, (np.hstack(known) if known else None), static
+
+    def _frame_columns(self, X, used):
+        """The lagged columns of a DataFrame, after checking every column named (at fit)."""
+        future, static = self.future_covariates_, self.static_
+        if self.columns is None:
+            cols = [c for c in X.columns if c not in used + future + static]
+        else:
+            cols = [self.columns] if isinstance(self.columns, str) else list(self.columns)
+        named = {"future_covariates": future, "static": static, "columns": cols}
+        for param, names in named.items():
+            missing = [c for c in names if c not in X.columns]
+            if missing:
+                raise ValueError(f"{param}={getattr(self, param)!r}: {missing} not in X; X has "
+                                 f"columns {list(X.columns)}.")
+        if not cols:
+            raise ValueError("columns: X has no column left to lag.")
+        both = [c for c in cols if c in future]
+        if both:
+            raise ValueError(
+                f"{both} are both lagged columns and future_covariates; a column is either "
+                "past-only (columns) or known in advance (future_covariates).")
+        both = [c for c in static if c in cols or c in future or c in used]
+        if both:
+            raise ValueError(
+                f"static={self.static!r}: {both} are also lagged, known-future, group or date "
+                "columns; a static column holds one value per series.")
+        for param, names in named.items():
+            bad = [c for c in names if not pd.api.types.is_numeric_dtype(X[c].dtype)
+                   or pd.api.types.is_bool_dtype(X[c].dtype)]
+            if bad:
+                raise TypeError(
+                    f"{param}: {bad} are not numeric (dtypes {[str(X[c].dtype) for c in bad]}); "
+                    "use only numeric columns, or name the series/time columns with "
+                    "group=/date=.")
+        return cols
 
     def _setup(self):
         """Check the parameters; set the offsets and feature lists (what fit learns first)."""
@@ -417,8 +413,9 @@ class LagFeatures(TransformerMixin, BaseEstimator):
                 f"{self.rolling_stats!r}."
             )
         self._stats = stats
-        fc = self.future_covariates
+        fc, st = self.future_covariates, self.static
         self.future_covariates_ = [] if fc is None else ([fc] if isinstance(fc, str) else list(fc))
+        self.static_ = [] if st is None else ([st] if isinstance(st, str) else list(st))
         self._calendar = [] if self.calendar is None else (
             [self.calendar] if isinstance(self.calendar, str) else list(self.calendar))
         self._calendar_names = (
@@ -438,11 +435,17 @@ class LagFeatures(TransformerMixin, BaseEstimator):
     def _known_names(self):
         return [*(str(c) for c in self.future_covariates_), *self._calendar_names]
 
+    def _static_names(self):
+        key = "group" if self.group is None else str(self.group)
+        return [*(str(c) for c in self.static_), *(
+            f"{key}_{g}" for g in getattr(self, "group_categories_", [])
+            if self.group_one_hot)]
+
     def _lag_names(self):
         """Names of the lag block, step by step (oldest first)."""
-        names, known = self._names_in(), self._known_names()
-        return [n for L in self.lags_
-                for n in lag_names(names, [L]) + lag_names(known, [L - 1])]
+        names, known, static = self._names_in(), self._known_names(), self._static_names()
+        return [n for L in self.lags_ for n in
+                lag_names(names, [L]) + lag_names(known, [L - 1]) + lag_names(static, [L])]
 
     def _names_in(self):
         if hasattr(self, "feature_names_in_"):
@@ -451,27 +454,32 @@ class LagFeatures(TransformerMixin, BaseEstimator):
             return [f"x{c}" for c in self.columns_]
         return [str(c) for c in self.columns_]
 
-    def _blocks(self, values, grid, known=None):
+    def _step_table(self, values, grid, known, static, before, after):
+        """Every series' steps padded for the windows: lagged columns at each step, the
+        known-future features of the next step, the series' static features; and the
+        position of each input row."""
+        table = pad_series(grid.values(values, self.fill_gaps), grid.lengths, before, after,
+                           self.fill_value)
+        if known is not None:  # one step ahead: a step's known-future values are of t - L + 1
+            table = np.hstack([table, pad_series(known, grid.lengths, before - 1, after + 1,
+                                                 self.fill_value)])
+        if static is not None:  # the series' own values, before and after it too
+            table = np.hstack([table, pad_series(static, grid.lengths, before, after, "edge")])
+        return table, grid.row + (before + after) * grid.codes[grid.row] + before
+
+    def _blocks(self, values, grid, known, static):
         """The lag, rolling and lead blocks for the input rows, in output order."""
-        gvals = grid.values(values, self.fill_gaps)
-        cache = {}
-
-        def shift(offset):
-            if offset not in cache:
-                cache[offset] = grid.shifted(gvals, offset, self.fill_value)
-            return cache[offset]
-
-        if known is None:
-            blocks = [shift(L) for L in self.lags_]
-        else:  # each step: lagged values at t-L, then the known-future features of t-L+1
-            blocks = [np.hstack([shift(L), grid.shifted(known, L - 1, self.fill_value)])
-                      for L in self.lags_]
-        for w in self.rolling_:
-            window = np.stack([shift(L) for L in range(1, w + 1)], axis=1)
+        before = max(self.lags_ + self.rolling_)
+        table, at = self._step_table(values, grid, known, static, before,
+                                     max(self.leads_ + [0]))
+        c = values.shape[1]
+        blocks = [PanelWindows.at(table, at, [-L for L in self.lags_])[:]]
+        for w in self.rolling_:  # lags 1..w, most recent first
+            window = PanelWindows.at(table[:, :c], at, np.arange(-1, -w - 1, -1)).sequences()
             blocks += [_ROLLING_STATS[s](window) for s in self._stats]
-        blocks += [shift(-L) for L in self.leads_]
-        n = values.shape[0]
-        return np.hstack(blocks) if blocks else np.empty((n, 0))
+        if self.leads_:
+            blocks.append(PanelWindows.at(table[:, :c], at, self.leads_)[:])
+        return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
 
     # -- estimator API --------------------------------------------------------------------
 
@@ -495,7 +503,7 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         """
         self._setup()
         stats = self._stats
-        _, grid, _ = self._read(X, groups, reset=True)
+        _, grid, _, _ = self._read(X, groups, reset=True)
         reach = max(self.lags_)
         longest = int(grid.lengths.max())
         if longest <= reach:
@@ -509,7 +517,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
         out += [f"{c}_roll{w}_{s}" for w in self.rolling_ for s in stats for c in names]
         out += [f"{c}_lead{L}" for L in self.leads_ for c in names]
         self._feature_names_out = np.asarray(out, dtype=object)
-        self.n_step_features_ = len(names) + len(self._known_names())
+        self.n_step_features_ = (len(names) + len(self._known_names())
+                                 + len(self._static_names()))
         return self
 
     def transform(self, X, groups=None):
@@ -528,26 +537,10 @@ class LagFeatures(TransformerMixin, BaseEstimator):
             Columns named by :meth:`get_feature_names_out`.
         """
         check_is_fitted(self)
-        values, grid, known = self._read(X, groups, reset=False)
-        return self._blocks(values, grid, known)
+        return self._blocks(*self._read(X, groups, reset=False))
 
     def fit_transform(self, X, y=None, groups=None):
-        """Fit, then transform ``X``.
-
-        Parameters
-        ----------
-        X : DataFrame, Series or array-like of shape (n_samples, n_features)
-            Long table: one row per series and time.
-        y : None
-            Ignored.
-        groups : array-like of shape (n_samples,), default=None
-            Series label of each row, when not given by ``group``.
-
-        Returns
-        -------
-        X_lags : ndarray of shape (n_samples, n_features_out)
-            Lag windows.
-        """
+        """Fit, then transform ``X``; ``groups`` goes to both (see :meth:`fit`)."""
         return self.fit(X, y, groups=groups).transform(X, groups=groups)
 
     def get_feature_names_out(self, input_features=None):
@@ -591,6 +584,9 @@ def make_supervised(
     future_covariates=None,
     calendar=None,
     country=None,
+    static=None,
+    group_one_hot=False,
+    as_windows=False,
 ):
     """Build an aligned ``(X, y)`` for forecasting ``horizon`` steps from lag windows.
 
@@ -638,12 +634,21 @@ def make_supervised(
         needs ``date``.
     country : str, default=None
         Country of the public holidays for ``calendar="holiday"``.
+    static, group_one_hot
+        Static covariates repeated on every step: the series' own constant columns, and a
+        one-hot of the series (see :class:`LagFeatures`).
+    as_windows : bool, default=False
+        Return ``X`` as a :class:`~skrnn.windows.PanelWindows` instead of a DataFrame: the
+        same rows (``numpy.asarray(X)`` is the DataFrame's values, bit for bit) over one
+        padded copy of the panel, so it costs O(panel) memory instead of O(rows x lags).
+        The recurrent regressors fit and predict on it directly, gathering each batch's
+        rows; ``y`` carries the rows' index.
 
     Returns
     -------
-    X : DataFrame of shape (n_rows, n_lags * n_step_features)
+    X : DataFrame of shape (n_rows, n_lags * n_step_features), or PanelWindows
         Lag windows, indexed like ``data``; ``n_step_features`` is the number of lagged
-        columns plus known-future columns plus calendar columns.
+        columns plus known-future, calendar and static columns.
     y : Series or DataFrame of shape (n_rows,) or (n_rows, h)
         Targets, same index.
 
@@ -671,61 +676,58 @@ def make_supervised(
             f"data must be a pandas DataFrame or Series, got {type(data).__name__}."
         )
     if target not in data.columns:
-        raise ValueError(
-            f"target={target!r} is not a column of data; columns: {list(data.columns)}."
-        )
+        raise ValueError(f"target={target!r} is not a column of data; columns: "
+                         f"{list(data.columns)}.")
     if not isinstance(horizon, Integral) or isinstance(horizon, bool) or horizon < 1:
         raise ValueError(f"horizon must be an int >= 1, got {horizon!r}.")
-    if columns is None:
-        cols = [target]
-    else:
-        cols = [columns] if isinstance(columns, str) else list(columns)
+    cols = [target] if columns is None else (
+        [columns] if isinstance(columns, str) else list(columns))
     if past_covariates is not None:
         cols += [past_covariates] if isinstance(past_covariates, str) else list(past_covariates)
     future = [future_covariates] if isinstance(future_covariates, str) else future_covariates
     if future is not None and target in list(future):
-        raise ValueError(
-            f"target={target!r} cannot be a future covariate: its value on the target date is "
-            "what is forecast."
-        )
+        raise ValueError(f"target={target!r} cannot be a future covariate: its value on the "
+                         "target date is what is forecast.")
     lagger = LagFeatures(lags, columns=cols, group=group, date=date, freq=freq,
                          fill_gaps=fill_gaps, future_covariates=future, calendar=calendar,
-                         country=country)
+                         country=country, static=static, group_one_hot=group_one_hot)
     lagger._validate_params()
     lagger._setup()
     lagger.leads_, lagger.rolling_, lagger._stats = [], [], []
-    values, grid, known = lagger._read(data, groups, reset=True)
+    values, grid, known, static = lagger._read(data, groups, reset=True)
 
     need = max(lagger.lags_) + horizon
     short = np.flatnonzero(grid.lengths < need)
     if short.size:
-        shown = {
-            "all rows" if grid.labels is None else str(grid.labels[g]): int(grid.lengths[g])
-            for g in short[:5]
-        }
+        shown = {"all rows" if grid.labels is None else str(grid.labels[g]):
+                 int(grid.lengths[g]) for g in short[:5]}
         raise ValueError(
             f"{short.size} series are too short for lags up to {max(lagger.lags_)} and "
             f"horizon={horizon} (need at least {need} steps; series: length {shown}). Use "
             "fewer lags or drop those series first."
         )
-    X = lagger._blocks(values, grid, known)
-    names = lagger._lag_names()
-
+    # one step table holds the windows and the targets: rows anchor at their own date
+    table, at = lagger._step_table(values, grid, known, static, max(lagger.lags_),
+                                   horizon - 1)
+    W = PanelWindows.at(table, at, [-L for L in lagger.lags_],
+                        lengths=grid.lengths + max(lagger.lags_) + horizon - 1,
+                        series=grid.codes[grid.row])
     tvals = grid.values(check_array(data[[target]], dtype=np.float64,
                                     ensure_all_finite="allow-nan"), fill_gaps)
     steps = range(1, horizon + 1) if multi_output else [horizon]
-    Y = np.hstack([grid.shifted(tvals, -(k - 1), np.nan) for k in steps])
+    Y = PanelWindows.at(pad_series(tvals, grid.lengths, max(lagger.lags_), horizon - 1),
+                        at, [k - 1 for k in steps])[:]
 
-    keep = np.ones(X.shape[0], dtype=bool)
     if dropna:
-        keep = ~(np.isnan(X).any(axis=1) | np.isnan(Y).any(axis=1))
-    index = data.index[keep]
-    X = pd.DataFrame(X[keep], index=index, columns=names)
+        keep = np.flatnonzero(~(W.nonfinite_rows() | np.isnan(Y).any(axis=1)))
+        W, Y = W.subset(keep), Y[keep]
+    index = data.index if not dropna else data.index[keep]
+    X = W if as_windows else pd.DataFrame(W[:], index=index, columns=lagger._lag_names())
     if Y.shape[1] == 1:
         name = target if horizon == 1 else f"{target}_h{horizon}"
-        y = pd.Series(Y[keep, 0], index=index, name=name)
+        y = pd.Series(Y[:, 0], index=index, name=name)
     else:
-        y = pd.DataFrame(Y[keep], index=index, columns=[f"{target}_h{k}" for k in steps])
+        y = pd.DataFrame(Y, index=index, columns=[f"{target}_h{k}" for k in steps])
     return X, y
 
 

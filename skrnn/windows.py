@@ -10,6 +10,9 @@ module keeps the panel and hands out windows on demand:
   array of values plus the start of each window, so it costs O(panel), not
   O(windows x window). The recurrent regressors accept it as ``X`` and gather only
   each batch's rows; ``numpy.asarray`` gives the dense matrix for code that needs it;
+  :meth:`PanelWindows.at` takes any rows and step offsets (explicit lag lists), over
+  series padded by :func:`pad_series` -- the one place skrnn gathers windows
+  (``LagFeatures`` and ``make_supervised`` build theirs here);
 - :func:`fit_local`: one clone of an estimator per series through ``joblib``, so
   ``joblib.parallel_config(backend="dask")`` spreads the fits over a cluster;
 - :func:`predict_to_file`: forecasts of a large panel written chunk by chunk.
@@ -23,7 +26,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.base import clone
 
-__all__ = ["PanelWindows", "fit_local", "predict_local", "predict_to_file", "series_windows"]
+__all__ = ["PanelWindows", "fit_local", "pad_series", "predict_local", "predict_to_file",
+           "series_windows"]
 
 
 def series_windows(values, window):
@@ -72,6 +76,44 @@ def _check_positive_int(value, name, minimum=1):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
     return int(value)
+
+
+def pad_series(values, lengths, before, after, fill_value=np.nan):
+    """Each series of a flat panel with ``before`` values in front and ``after`` behind.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_values, n_columns)
+        All series one after another, as in :class:`PanelWindows`.
+    lengths : array-like of int
+        Values of each series, in order (each at least 1).
+    before, after : int
+        Padding per series; ``after`` may be negative down to ``-before`` (the
+        series then shift: row ``i`` of a series holds its value ``i - before``).
+    fill_value : float or "edge", default=np.nan
+        Value of the padding, or "edge": the series' first value in front, its
+        last behind.
+
+    Returns
+    -------
+    padded : ndarray of shape (n_values + n_series * (before + after), n_columns)
+        Series ``g`` starts at ``offsets[g] + g * (before + after)``, where
+        ``offsets`` are the starts of the unpadded series.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    size = lengths + before + after
+    if before < 0 or (size < 0).any() or (lengths < 1).any():
+        raise ValueError(f"cannot pad series of lengths >= 1 by before={before}, after={after}.")
+    series = np.repeat(np.arange(len(lengths)), size)
+    # position of each padded value relative to its series' first value
+    rel = np.arange(size.sum()) - np.repeat(np.cumsum(size) - size, size) - before
+    inside = (rel >= 0) & (rel < lengths[series])
+    offsets = np.cumsum(lengths) - lengths
+    src = offsets[series] + np.clip(rel, 0, lengths[series] - 1)
+    out = values[src]
+    if not (isinstance(fill_value, str) or inside.all()):
+        out[~inside] = fill_value
+    return out
 
 
 class PanelWindows:
@@ -186,6 +228,42 @@ class PanelWindows:
         self.series = series
         self._steps = np.arange(self.window)
 
+    @classmethod
+    def at(cls, values, starts, steps, *, lengths=None, series=None):
+        """Windows at any rows and step offsets over ``values``, without targets.
+
+        Row ``i`` holds ``values[starts[i] + steps]``: ``steps`` need not be
+        consecutive (explicit lag lists, e.g. ``[-7, -1]``) and may be negative.
+        Keep each window inside its own series, e.g. over :func:`pad_series`.
+
+        Parameters
+        ----------
+        values : array-like of shape (n_values,) or (n_values, n_step_features)
+        starts : array-like of int of shape (n_windows,)
+            Anchor position of each window in ``values``.
+        steps : array-like of int of shape (window,)
+            Offsets from the anchor, oldest step first.
+        lengths : array-like of int, default=None
+            Series lengths of ``values``, for the record (None: one series).
+        series : array-like of int of shape (n_windows,), default=None
+            Series of each window, for the record.
+        """
+        new = object.__new__(cls)
+        values = np.asarray(values)
+        new.values = values if values.ndim == 2 else values[:, None]
+        new._steps = np.asarray(steps, dtype=np.int64).ravel()
+        new.starts = np.asarray(starts, dtype=np.int64).ravel()
+        n = len(new.values)
+        if new.starts.size and len(new._steps) and (
+                new.starts.min() + new._steps.min() < 0
+                or new.starts.max() + new._steps.max() >= n):
+            raise ValueError(f"windows reach outside the {n} values; pad the series first.")
+        new.window, new.horizon, new.target, new.order = len(new._steps), 0, 0, None
+        new.lengths = np.array([n] if lengths is None else lengths, dtype=np.int64)
+        new.series = (np.zeros(len(new.starts), dtype=np.int64) if series is None
+                      else np.asarray(series))
+        return new
+
     # -- array-like face -------------------------------------------------------------
 
     @property
@@ -240,6 +318,15 @@ class PanelWindows:
             raise ValueError("PanelWindows cannot be viewed as one array without a copy.")
         return self[:].astype(dtype, copy=False) if dtype is not None else self[:]
 
+    def nonfinite_rows(self):
+        """Mask of the windows holding a NaN or infinity, in O(n_windows) memory."""
+        bad = ~np.isfinite(self.values).all(axis=1)
+        out = np.zeros(len(self.starts), dtype=bool)
+        if bad.any():
+            for step in self._steps:  # one step of every window at a time
+                out |= bad[self.starts + step]
+        return out
+
     def subset(self, rows):
         """The windows ``rows`` as a new ``PanelWindows`` sharing ``values``."""
         new = object.__new__(type(self))
@@ -251,7 +338,9 @@ class PanelWindows:
     def y(self):
         """Targets: ``(n_windows,)`` for ``horizon=1``, ``(n_windows, horizon)`` else."""
         if self.horizon == 0:
-            raise AttributeError("windows with horizon=0 have no targets.")
+            raise AttributeError(
+                "these windows carry no targets (horizon=0, or built by PanelWindows.at); "
+                "make_supervised returns its y beside them.")
         col = self.values[:, self.target]
         ends = self.starts + self.window
         if self.horizon == 1:
@@ -314,7 +403,11 @@ class _LazySequences:
     def check_finite(self, block=1 << 16):
         """True when every value of every row is finite, checked block by block."""
         if isinstance(self.source, PanelWindows):
-            return bool(np.isfinite(self.source.values).all())
+            # padding the windows never reach may hold NaN
+            rows = self.rows
+            if isinstance(rows, range):
+                rows = slice(rows.start, rows.stop, rows.step)
+            return not self.source.nonfinite_rows()[rows].any()
         return all(np.isfinite(self.gather(slice(s, s + block))).all()
                    for s in range(0, len(self), block))
 
@@ -473,7 +566,7 @@ def _keys(X, y, names=("X", "y")):
 
 
 def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
-                    series_per_chunk=10_000, progress=None):
+                    series_per_chunk=10_000, progress=None, index=None, columns=None):
     """Forecast every series of a large panel, writing the forecasts chunk by chunk.
 
     The last ``window`` values of each series form its input; the panel is
@@ -499,12 +592,21 @@ def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
     progress : bool, default=None
         Show a progress bar (``rich``); None shows one when rich is installed and
         the output is a terminal.
+    index : pandas Index of length n_series, default=None
+        Row labels of the series' windows, e.g. a ``(date, series)`` MultiIndex of
+        the dates forecast, for a model that reads them (per-series scaling finds
+        each row's series in the index). Each chunk is then predicted as a
+        DataFrame with this index, and the index is written as the leading
+        columns instead of ``series``.
+    columns : list of str, default=None
+        Column names of the window DataFrame (e.g. the model's
+        ``feature_names_in_``); given with ``index`` or alone.
 
     Returns
     -------
     n_rows : int
-        Rows written: one per series, columns ``series`` and ``y_pred`` (or
-        ``y_pred_1..y_pred_h`` for ``h`` outputs).
+        Rows written: one per series, columns ``series`` (or the index's) and
+        ``y_pred`` (or ``y_pred_1..y_pred_h`` for ``h`` outputs).
     """
     import os
 
@@ -521,8 +623,12 @@ def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
             "pad them first."
         )
     keys = np.arange(len(W)) if keys is None else np.asarray(keys)
-    if len(keys) != len(W):
-        raise ValueError(f"keys has {len(keys)} labels for {len(W)} series.")
+    for name, labels in (("keys", keys), ("index", index)):
+        if labels is not None and len(labels) != len(W):
+            raise ValueError(f"{name} has {len(labels)} labels for {len(W)} series.")
+    if columns is not None and len(columns) != W.shape[1]:
+        raise ValueError(f"columns has {len(columns)} names for windows of {W.shape[1]} "
+                         "columns.")
     parquet = path.endswith(".parquet")
     if parquet:
         try:
@@ -537,12 +643,19 @@ def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
     try:
         for s in range(0, len(W), series_per_chunk):
             rows = slice(s, s + series_per_chunk)
-            pred = np.asarray(estimator.predict(W[rows]))
+            X = W[rows]
+            labels = None if index is None else index[rows]
+            if index is not None or columns is not None:
+                X = pd.DataFrame(X, index=labels, columns=columns)
+            pred = np.asarray(estimator.predict(X))
             pred = pred.reshape(len(pred), -1)
             cols = ["y_pred"] if pred.shape[1] == 1 else [
                 f"y_pred_{j + 1}" for j in range(pred.shape[1])]
-            frame = pd.DataFrame(pred, columns=cols)
-            frame.insert(0, "series", keys[rows])
+            if labels is None:
+                frame = pd.DataFrame(pred, columns=cols)
+                frame.insert(0, "series", keys[rows])
+            else:
+                frame = pd.DataFrame(pred, columns=cols, index=labels).reset_index()
             if parquet:
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 if writer is None:
