@@ -21,6 +21,9 @@ _VALIDATION_FRACTION = 0.5
 # fallback="auto" keeps the model only when its validation MAE is this much (relative)
 # below the best baseline's
 _SKILL_MARGIN = 0.2
+# fallback="auto" otherwise averages the model with the best baseline when the average's
+# validation MAE is this much (relative) below the baseline's
+_COMBINATION_MARGIN = 0.05
 # seasonal period of a time index by its frequency's base unit
 _SEASONAL_PERIODS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
 
@@ -60,6 +63,8 @@ class _Backtest:
         self.kinds = ("model", "naive", "drift") + (("seasonal_naive",) if sp > 1 else ())
         self.errors = {kind: {k: [] for k in range(1, max_step + 1)} for kind in self.kinds}
         self.q_errors = {k: [] for k in range(1, max_step + 1)}
+        # the origin (position in its series) of every error, as in ``errors``
+        self.origins = {k: [] for k in range(1, max_step + 1)}
         self.n = 0
 
     def add_scores(self, z, origins, fc, fq):
@@ -94,15 +99,25 @@ class _Backtest:
             fine = np.isfinite(truth - fc[ok, k - 1])
             for kind, f in fcs.items():
                 self.errors[kind][k].append((truth - f[ok, k - 1])[fine])
+            self.origins[k].append(origins[ok][fine])
             self.n += int(fine.sum())
 
+    def _step_errors(self, kind, k):
+        """Errors of step ``k`` of ``kind``: a name, or a combination ``{name: weight}``
+        whose forecast is the weighted sum (and its error the weighted sum of errors)."""
+        weights = _weights(kind)
+        return sum(w * np.concatenate(self.errors[c][k]) for c, w in weights.items())
+
     def residuals(self, kind="model"):
-        """Sorted scaled residuals ``{step: array}`` of ``kind`` (steps that have any)."""
-        return {k: np.sort(np.concatenate(v)) for k, v in self.errors[kind].items()
+        """Sorted scaled residuals ``{step: array}`` of ``kind`` (a name or a combination
+        ``{name: weight}``; steps that have any)."""
+        return {k: np.sort(self._step_errors(kind, k)) for k, v in self.errors["model"].items()
                 if v and sum(len(a) for a in v)}
 
     def mae(self, kind="model"):
-        e = np.concatenate([a for v in self.errors[kind].values() for a in v])
+        """MAE of ``kind`` (a name or a combination ``{name: weight}``)."""
+        e = np.concatenate([self._step_errors(kind, k) for k, v in self.errors["model"].items()
+                            if v])
         return float(np.mean(np.abs(e))) if np.isfinite(e).all() else np.nan
 
     def skill(self):
@@ -117,19 +132,40 @@ class _Backtest:
         return out
 
 
-def _warn_unskilled(skill, fallback):
-    if fallback is not None:
-        action = (f"It forecasts with the {fallback.replace('_', ' ')} baseline instead "
-                  f"(MAE {skill[fallback + '_mae']:.4g}).")
+def _weights(kind):
+    """``{name: weight}`` of a forecast given by name or as a combination."""
+    return {kind: 1.0} if isinstance(kind, str) else dict(kind)
+
+
+def _describe(combination):
+    names = [k.replace("_", " ") for k in combination if k != "model"]
+    base = " and ".join(names) + (" baselines" if len(names) > 1 else " baseline")
+    if "model" in combination:
+        return f"the average of the model and the {base}"
+    return (f"the average of the {base}" if len(names) > 1 else f"the {base}")
+
+
+def _warn_unskilled(skill, combination):
+    if combination != {"model": 1.0}:
+        action = (f"It forecasts with {_describe(combination)} instead "
+                  f"(MAE {skill['combination_mae']:.4g}).")
     else:
         action = ("Its forecasts are likely worse than repeating the last value: set "
                   "fallback='naive' (or 'auto') to forecast with a baseline instead, or "
                   "tune window_length, differences, scaling or the regressor.")
+    if skill["mae"] > skill["naive_mae"]:
+        what = (f"loses to the naive forecast (the last value) on its time-ordered "
+                f"validation: MAE {skill['mae']:.4g} against {skill['naive_mae']:.4g}")
+    else:
+        base = {k: skill[f"{k}_mae"] for k in _BASELINES
+                if np.isfinite(skill.get(f"{k}_mae", np.nan))}
+        b = min(base, key=base.get)
+        what = (f"does not clearly beat the {b.replace('_', ' ')} forecast on its "
+                f"time-ordered validation: MAE {skill['mae']:.4g} against "
+                f"{base[b]:.4g}")
     warnings.warn(
-        f"RecurrentForecaster loses to the naive forecast (the last value) on its "
-        f"time-ordered validation: MAE {skill['mae']:.4g} against "
-        f"{skill['naive_mae']:.4g} (scaled units, {skill['n_forecasts']} forecasts from "
-        f"rolling origins). {action}",
+        f"RecurrentForecaster {what} (scaled units, {skill['n_forecasts']} forecasts "
+        f"from rolling origins). {action}",
         SkillWarning, stacklevel=7,
     )
 
@@ -200,23 +236,55 @@ def select(est, reg, Xd, steps_pos):
         {c: r.mae() for c, r in scored.items()} if auto else None
     )
     bt = scored.get(best)
+    est._backtest_result = bt  # for diagnostics
     est.skill_ = bt.skill() if bt is not None else None
-    est.fallback_ = None
-    if est.skill_ is not None:
+    est.combination_ = {"model": 1.0}
+    if bt is not None:
         sk = est.skill_
         if est.fallback == "naive" and sk["naive_mae"] < sk["mae"]:
-            est.fallback_ = "naive"
+            est.combination_ = {"naive": 1.0}
         elif est.fallback == "auto":
-            maes = {b: sk[f"{b}_mae"] for b in _BASELINES
-                    if np.isfinite(sk.get(f"{b}_mae", np.nan))}
-            b = min(maes, key=maes.get)
-            # the model is kept only if it is clearly better: its validation score is
-            # the best of several candidates, so it is biased low
-            if maes[b] < sk["mae"] / (1.0 - _SKILL_MARGIN):
-                est.fallback_ = b
-        if sk["mae"] > sk["naive_mae"] or est.fallback_ is not None:
-            _warn_unskilled(sk, est.fallback_)
+            est.combination_ = _auto_combination(bt)
+        sk["combination_mae"] = bt.mae(est.combination_)
+        if sk["mae"] > sk["naive_mae"] or est.combination_ != {"model": 1.0}:
+            _warn_unskilled(sk, est.combination_)
+    est.fallback_ = (None if "model" in est.combination_
+                     else "+".join(est.combination_))
     return bt
+
+
+def _auto_combination(bt):
+    """The forecast that ``fallback="auto"`` chooses from a backtest, ``{name: weight}``.
+
+    The model alone when its MAE is ``_SKILL_MARGIN`` below the best baseline's; else
+    the average of the model and that baseline when the average's MAE is
+    ``_COMBINATION_MARGIN`` below the baseline's; else the baseline.
+    """
+    bases = {k: bt.mae(k) for k in bt.kinds[1:]}
+    bases = {k: v for k, v in bases.items() if np.isfinite(v)}
+    best = min(bases, key=bases.get)
+    # the model's score is the best of several candidates (window, differencing), so it
+    # is biased low: alone it must win clearly. Averaging it with the baseline is the
+    # robust middle (forecast combination): the two errors partly cancel where the
+    # model's gain is real, and halve where it was luck
+    if bt.mae("model") < (1.0 - _SKILL_MARGIN) * bases[best]:
+        return {"model": 1.0}
+    mixed = {"model": 0.5, best: 0.5}
+    if bt.mae(mixed) < (1.0 - _COMBINATION_MARGIN) * bases[best]:
+        return mixed
+    return {best: 1.0}
+
+
+def combined_forecast(est, models, z, origins, hist, xw, max_step):
+    """Scaled forecasts ``(B, max_step)`` of the fitted forecaster's ``combination_``."""
+    out = 0.0
+    for kind, weight in est.combination_.items():
+        if kind == "model":
+            f = est._forecast_scaled(models, hist, xw, max_step)
+        else:
+            f = _baseline_forecast(kind, z, origins, max_step, est._sp)
+        out = out + weight * f
+    return out
 
 
 def _backtest(est, reg, Xd, steps_pos):

@@ -24,7 +24,6 @@ from sklearn.base import clone
 from skrnn import _forecast_selection as _selection
 from skrnn._forecast_selection import (
     SkillWarning,
-    _baseline_forecast,
     _seasonal_period,
     backtest_coverage,
 )
@@ -576,7 +575,7 @@ default="auto"
         if self.calibration_fraction is not None:
             res = {}
             if bt is not None:
-                res = bt.residuals(self.fallback_ or "model")
+                res = bt.residuals(self.combination_)
             self.calibration_residuals_ = res
             self.intervals_ = ConformalIntervals().fit(res)
             if self._use_head():
@@ -596,7 +595,7 @@ default="auto"
 
     def _use_head(self):
         """Whether the intervals come from the quantile head (not from residuals)."""
-        return self._qlevels is not None and self.fallback_ is None
+        return self._qlevels is not None and self.combination_ == {"model": 1.0}
 
     def _update(self, y, X=None, update_params=True):
         self._cur_y = update_data(self._cur_y, y)
@@ -891,9 +890,7 @@ default="auto"
 
     def _forecast_fitted(self, models, z, origins, hist, xw, max_step):
         """Scaled forecasts of the fitted forecaster: the model's, or its fallback's."""
-        if self.fallback_ is not None:
-            return _baseline_forecast(self.fallback_, z, origins, max_step, self._sp)
-        return self._forecast_scaled(models, hist, xw, max_step)
+        return _selection.combined_forecast(self, models, z, origins, hist, xw, max_step)
 
     def _models(self):
         return self.regressors_ if self.strategy == "direct" else {None: self.regressor_}
