@@ -114,6 +114,24 @@ class _Backtest:
         return {k: np.sort(self._step_errors(kind, k)) for k, v in self.errors["model"].items()
                 if v and sum(len(a) for a in v)}
 
+    def pooled_residuals(self, kind="model"):
+        """Normalised residuals ``{step: array}`` for the intervals (sorted).
+
+        Every step's errors are divided by that step's MAE and pooled over the steps;
+        step ``k`` gets the pool times its own MAE. The quantiles' shape then rests on
+        all the backtest's forecasts (a 95% bound from the 20-odd residuals of one step
+        would be its largest), their width on the step's own errors (normalised
+        conformal prediction, Papadopoulos et al. 2008, with the step as the difficulty).
+        """
+        own = {k: np.sort(self._step_errors(kind, k))
+               for k, v in self.errors["model"].items() if v and sum(len(a) for a in v)}
+        mae = {k: float(np.mean(np.abs(e))) for k, e in own.items()}
+        ok = [k for k in own if np.isfinite(mae[k]) and mae[k] > 0]
+        if not ok:
+            return own
+        pool = np.sort(np.concatenate([own[k] / mae[k] for k in ok]))
+        return {k: pool * mae[k] if k in ok else e for k, e in own.items()}
+
     def mae(self, kind="model"):
         """MAE of ``kind`` (a name or a combination ``{name: weight}``)."""
         e = np.concatenate([self._step_errors(kind, k) for k, v in self.errors["model"].items()
@@ -273,6 +291,20 @@ def _auto_combination(bt):
     if bt.mae(mixed) < (1.0 - _COMBINATION_MARGIN) * bases[best]:
         return mixed
     return {best: 1.0}
+
+
+def interval_residuals(est, bt):
+    """The residuals ``{step: array}`` that calibrate the conformal intervals.
+
+    With several backtest folds, :meth:`_Backtest.pooled_residuals` of the forecast
+    used (``combination_``); with one (the single holdout of earlier versions), each
+    step's own residuals, as before.
+    """
+    if bt is None:
+        return {}
+    if est.calibration_folds > 1:
+        return bt.pooled_residuals(est.combination_)
+    return bt.residuals(est.combination_)
 
 
 def combined_forecast(est, models, z, origins, hist, xw, max_step):

@@ -577,7 +577,8 @@ default="auto"
             if bt is not None:
                 res = bt.residuals(self.combination_)
             self.calibration_residuals_ = res
-            self.intervals_ = ConformalIntervals().fit(res)
+            self.intervals_ = ConformalIntervals().fit(
+                _selection.interval_residuals(self, bt))
             if self._use_head():
                 self.intervals_ = QuantileIntervals(self._qlevels)
                 if self.intervals == "conformalized_quantile":
