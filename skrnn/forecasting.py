@@ -207,9 +207,14 @@ default="auto"
         the data before it and forecasts from every origin in the block, up to the
         series' end. The residuals per step ahead (in units of each series' scale) give
         the prediction intervals (split-conformal: the ``ceil((n + 1) p) / n``
-        empirical quantile of ``n`` residuals; clipped at 0 for ``loss="poisson"``);
-        the same forecasts choose the ``"auto"`` parameters and score the model
-        against the naive baselines (``skill_``). Fewer than
+        empirical quantile of ``n`` residuals; clipped at 0 for ``loss="poisson"``).
+        With several folds they are normalised: every step's residuals are divided by
+        that step's MAE and pooled over the steps, and step ``k`` takes the pool's
+        quantiles times its own MAE, so that a 95% bound rests on all the backtest's
+        forecasts instead of the largest of a step's 20-odd residuals (one fold keeps
+        each step's own residuals). The same forecasts choose the ``"auto"``
+        parameters and score the model against the naive baselines (``skill_``).
+        Fewer than
         ``MIN_CALIBRATION_SIZE`` (20) residuals for a step warn with a
         :class:`CalibrationWarning`. The final model is then fitted on all the data.
         None skips the calibration and disables ``predict_interval`` /
@@ -244,8 +249,9 @@ default="auto"
 
         The regressor must have the default loss (``"squared_error"``, replaced) or
         ``loss="quantile"`` with levels equal to ``quantile_levels``; other losses
-        raise a ``ValueError``. When the skill guard takes a fallback baseline (which
-        has no quantile head), its intervals are residual-conformal whatever the kind.
+        raise a ``ValueError``. When the skill guard brings in a baseline (alone or in
+        an average; a baseline has no quantile head), the intervals are
+        residual-conformal whatever the kind.
     quantile_levels : array-like of float or None, default=None
         Levels of the quantile head (``intervals`` other than ``"conformal"``), sorted
         in (0, 1); None: ``[0.025, 0.1, 0.5, 0.9, 0.975]``, which serve the 80% and
@@ -256,13 +262,16 @@ default="auto"
         The skill guard. After the backtest the model's MAE is compared with that of
         the naive forecast (last value), drift and, with a seasonal period, seasonal
         naive, on the same origins (``skill_``); a :class:`SkillWarning` says so when
-        the model loses to the naive forecast, or when a fallback is taken. ``"naive"``:
-        forecast the last value (and calibrate its intervals) when the model loses to
-        it. ``"auto"``: forecast with the best baseline unless the model's MAE is 20%
-        below it (the model's score is the best of several candidates, so it is biased
-        low).
-        None: always the model (still warned about). The forecaster used is
-        ``fallback_``.
+        the model loses to the naive forecast, or when a baseline enters the forecast.
+        ``"naive"``: forecast the last value (and calibrate its intervals) when the
+        model loses to it. ``"auto"``: the model alone only when its MAE is 20% below
+        the best baseline's (the model's score is the best of several candidates, so
+        it is biased low); else the average of the model's and the best baseline's
+        forecasts when that average's backtest MAE is 5% below the baseline's (forecast
+        combination: where neither clearly wins, the average is the robust choice);
+        else the best baseline. The intervals are calibrated on the backtest errors of
+        the forecast chosen. None: always the model (still warned about). The
+        forecast used is ``combination_``.
     random_state : int, RandomState instance or None, default=None
         If not None, replaces the regressor's ``random_state``. Either one fixed gives
         identical fits and forecasts (every model of a fit, the calibration copy
@@ -287,14 +296,22 @@ default="auto"
         Backtest MAE (scaled units) of the model (``"mae"``) and of the baselines
         (``"naive_mae"``, ``"drift_mae"``, ``"seasonal_naive_mae"`` with a seasonal
         period), the skill ``1 - mae / baseline_mae`` against each
-        (``"skill_vs_naive"``, ...) and ``"n_forecasts"``; None without a backtest.
+        (``"skill_vs_naive"``, ...), ``"n_forecasts"``, and ``"combination_mae"``,
+        the MAE of the forecast used (``combination_``); None without a backtest.
+    combination_ : dict of str to float
+        The forecast used, as weights of the model (``"model"``) and the baselines
+        (``"naive"``, ``"drift"``, ``"seasonal_naive"``) in an average:
+        ``{"model": 1.0}`` for the model alone, ``{"model": 0.5, "drift": 0.5}`` for
+        the average of the model and drift (see ``fallback``).
     fallback_ : {"naive", "seasonal_naive", "drift"} or None
-        The baseline that forecasts instead of the model, if the guard took one.
+        The baseline that forecasts instead of the model, if the guard took one (None
+        when the model is in the forecast, alone or averaged).
     series_scales_ : pd.DataFrame
         Per series (rows) ``loc`` and ``scale`` used to scale ``y``.
     calibration_residuals_ : dict of int to ndarray or None
-        Scaled backtest residuals ``(y - y_pred) / scale`` per step ahead (of the
-        fallback when one is taken).
+        Scaled backtest residuals ``(y - y_pred) / scale`` per step ahead of the
+        forecast used (``combination_``), before the normalised pooling of the
+        intervals (``intervals_.residuals_``).
     intervals_ : ConformalIntervals or QuantileIntervals
         The interval component: built on the residuals (``intervals="conformal"`` or a
         fallback), or on the quantile head (with the backtest's scores ``y - q_p`` per
