@@ -254,7 +254,6 @@ def select(est, reg, Xd, steps_pos):
         {c: r.mae() for c, r in scored.items()} if auto else None
     )
     bt = scored.get(best)
-    est._backtest_result = bt  # for diagnostics
     est.skill_ = bt.skill() if bt is not None else None
     est.combination_ = {"model": 1.0}
     if bt is not None:
