@@ -232,9 +232,9 @@ def _candidates(est):
 def select(est, reg, Xd, steps_pos):
     """Run the backtest of every candidate, choose the parameters and the fallback.
 
-    Sets ``window_length_``, ``differences_``, ``validation_scores_``, ``skill_`` and
-    ``fallback_`` on ``est``; returns the chosen candidate's :class:`_Backtest` (None
-    if there is none).
+    Sets ``window_length_``, ``differences_``, ``validation_scores_``, ``skill_``,
+    ``combination_`` and ``fallback_`` on ``est``; returns the chosen candidate's
+    :class:`_Backtest` (None if there is none).
     """
     candidates = _candidates(est)
     auto = "auto" in (est.window_length, est.differences)
@@ -281,9 +281,9 @@ def _auto_combination(bt):
     bases = {k: v for k, v in bases.items() if np.isfinite(v)}
     best = min(bases, key=bases.get)
     # the model's score is the best of several candidates (window, differencing), so it
-    # is biased low: alone it must win clearly. Averaging it with the baseline is the
-    # robust middle (forecast combination): the two errors partly cancel where the
-    # model's gain is real, and halve where it was luck
+    # is biased low: alone it must win clearly. Otherwise their average is the robust
+    # middle (forecast combination): its absolute error is at most the mean of the two,
+    # and less where their errors have opposite signs
     if bt.mae("model") < (1.0 - _SKILL_MARGIN) * bases[best]:
         return {"model": 1.0}
     mixed = {"model": 0.5, best: 0.5}
