@@ -23,7 +23,7 @@ _VALIDATION_FRACTION = 0.5
 _SKILL_MARGIN = 0.2
 # fallback="auto" otherwise averages the model with the best baseline when the average's
 # validation MAE is this much (relative) below the baseline's
-_COMBINATION_MARGIN = 0.05
+_COMBINATION_MARGIN = 0.15
 # seasonal period of a time index by its frequency's base unit
 _SEASONAL_PERIODS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
 

@@ -267,7 +267,7 @@ default="auto"
         model loses to it. ``"auto"``: the model alone only when its MAE is 20% below
         the best baseline's (the model's score is the best of several candidates, so
         it is biased low); else the average of the model's and the best baseline's
-        forecasts when that average's backtest MAE is 5% below the baseline's (forecast
+        forecasts when that average's backtest MAE is 15% below the baseline's (forecast
         combination: where neither clearly wins, the average is the robust choice);
         else the best baseline. The intervals are calibrated on the backtest errors of
         the forecast chosen. None: always the model (still warned about). The
