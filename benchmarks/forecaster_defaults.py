@@ -18,7 +18,8 @@ Usage::
 
 A series counts as a win when the default's MAE is below 0.98 x the best naive's
 (the best of last / seasonal / drift in hindsight), a tie within 2% either side, a loss
-above. ``chosen``: the window length / differences (/ fallback baseline) that the
+above. ``chosen``: the window length / differences / forecast (``m``: the model,
+``naive``, ``drift``, ``snaive``: a baseline, ``m+drift``: their average) that the
 defaults picked at each origin.
 """
 
@@ -140,6 +141,13 @@ def mae(forecaster, cv, y, coverage=(), models=None):
     return float(res["test_MeanAbsoluteError"].mean()), float(res["fit_time"].mean()), cov
 
 
+def _label(model):
+    """The forecast the skill guard chose: model, a baseline, or model+baseline."""
+    comb = getattr(model, "combination_", None) or {"model": 1.0}
+    short = {"model": "m", "naive": "naive", "drift": "drift", "seasonal_naive": "snaive"}
+    return "+".join(short.get(k, k) for k in comb)
+
+
 def run(names=None, params=None, coverage=True):
     from skrnn.forecasting import RecurrentForecaster
 
@@ -165,11 +173,9 @@ def run(names=None, params=None, coverage=True):
             f = RecurrentForecaster(random_state=0, **params)
             fitted = []
             row["rnn"], row["fit_s"], cov = mae(f, cv, y, levels, fitted)
-        # what the defaults chose at each origin: window, differences, fallback
+        # what the defaults chose at each origin: window, differences, the forecast
         row["chosen"] = " ".join(
-            f"{m.window_length_}/{m.differences_}"
-            + (f"/{m.fallback_}" if getattr(m, "fallback_", None) else "")
-            for m in fitted)
+            f"{m.window_length_}/{m.differences_}/{_label(m)}" for m in fitted)
         for c, v in cov.items():
             row[f"cov{round(c * 100)}"] = v
             cov_rows.append({"series": name, "coverage": c, "hits": v * n_held, "n": n_held})

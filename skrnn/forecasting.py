@@ -21,6 +21,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from skrnn import _forecast_selection as _selection
+from skrnn._forecast_selection import (
+    SkillWarning,
+    _seasonal_period,
+    backtest_coverage,
+)
 from skrnn._optional import require
 from skrnn._panel import infer_frequency
 
@@ -57,18 +63,6 @@ _WINDOW_SCALINGS = ("window_last", "window_mean")
 _AUTO_SCALING = "window_last"
 # residuals per step ahead below which fit warns that the intervals rest on too few
 MIN_CALIBRATION_SIZE = 20
-# the share of each series that the rolling-origin backtest covers when calibration is off
-# but the backtest is still needed (auto parameters, fallback)
-_VALIDATION_FRACTION = 0.5
-# fallback="auto" keeps the model only when its validation MAE is this much (relative)
-# below the best baseline's
-_SKILL_MARGIN = 0.2
-# seasonal period of a time index by its frequency's base unit
-_SEASONAL_PERIODS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "H": 24, "h": 24}
-
-
-class SkillWarning(UserWarning):
-    """The fitted forecaster loses to the naive (last value) forecast on its validation."""
 
 
 class CalibrationWarning(UserWarning):
@@ -213,9 +207,14 @@ default="auto"
         the data before it and forecasts from every origin in the block, up to the
         series' end. The residuals per step ahead (in units of each series' scale) give
         the prediction intervals (split-conformal: the ``ceil((n + 1) p) / n``
-        empirical quantile of ``n`` residuals; clipped at 0 for ``loss="poisson"``);
-        the same forecasts choose the ``"auto"`` parameters and score the model
-        against the naive baselines (``skill_``). Fewer than
+        empirical quantile of ``n`` residuals; clipped at 0 for ``loss="poisson"``).
+        With several folds they are normalised: every step's residuals are divided by
+        that step's MAE and pooled over the steps, and step ``k`` takes the pool's
+        quantiles times its own MAE, so that a 95% bound rests on all the backtest's
+        forecasts instead of the largest of a step's 20-odd residuals (one fold keeps
+        each step's own residuals). The same forecasts choose the ``"auto"``
+        parameters and score the model against the naive baselines (``skill_``).
+        Fewer than
         ``MIN_CALIBRATION_SIZE`` (20) residuals for a step warn with a
         :class:`CalibrationWarning`. The final model is then fitted on all the data.
         None skips the calibration and disables ``predict_interval`` /
@@ -250,8 +249,9 @@ default="auto"
 
         The regressor must have the default loss (``"squared_error"``, replaced) or
         ``loss="quantile"`` with levels equal to ``quantile_levels``; other losses
-        raise a ``ValueError``. When the skill guard takes a fallback baseline (which
-        has no quantile head), its intervals are residual-conformal whatever the kind.
+        raise a ``ValueError``. When the skill guard brings in a baseline (alone or in
+        an average; a baseline has no quantile head), the intervals are
+        residual-conformal whatever the kind.
     quantile_levels : array-like of float or None, default=None
         Levels of the quantile head (``intervals`` other than ``"conformal"``), sorted
         in (0, 1); None: ``[0.025, 0.1, 0.5, 0.9, 0.975]``, which serve the 80% and
@@ -262,13 +262,16 @@ default="auto"
         The skill guard. After the backtest the model's MAE is compared with that of
         the naive forecast (last value), drift and, with a seasonal period, seasonal
         naive, on the same origins (``skill_``); a :class:`SkillWarning` says so when
-        the model loses to the naive forecast, or when a fallback is taken. ``"naive"``:
-        forecast the last value (and calibrate its intervals) when the model loses to
-        it. ``"auto"``: forecast with the best baseline unless the model's MAE is 20%
-        below it (the model's score is the best of several candidates, so it is biased
-        low).
-        None: always the model (still warned about). The forecaster used is
-        ``fallback_``.
+        the model loses to the naive forecast, or when a baseline enters the forecast.
+        ``"naive"``: forecast the last value (and calibrate its intervals) when the
+        model loses to it. ``"auto"``: the model alone only when its MAE is 20% below
+        the best baseline's (the model's score is the best of several candidates, so
+        it is biased low); else the average of the model's and the best baseline's
+        forecasts when that average's backtest MAE is 15% below the baseline's (forecast
+        combination: where neither clearly wins, the average is the robust choice);
+        else the best baseline. The intervals are calibrated on the backtest errors of
+        the forecast chosen. None: always the model (still warned about). The
+        forecast used is ``combination_``.
     random_state : int, RandomState instance or None, default=None
         If not None, replaces the regressor's ``random_state``. Either one fixed gives
         identical fits and forecasts (every model of a fit, the calibration copy
@@ -293,14 +296,22 @@ default="auto"
         Backtest MAE (scaled units) of the model (``"mae"``) and of the baselines
         (``"naive_mae"``, ``"drift_mae"``, ``"seasonal_naive_mae"`` with a seasonal
         period), the skill ``1 - mae / baseline_mae`` against each
-        (``"skill_vs_naive"``, ...) and ``"n_forecasts"``; None without a backtest.
+        (``"skill_vs_naive"``, ...), ``"n_forecasts"``, and ``"combination_mae"``,
+        the MAE of the forecast used (``combination_``); None without a backtest.
+    combination_ : dict of str to float
+        The forecast used, as weights of the model (``"model"``) and the baselines
+        (``"naive"``, ``"drift"``, ``"seasonal_naive"``) in an average:
+        ``{"model": 1.0}`` for the model alone, ``{"model": 0.5, "drift": 0.5}`` for
+        the average of the model and drift (see ``fallback``).
     fallback_ : {"naive", "seasonal_naive", "drift"} or None
-        The baseline that forecasts instead of the model, if the guard took one.
+        The baseline that forecasts instead of the model, if the guard took one (None
+        when the model is in the forecast, alone or averaged).
     series_scales_ : pd.DataFrame
         Per series (rows) ``loc`` and ``scale`` used to scale ``y``.
     calibration_residuals_ : dict of int to ndarray or None
-        Scaled backtest residuals ``(y - y_pred) / scale`` per step ahead (of the
-        fallback when one is taken).
+        Scaled backtest residuals ``(y - y_pred) / scale`` per step ahead of the
+        forecast used (``combination_``), before the normalised pooling of the
+        intervals (``intervals_.residuals_``).
     intervals_ : ConformalIntervals or QuantileIntervals
         The interval component: built on the residuals (``intervals="conformal"`` or a
         fallback), or on the quantile head (with the backtest's scores ``y - q_p`` per
@@ -573,62 +584,18 @@ default="auto"
 
     # -- parameter choice, calibration and the skill guard -------------------------------
 
-    def _candidates(self):
-        """The ``(window_length, differences)`` pairs the backtest compares."""
-        if self.window_length == "auto":
-            windows = _auto_windows(self._series)
-        else:
-            windows = [self.window_length]
-        if self.differences == "auto":
-            diffs = [0] if self._counts else [1, 0]
-        else:
-            diffs = [self.differences]
-        return [(w, d) for d in diffs for w in windows]
-
     def _select_and_calibrate(self, reg, Xd, steps_pos):
-        candidates = self._candidates()
-        auto = "auto" in (self.window_length, self.differences)
-        run = auto or self.calibration_fraction is not None or self.fallback is not None
-        results = {}
-        if run:
-            for w, d in candidates:
-                self._w, self._d = w, d
-                results[(w, d)] = self._backtest(reg, Xd, steps_pos)
-        scored = {c: r for c, r in results.items() if r is not None}
-        best = candidates[0]
-        if auto and scored:
-            # the lowest validation MAE; ties go to the earlier (simpler) candidate
-            best = min(scored, key=lambda c: (scored[c].mae(), candidates.index(c)))
-        self.window_length_, self.differences_ = best
-        self.validation_scores_ = (
-            {c: r.mae() for c, r in scored.items()} if auto else None
-        )
-        bt = scored.get(best)
-        self.skill_ = bt.skill() if bt is not None else None
-        self.fallback_ = None
-        if self.skill_ is not None:
-            sk = self.skill_
-            if self.fallback == "naive" and sk["naive_mae"] < sk["mae"]:
-                self.fallback_ = "naive"
-            elif self.fallback == "auto":
-                maes = {b: sk[f"{b}_mae"] for b in _BASELINES
-                        if np.isfinite(sk.get(f"{b}_mae", np.nan))}
-                b = min(maes, key=maes.get)
-                # the model is kept only if it is clearly better: its validation score is
-                # the best of several candidates, so it is biased low
-                if maes[b] < sk["mae"] / (1.0 - _SKILL_MARGIN):
-                    self.fallback_ = b
-            if sk["mae"] > sk["naive_mae"] or self.fallback_ is not None:
-                _warn_unskilled(sk, self.fallback_)
+        bt = _selection.select(self, reg, Xd, steps_pos)
         self.calibration_residuals_ = None
         if self.calibration_fraction is None and self._use_head():
             self.intervals_ = QuantileIntervals(self._qlevels)  # not conformalized
         if self.calibration_fraction is not None:
             res = {}
             if bt is not None:
-                res = bt.residuals(self.fallback_ or "model")
+                res = bt.residuals(self.combination_)
             self.calibration_residuals_ = res
-            self.intervals_ = ConformalIntervals().fit(res)
+            self.intervals_ = ConformalIntervals().fit(
+                _selection.interval_residuals(self, bt))
             if self._use_head():
                 self.intervals_ = QuantileIntervals(self._qlevels)
                 if self.intervals == "conformalized_quantile":
@@ -646,7 +613,7 @@ default="auto"
 
     def _use_head(self):
         """Whether the intervals come from the quantile head (not from residuals)."""
-        return self._qlevels is not None and self.fallback_ is None
+        return self._qlevels is not None and self.combination_ == {"model": 1.0}
 
     def _update(self, y, X=None, update_params=True):
         self._cur_y = update_data(self._cur_y, y)
@@ -941,9 +908,7 @@ default="auto"
 
     def _forecast_fitted(self, models, z, origins, hist, xw, max_step):
         """Scaled forecasts of the fitted forecaster: the model's, or its fallback's."""
-        if self.fallback_ is not None:
-            return _baseline_forecast(self.fallback_, z, origins, max_step, self._sp)
-        return self._forecast_scaled(models, hist, xw, max_step)
+        return _selection.combined_forecast(self, models, z, origins, hist, xw, max_step)
 
     def _models(self):
         return self.regressors_ if self.strategy == "direct" else {None: self.regressor_}
@@ -1075,62 +1040,6 @@ default="auto"
         return list(self._cur_y.index.names)
 
     # -- rolling-origin backtest -------------------------------------------------------------
-
-    def _backtest(self, reg, Xd, steps_pos):
-        """Scaled forecast errors of the model, naive and drift from rolling origins.
-
-        The last ``calibration_fraction`` of every series (less where the series is too
-        short to train on the rest) is split into ``calibration_folds`` consecutive
-        blocks; for each block a copy of the model is
-        fitted (with its own scaling) on the data before the block and forecasts from
-        every origin in the block, up to the series' end. None if no block can be
-        fitted.
-        """
-        frac = self.calibration_fraction or _VALIDATION_FRACTION
-        folds = self.calibration_folds
-        w, d = self._w, self._d
-        if self.strategy != "recursive":
-            max_step = max(self.steps_)
-        elif steps_pos:
-            max_step = max(steps_pos)
-        else:  # recursive without fh: as many steps as the calibration region spans
-            max_step = max(int(np.ceil(frac * len(s))) for s in self._series)
-        need = w + d + max(self.steps_)  # the shortest head with one training window
-        cuts = []
-        for s in self._series:
-            n = len(s)
-            # the region spans at least max_step points, so that every step gets residuals,
-            # and starts where a model can be trained (short series: a shorter region)
-            start = max(n - max(int(np.ceil(frac * n)), max_step), need)
-            m = max(n - start, 0)
-            cuts.append([start + (f * m) // folds for f in range(folds)] + [n])
-        out = _Backtest(max_step, self._sp)
-        hx = self._x_horizon(max_step)
-        for f in range(folds):
-            keep = [i for i, c in enumerate(cuts) if need <= c[f] < c[f + 1]]
-            if not keep:
-                continue
-            heads = [
-                _Series(s.key, s.times[: cuts[i][f]], s.values[: cuts[i][f]])
-                for i, s in ((i, self._series[i]) for i in keep)
-            ]
-            stats = self._scale_stats(heads, Xd)
-            models, _ = self._train(reg, heads, Xd, stats)
-            loc, scale, xloc, xscale = stats
-            for j, i in enumerate(keep):
-                s = self._series[i]
-                origins = np.arange(max(cuts[i][f] - 1, w - 1 + d), cuts[i][f + 1] - 1)
-                if origins.size == 0:
-                    continue
-                z = (s.values - loc[j]) / scale[j]
-                xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
-                hist, xw = self._gather(z, xs, origins, hx)
-                fc = self._forecast_scaled(models, hist, xw, max_step)
-                out.add(z, origins, fc)
-                if self.intervals == "conformalized_quantile":
-                    out.add_scores(z, origins, fc,
-                                   self._forecast_scaled_q(models, hist, xw, max_step))
-        return out if out.n else None
 
     def _quantile_frame(self, steps, value, i, alpha, index, qpred=None):
         """Quantile forecasts of series ``i`` at ``steps``: the point forecast plus the
@@ -1280,111 +1189,6 @@ def _conformal_quantiles(residuals, alpha):
     return out
 
 
-_BASELINES = ("naive", "seasonal_naive", "drift")
-
-
-def _baseline_forecast(kind, z, origins, max_step, sp):
-    """Forecasts ``(B, max_step)`` of a naive baseline made at ``origins`` of series ``z``.
-
-    ``"naive"`` repeats the value at the origin, ``"seasonal_naive"`` the last season
-    (NaN where the history is shorter than ``sp``), ``"drift"`` extends the line through
-    the first value and the origin's (sktime's ``NaiveForecaster`` strategies).
-    """
-    origins = np.asarray(origins, dtype=np.intp)
-    k = np.arange(1, max_step + 1)
-    last = z[origins][:, None]
-    if kind == "naive":
-        return np.repeat(last, max_step, axis=1)
-    if kind == "drift":
-        slope = np.where(origins > 0, (z[origins] - z[0]) / np.maximum(origins, 1), 0.0)
-        return last + slope[:, None] * k
-    src = origins[:, None] - sp + 1 + (k - 1) % sp
-    out = z[np.maximum(src, 0)]
-    return np.where(src >= 0, out, np.nan)
-
-
-class _Backtest:
-    """Scaled errors per step ahead of the model and of the naive baselines."""
-
-    def __init__(self, max_step, sp):
-        self.sp = sp
-        self.kinds = ("model", "naive", "drift") + (("seasonal_naive",) if sp > 1 else ())
-        self.errors = {kind: {k: [] for k in range(1, max_step + 1)} for kind in self.kinds}
-        self.q_errors = {k: [] for k in range(1, max_step + 1)}
-        self.n = 0
-
-    def add_scores(self, z, origins, fc, fq):
-        """Scores ``y - q_p`` ``(n, n_levels)`` of the head's quantile forecasts ``fq``
-        ``(B, max_step, n_levels)``, on the points where ``add`` scored ``fc``."""
-        n = len(z)
-        for k in range(1, fq.shape[1] + 1):
-            ok = origins + k <= n - 1
-            if not ok.any():
-                continue
-            truth = z[origins[ok] + k]
-            fine = np.isfinite(truth - fc[ok, k - 1])
-            self.q_errors[k].append((truth[:, None] - fq[ok, k - 1])[fine])
-
-    def scores(self):
-        """Scores ``{step: (n, n_levels)}`` of the quantile head (steps that have any)."""
-        return {k: np.concatenate(v) for k, v in self.q_errors.items()
-                if v and sum(len(a) for a in v)}
-
-    def add(self, z, origins, fc):
-        """Errors of forecasts ``fc`` (B, max_step) made at ``origins`` of scaled series ``z``."""
-        n, max_step = len(z), fc.shape[1]
-        fcs = {kind: _baseline_forecast(kind, z, origins, max_step, self.sp)
-               for kind in self.kinds if kind != "model"}
-        fcs["model"] = fc
-        for k in range(1, max_step + 1):
-            ok = origins + k <= n - 1
-            if not ok.any():
-                continue
-            truth = z[origins[ok] + k]
-            # future-X rows beyond the data give NaN; every kind is scored on the same points
-            fine = np.isfinite(truth - fc[ok, k - 1])
-            for kind, f in fcs.items():
-                self.errors[kind][k].append((truth - f[ok, k - 1])[fine])
-            self.n += int(fine.sum())
-
-    def residuals(self, kind="model"):
-        """Sorted scaled residuals ``{step: array}`` of ``kind`` (steps that have any)."""
-        return {k: np.sort(np.concatenate(v)) for k, v in self.errors[kind].items()
-                if v and sum(len(a) for a in v)}
-
-    def mae(self, kind="model"):
-        e = np.concatenate([a for v in self.errors[kind].values() for a in v])
-        return float(np.mean(np.abs(e))) if np.isfinite(e).all() else np.nan
-
-    def skill(self):
-        """MAE of the model and of each baseline, and the model's skill against them."""
-        out = {"mae": self.mae()}
-        for kind in self.kinds[1:]:
-            out[f"{kind}_mae"] = self.mae(kind)
-        for kind in self.kinds[1:]:
-            base = out[f"{kind}_mae"]
-            out[f"skill_vs_{kind}"] = (1.0 - out["mae"] / base if base > 0 else np.nan)
-        out["n_forecasts"] = self.n
-        return out
-
-
-def _warn_unskilled(skill, fallback):
-    if fallback is not None:
-        action = (f"It forecasts with the {fallback.replace('_', ' ')} baseline instead "
-                  f"(MAE {skill[fallback + '_mae']:.4g}).")
-    else:
-        action = ("Its forecasts are likely worse than repeating the last value: set "
-                  "fallback='naive' (or 'auto') to forecast with a baseline instead, or "
-                  "tune window_length, differences, scaling or the regressor.")
-    warnings.warn(
-        f"RecurrentForecaster loses to the naive forecast (the last value) on its "
-        f"time-ordered validation: MAE {skill['mae']:.4g} against "
-        f"{skill['naive_mae']:.4g} (scaled units, {skill['n_forecasts']} forecasts from "
-        f"rolling origins). {action}",
-        SkillWarning, stacklevel=6,
-    )
-
-
 class ConformalIntervals:
     """Split-conformal prediction intervals from forecast residuals per step ahead.
 
@@ -1478,83 +1282,3 @@ class QuantileIntervals:
             )
         return np.array([_conformal_quantiles(e[:, c], [p])[0]
                          for c, p in zip(cols, alpha)])
-
-
-def _seasonal_period(times):
-    """The seasonal period implied by a time index's frequency (1 if none is known)."""
-    freq = None
-    if isinstance(times, pd.PeriodIndex):
-        freq = times.freqstr
-    elif isinstance(times, pd.DatetimeIndex):
-        offset = infer_frequency(times)
-        freq = None if offset is None else offset.freqstr
-    if not freq or freq[0].isdigit():  # none, or a multiple such as "2M"
-        return 1
-    base = freq.split("-")[0]
-    if base != "B" and base.startswith("B"):
-        base = base[1:]
-    if len(base) > 1 and base[-1] in "SE":  # "MS", "ME", "QS", "QE"
-        base = base[:-1]
-    return _SEASONAL_PERIODS.get(base, 1)
-
-
-def _auto_windows(series):
-    """Candidate window lengths from the seasonal period and the shortest series."""
-    sp = _seasonal_period(series[0].times)
-    cap = max(2, min(len(s) for s in series) // 3)
-    # one season, and two when a season is short (quarterly data); without a season a
-    # short and a longer window
-    wanted = ((sp, 2 * sp) if 2 * sp <= 12 else (sp,)) if sp > 1 else (4, 10)
-    return sorted({min(w, cap) for w in wanted})
-
-
-def backtest_coverage(forecaster, y, cv, coverage=(0.8, 0.95), X=None):
-    """Empirical coverage of a forecaster's prediction intervals over a backtest.
-
-    For every split of ``cv`` a clone of ``forecaster`` is fitted on the training part
-    and its intervals at ``cv.fh`` are compared with the held-out values.
-
-    Parameters
-    ----------
-    forecaster : sktime forecaster with ``predict_interval``
-    y : pd.Series
-        The series.
-    cv : sktime splitter
-        E.g. ``ExpandingWindowSplitter(initial_window=..., step_length=..., fh=...)``.
-    coverage : sequence of float, default=(0.8, 0.95)
-        Nominal coverages.
-    X : pd.DataFrame or None, default=None
-        Exogenous data over the whole of ``y`` (and the horizon of the last split).
-
-    Returns
-    -------
-    pd.DataFrame
-        One row per nominal coverage: ``coverage`` (nominal), ``empirical`` (share of
-        held-out values inside the interval), ``mean_width`` and ``n`` (values checked).
-    """
-    from sklearn.base import clone as _clone
-
-    coverage = list(coverage)
-    hits = {c: [] for c in coverage}
-    widths = {c: [] for c in coverage}
-    for train, test in cv.split(y):
-        f = _clone(forecaster)
-        y_train, y_test = y.iloc[train], y.iloc[test]
-        X_train = X.iloc[train] if X is not None else None
-        f.fit(y_train, X=X_train, fh=cv.fh)
-        pi = f.predict_interval(X=X, coverage=coverage)
-        truth = y_test.reindex(pi.index).to_numpy()
-        for c in coverage:
-            lower = pi.xs(("lower"), level=-1, axis=1).xs(c, level=-1, axis=1).iloc[:, 0]
-            upper = pi.xs(("upper"), level=-1, axis=1).xs(c, level=-1, axis=1).iloc[:, 0]
-            ok = np.isfinite(truth)
-            lo, up = lower.to_numpy()[ok], upper.to_numpy()[ok]
-            hits[c].append((truth[ok] >= lo) & (truth[ok] <= up))
-            widths[c].append(up - lo)
-    rows = []
-    for c in coverage:
-        h = np.concatenate(hits[c]) if hits[c] else np.array([])
-        wd = np.concatenate(widths[c]) if widths[c] else np.array([])
-        rows.append({"coverage": c, "empirical": float(h.mean()) if h.size else np.nan,
-                     "mean_width": float(wd.mean()) if wd.size else np.nan, "n": h.size})
-    return pd.DataFrame(rows)

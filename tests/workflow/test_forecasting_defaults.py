@@ -15,6 +15,7 @@ from sktime.datasets import load_airline  # noqa: E402
 from sktime.split import ExpandingWindowSplitter  # noqa: E402
 
 from skrnn import GRURegressor, LSTMRegressor, SimpleRNNRegressor  # noqa: E402
+from skrnn._forecast_selection import _auto_combination, _Backtest  # noqa: E402
 from skrnn.forecasting import (  # noqa: E402
     CalibrationWarning,
     ConformalIntervals,
@@ -269,6 +270,67 @@ def test_a_skilled_model_is_kept_without_warning():
     assert f.fallback_ is None and f.skill_["skill_vs_naive"] > 0.5
 
 
+def _scored(model, naive, drift):
+    """A backtest of one step whose errors are given."""
+    bt = _Backtest(1, 1)
+    for kind, e in (("model", model), ("naive", naive), ("drift", drift)):
+        bt.errors[kind][1] = [np.asarray(e, dtype=float)]
+    return bt
+
+
+def test_auto_combination_rule():
+    rng = np.random.RandomState(0)
+    e = rng.randn(60)
+    # the model clearly better (MAE 30% below the best baseline): the model alone
+    assert _auto_combination(_scored(0.7 * e, 1.2 * e, e)) == {"model": 1.0}
+    # as good as the best baseline (drift) but with opposite errors: their average
+    # (error 0) is far better than either, so neither alone is used
+    assert _auto_combination(_scored(-e, 1.2 * e, e)) == {"model": 0.5, "drift": 0.5}
+    # 8% better than naive with the same errors: averaging gains 4%, not enough
+    assert _auto_combination(_scored(0.92 * e, e, 1.5 * e)) == {"naive": 1.0}
+    # 18% better: not the model alone (20%); the average gains 9%, short of the 15% the
+    # rule asks (a margin of 5% averaged here and lost on austa, fdeaths and uschange)
+    assert _auto_combination(_scored(0.82 * e, e, 1.5 * e)) == {"naive": 1.0}
+    # worse than naive and no help in an average: naive
+    assert _auto_combination(_scored(2 * e, e, 1.5 * e)) == {"naive": 1.0}
+    # the backtest scores any such combination: errors average with the weights
+    bt = _scored(-e, 1.2 * e, e)
+    assert bt.mae({"model": 0.5, "drift": 0.5}) == pytest.approx(0.0, abs=1e-12)
+    assert bt.mae({"model": 0.5, "naive": 0.5}) == pytest.approx(0.1 * np.abs(e).mean())
+
+
+def test_combined_forecast_averages_the_model_and_the_baseline(monkeypatch):
+    # the forecast, in-sample values and intervals of a combination: the plumbing, with
+    # the rule's choice forced
+    from skrnn import _forecast_selection
+
+    y = _monthly(50 + np.cumsum(np.random.RandomState(1).randn(60)) + 0.3 * np.arange(60))
+    kw = dict(regressor=_tiny(), window_length=6, differences=1)
+    fh = [1, 2, 3]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = RecurrentForecaster(fallback=None, **kw).fit(y, fh=fh)
+        monkeypatch.setattr(_forecast_selection, "_auto_combination",
+                            lambda bt: {"model": 0.5, "drift": 0.5})
+        with pytest.warns(SkillWarning, match="average of the model and the drift baseline"):
+            mixed = RecurrentForecaster(**kw).fit(y, fh=fh)
+    assert mixed.combination_ == {"model": 0.5, "drift": 0.5} and mixed.fallback_ is None
+    assert alone.combination_ == {"model": 1.0}
+    v = y.to_numpy()
+    drift = v[-1] + (v[-1] - v[0]) / (len(v) - 1) * np.arange(1, 4)
+    np.testing.assert_allclose(mixed.predict().to_numpy(),
+                               0.5 * alone.predict().to_numpy() + 0.5 * drift)
+    ins_alone = alone.predict(fh=[-1, 0]).to_numpy()
+    prev = v[-3:-1]
+    ins_drift = prev + (prev - v[0]) / (np.arange(len(v) - 3, len(v) - 1))
+    np.testing.assert_allclose(mixed.predict(fh=[-1, 0]).to_numpy(),
+                               0.5 * ins_alone + 0.5 * ins_drift)
+    # intervals from the combination's own backtest errors, recorded in skill_
+    assert mixed.skill_["combination_mae"] == pytest.approx(
+        float(np.mean(np.abs(np.concatenate(list(mixed.calibration_residuals_.values()))))))
+    assert mixed.skill_["combination_mae"] != pytest.approx(mixed.skill_["mae"])
+
+
 # -- intervals: rolling origins, minimum size, coverage ----------------------------------------
 
 
@@ -282,8 +344,29 @@ def test_rolling_origins_give_every_step_its_residuals():
     # origins 29..58 over three refits (cuts at 30, 40, 50): step k from 30 - (k - 1)
     assert {k: len(v) for k, v in f.calibration_residuals_.items()} == {
         k: 30 - (k - 1) for k in range(1, 7)}
-    with pytest.warns(CalibrationWarning, match="Only 25 calibration residuals for step 6"):
-        f.predict_interval(coverage=0.95)
+    # the intervals pool the steps' residuals, each divided by its step's MAE, and give
+    # step k the pool times its own MAE: a 95% bound needs 39 residuals, which no step
+    # has alone but the pool (165) has
+    own = f.calibration_residuals_
+    pooled = f.intervals_.residuals_
+    shape = {k: np.sort(pooled[k] / np.abs(own[k]).mean()) for k in own}
+    for k in range(2, 7):
+        assert len(pooled[k]) == sum(len(v) for v in own.values())
+        np.testing.assert_allclose(shape[k], shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
+        pi = f.predict_interval(coverage=0.95)
+    width = (pi.iloc[:, 1] - pi.iloc[:, 0]).to_numpy()
+    mae = np.array([np.abs(own[k]).mean() for k in range(1, 7)])
+    np.testing.assert_allclose(width / width[0], mae / mae[0])
+    # one fold (the single holdout of earlier versions): each step's own residuals
+    g = RecurrentForecaster(_tiny(), window_length=6, differences=1, fallback=None,
+                            calibration_fraction=0.5, calibration_folds=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        g.fit(y, fh=list(range(1, 7)))
+    assert all(np.array_equal(g.intervals_.residuals_[k], v)
+               for k, v in g.calibration_residuals_.items())
 
 
 def test_short_series_calibrate_every_step():
@@ -303,8 +386,16 @@ def test_too_few_calibration_residuals_warn():
     f = RecurrentForecaster(_tiny(), window_length=6, differences=1, fallback=None)
     with pytest.warns(CalibrationWarning, match=r"fewer than 20 .*\{1: 18, 2: 17"):
         f.fit(y, fh=list(range(1, 7)))
-    with pytest.warns(CalibrationWarning, match="Only 13 calibration residuals for step 6"):
+    # pooled over the steps (93 residuals) the 95% bounds exist; 80% ones need 9 per step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CalibrationWarning)
         f.predict_interval(coverage=0.95)
+    g = RecurrentForecaster(_tiny(), window_length=6, differences=1, fallback=None,
+                            calibration_folds=1)
+    with pytest.warns(CalibrationWarning, match=r"fewer than 20"):
+        g.fit(y, fh=list(range(1, 7)))
+    with pytest.warns(CalibrationWarning, match="calibration residuals for step 6"):
+        g.predict_interval(coverage=0.95)
 
 
 def test_conformal_intervals_component():
