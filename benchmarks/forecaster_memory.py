@@ -3,9 +3,10 @@
 Builds a daily panel of ``--series`` series of ``--length`` days (a weekly cycle plus
 noise, one known-future exogenous column) and fits one global ``GRURegressor`` with a
 fixed window, no backtest (``calibration_fraction=None``, ``fallback=None``), so the
-fit is the final model's only. Reports the fit's wall time and the peak of Python's
-traced allocations during it (``tracemalloc``: NumPy's buffers included), and the
-forecasts' checksum, so that two versions of skrnn can be compared on the same data::
+fit is the final model's only. Reports the fit's wall and CPU time (without tracing),
+then the peak of Python's traced allocations during a second, traced fit
+(``tracemalloc``: NumPy's buffers included), and the forecasts' checksum, so that two
+versions of skrnn can be compared on the same data::
 
     PYTHONPATH=/path/to/old python benchmarks/forecaster_memory.py
     PYTHONPATH=$PWD python benchmarks/forecaster_memory.py
@@ -60,10 +61,11 @@ def main(argv=None):
     fh = list(range(1, args.horizon + 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        tracemalloc.start()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         f.fit(y, X=X_fit, fh=fh)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        tracemalloc.start()
+        f.fit(y, X=X_fit, fh=fh)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         pred = f.predict(X=X_all).to_numpy()
@@ -71,7 +73,7 @@ def main(argv=None):
     print(f"skrnn from {skrnn.__file__}")
     print(f"{args.series} series x {args.length} days, window {args.window}, "
           f"{args.strategy} h={args.horizon}, 1 exog column: "
-          f"{f.n_training_windows_} windows; fit {seconds:.2f} s, "
+          f"{f.n_training_windows_} windows; fit {seconds:.2f} s ({cpu:.2f} s CPU), "
           f"peak traced {peak / 2**20:.1f} MiB; forecasts sha256 {digest}")
 
 
