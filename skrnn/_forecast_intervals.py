@@ -43,6 +43,30 @@ def _conformal_quantiles(residuals, alpha):
     return out
 
 
+def _calibration_sample(samples, step, alpha, noun, calibration_fraction):
+    """The calibration sample of ``step`` ahead (a clear error when there is none),
+    with a :class:`CalibrationWarning` when it is too small for the levels ``alpha``."""
+    e = samples.get(int(step))
+    if e is None or len(e) == 0:
+        raise ValueError(
+            f"No calibration {noun} for step {step}: the calibration region "
+            f"(calibration_fraction={calibration_fraction}) is too short for that "
+            "step ahead. Raise calibration_fraction or use longer series."
+        )
+    n = len(e)
+    # the conformal rank of a level p exists only for n >= p / (1 - p)
+    short = [p for p in alpha if max(p, 1 - p) > n / (n + 1)]
+    if short:
+        need = int(np.ceil(max(max(p, 1 - p) / (1 - max(p, 1 - p)) for p in short)))
+        warnings.warn(
+            f"Only {n} calibration {noun} for step {step}: the levels {sorted(short)} "
+            f"need at least {need}; they are clipped to the extreme value and may not "
+            "hold their coverage.",
+            CalibrationWarning, stacklevel=8,
+        )
+    return e
+
+
 class ConformalIntervals:
     """Split-conformal prediction intervals from forecast residuals per step ahead.
 
@@ -65,25 +89,8 @@ class ConformalIntervals:
 
     def offsets(self, step, alpha, calibration_fraction=None):
         """Quantiles at probabilities ``alpha`` of the residuals of ``step`` ahead."""
-        e = self.residuals_.get(int(step))
-        if e is None or len(e) == 0:
-            raise ValueError(
-                f"No calibration residuals for step {step}: the calibration region "
-                f"(calibration_fraction={calibration_fraction}) is too short for that "
-                "step ahead. Raise calibration_fraction or use longer series."
-            )
-        n = len(e)
-        # the conformal rank of a level p exists only for n >= p / (1 - p)
-        short = [p for p in alpha if max(p, 1 - p) > n / (n + 1)]
-        if short:
-            warnings.warn(
-                f"Only {n} calibration residuals for step {step}: the quantiles "
-                f"{sorted(short)} need at least "
-                f"{int(np.ceil(max(max(p, 1 - p) / (1 - max(p, 1 - p)) for p in short)))}; "
-                "they are clipped to the extreme residual and may not hold their "
-                "coverage.",
-                CalibrationWarning, stacklevel=7,
-            )
+        e = _calibration_sample(self.residuals_, step, alpha, "residuals",
+                                calibration_fraction)
         return _conformal_quantiles(e, alpha)
 
     def quantiles(self, steps, alpha, point, loc, scale, calibration_fraction=None,
@@ -151,23 +158,8 @@ class QuantileIntervals:
         alpha = np.asarray(alpha, dtype=float)
         if self.scores_ is None:
             return np.zeros(len(alpha))
-        e = self.scores_.get(int(step))
-        if e is None or len(e) == 0:
-            raise ValueError(
-                f"No calibration scores for step {step}: the calibration region "
-                f"(calibration_fraction={calibration_fraction}) is too short for that "
-                "step ahead. Raise calibration_fraction or use longer series."
-            )
+        e = _calibration_sample(self.scores_, step, alpha, "scores", calibration_fraction)
         cols = np.abs(alpha[:, None] - self.levels[None, :]).argmin(axis=1)
-        n = len(e)
-        short = [p for p in alpha if max(p, 1 - p) > n / (n + 1)]
-        if short:
-            warnings.warn(
-                f"Only {n} calibration scores for step {step}: the levels "
-                f"{sorted(short)} are clipped to the extreme score and may not hold "
-                "their coverage.",
-                CalibrationWarning, stacklevel=7,
-            )
         return np.array([_conformal_quantiles(e[:, c], [p])[0]
                          for c, p in zip(cols, alpha)])
 
