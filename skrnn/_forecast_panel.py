@@ -12,10 +12,14 @@ Frequencies come from :func:`skrnn._panel.infer_frequency`, the scaling statisti
 
 import numpy as np
 import pandas as pd
-from sktime.forecasting.base import ForecastingHorizon
 
+from skrnn._optional import require
 from skrnn._panel import infer_frequency
 from skrnn.scaling import pooled_scales
+
+require("sktime", by="skrnn.forecasting")
+
+from sktime.forecasting.base import ForecastingHorizon  # noqa: E402
 
 
 class _Series:
