@@ -1,7 +1,7 @@
 """sktime forecasters built on skrnn's recurrent regressors.
 
 :class:`RecurrentForecaster` is a native sktime ``BaseForecaster``: it cuts each series
-into windows itself (never across series boundaries), scales each series on its training
+into windows (never across series boundaries), scales each series on its training
 data, trains one recurrent regressor (or one per step) with a recursive, direct,
 multi-output or sequence-to-sequence strategy, and gives conformal prediction intervals
 from forecast residuals at rolling origins over the end of the training series, or
