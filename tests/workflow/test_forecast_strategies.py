@@ -104,3 +104,30 @@ def test_interval_components_give_quantiles_of_one_series():
     np.testing.assert_allclose(out[1], [7.0, 3.0])  # uncalibrated: the head's own band
     with pytest.raises(ValueError, match="asked for \\[0.3\\]"):
         head.columns([0.3], "quantile")
+
+
+class _SeenGRU(GRURegressor):
+    seen = []
+
+    def fit(self, X, y, sample_weight=None):
+        _SeenGRU.seen.append(X)
+        return super().fit(X, y, sample_weight)
+
+
+def test_the_forecaster_fits_its_global_model_on_windows_as_views():
+    import pandas as pd
+
+    from skrnn.forecasting import RecurrentForecaster
+
+    idx = pd.MultiIndex.from_product([["a", "b", "c"], pd.RangeIndex(40)],
+                                     names=["unit", "time"])
+    rng = np.random.default_rng(0)
+    y = pd.DataFrame({"y": np.cumsum(rng.normal(size=120))}, index=idx)
+    _SeenGRU.seen.clear()
+    f = RecurrentForecaster(_SeenGRU(units=2, max_iter=1, random_state=0), window_length=6,
+                            strategy="multioutput", differences=0, calibration_fraction=None,
+                            fallback=None).fit(y, fh=[1, 2])
+    (X,) = _SeenGRU.seen
+    assert isinstance(X, PanelWindows) and X.level == "last"  # scaling="auto"
+    assert len(X) == f.n_training_windows_ == 3 * (40 - 6 - 2 + 1)
+    assert X.values.shape == (3 * (40 - 2), 1)  # the rows the windows read, not windows x 6
