@@ -1,7 +1,7 @@
 """sktime forecasters built on skrnn's recurrent regressors.
 
 :class:`RecurrentForecaster` is a native sktime ``BaseForecaster``: it cuts each series
-into windows itself (never across series boundaries), scales each series on its training
+into windows (never across series boundaries), scales each series on its training
 data, trains one recurrent regressor (or one per step) with a recursive, direct,
 multi-output or sequence-to-sequence strategy, and gives conformal prediction intervals
 from forecast residuals at rolling origins over the end of the training series, or
@@ -11,7 +11,15 @@ rolling-origin backtest chooses ``window_length="auto"`` / ``differences="auto"`
 measures the model against the naive, drift and seasonal-naive forecasts (the skill
 guard), which can forecast instead of a model that loses to them (``fallback``).
 
-This is the only skrnn module that imports sktime; ``import skrnn`` does not.
+The forecaster is a thin sktime face over small private modules: the multi-step
+strategies are objects (``skrnn/_forecast_strategies.py``: windows, targets, models and
+forecasts of each), the interval components live in ``skrnn/_forecast_intervals.py``,
+the series bookkeeping (panels, horizons, exogenous rows, output frames) in
+``skrnn/_forecast_panel.py``; scaling and windows come from the shared core
+(``skrnn/scaling.py``, ``skrnn/windows.py``). See docs/architecture.md.
+
+This and ``_forecast_panel.py`` are the only skrnn modules that import sktime;
+``import skrnn`` does not.
 """
 
 import warnings
@@ -22,19 +30,26 @@ import pandas as pd
 from sklearn.base import clone
 
 from skrnn import _forecast_selection as _selection
+from skrnn._forecast_intervals import (
+    CalibrationWarning,
+    ConformalIntervals,
+    QuantileIntervals,
+    _conformal_quantiles,  # noqa: F401  (its home before; tests import it from here)
+)
 from skrnn._forecast_selection import (
     SkillWarning,
     _seasonal_period,
     backtest_coverage,
 )
+from skrnn._forecast_strategies import POINT, QUANTILES, STRATEGIES, make_strategy
 from skrnn._optional import require
-from skrnn._panel import infer_frequency
 
 require("sktime", by="skrnn.forecasting")
 
 from sktime.datatypes import update_data
-from sktime.forecasting.base import BaseForecaster, ForecastingHorizon
+from sktime.forecasting.base import BaseForecaster
 
+from skrnn import _forecast_panel as panel
 from skrnn.recurrent import (
     BaseRecurrentRegressor,
     GRURegressor,
@@ -42,6 +57,7 @@ from skrnn.recurrent import (
     SimpleRNNRegressor,
     _check_levels,
 )
+from skrnn.scaling import series_scales
 
 __all__ = [
     "CalibrationWarning",
@@ -53,7 +69,7 @@ __all__ = [
 ]
 
 _CELLS = {"lstm": LSTMRegressor, "gru": GRURegressor, "rnn": SimpleRNNRegressor}
-_STRATEGIES = ("recursive", "direct", "multioutput", "seq2seq")
+_STRATEGIES = tuple(STRATEGIES)
 _INTERVALS = ("conformal", "quantile", "conformalized_quantile")
 # quantile_levels=None: the levels that predict_interval's 80% and 95% coverages need
 _DEFAULT_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
@@ -63,77 +79,6 @@ _WINDOW_SCALINGS = ("window_last", "window_mean")
 _AUTO_SCALING = "window_last"
 # residuals per step ahead below which fit warns that the intervals rest on too few
 MIN_CALIBRATION_SIZE = 20
-
-
-class CalibrationWarning(UserWarning):
-    """Too few calibration residuals for reliable prediction intervals."""
-
-
-class _Series:
-    """One univariate series: its key in the panel (None for a lone series), times, values."""
-
-    __slots__ = ("key", "times", "values")
-
-    def __init__(self, key, times, values):
-        self.key, self.times, self.values = key, times, values
-
-    def __len__(self):
-        return len(self.values)
-
-
-def _split_y(y):
-    """The series of a ``pd.Series`` or of a univariate (hierarchical) multi-index frame."""
-    s = y.iloc[:, 0] if isinstance(y, pd.DataFrame) else y
-    if not isinstance(s.index, pd.MultiIndex):
-        return [_Series(None, s.index, s.to_numpy(dtype=np.float64))]
-    out = []
-    levels = list(range(s.index.nlevels - 1))
-    for key, part in s.groupby(level=levels, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        times = part.index.get_level_values(-1)
-        values = part.to_numpy(dtype=np.float64)
-        if not times.is_monotonic_increasing:
-            order = np.argsort(times, kind="stable")
-            times, values = times[order], values[order]
-        out.append(_Series(key, times, values))
-    return out
-
-
-def _split_X(X):
-    """Exogenous frame per series key (``None`` key for a lone series)."""
-    if X is None:
-        return None
-    X = X.astype(np.float64)
-    if not isinstance(X.index, pd.MultiIndex):
-        return {None: X}
-    levels = list(range(X.index.nlevels - 1))
-    out = {}
-    for key, part in X.groupby(level=levels, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        out[key] = part.droplevel(levels)
-    return out
-
-
-def _cutoff_index(times):
-    """The last time of a series as a length-1 index (what sktime's fh arithmetic takes)."""
-    return times[-1:]
-
-
-def _with_freq(fh, times):
-    """``fh`` with a frequency for datetime arithmetic, inferred from ``times`` if missing.
-
-    Time levels of a multi-index carry no ``freq``, so sktime's horizon may have none.
-    """
-    if fh.freq is not None or not isinstance(times, pd.DatetimeIndex):
-        return fh
-    freq = infer_frequency(times)
-    if freq is None:
-        raise ValueError(
-            "Cannot infer the frequency of a series with a DatetimeIndex (irregular or "
-            "fewer than 3 time points); forecasting needs regular time steps. Resample "
-            "the series or use a PeriodIndex."
-        )
-    return ForecastingHorizon(fh.to_pandas(), is_relative=fh.is_relative, freq=freq)
 
 
 class RecurrentForecaster(BaseForecaster):
@@ -410,7 +355,8 @@ default="auto"
         self._X = None
 
         tags = {}
-        if strategy == "recursive":
+        if isinstance(strategy, str) and not getattr(
+                STRATEGIES.get(strategy), "requires_fh", True):
             tags["requires-fh-in-fit"] = False
         if pooling == "local":
             tags["y_inner_mtype"] = "pd.Series"
@@ -547,7 +493,7 @@ default="auto"
         self._check_params()
         self._cur_y = y
         self._cur_X = X
-        self._series = _split_y(y)
+        self._series = panel.split_y(y)
         reg = self._make_regressor()
         self._mode = self._scaling_mode(reg)
         self._counts = reg.loss == "poisson"
@@ -556,9 +502,9 @@ default="auto"
         self._x_columns = list(X.columns) if X is not None else []
         self._sp = _seasonal_period(self._series[0].times)
 
-        steps_pos, any_insample = self._fh_steps(fh)
+        steps_pos, any_insample = panel.fh_steps(fh, self._series, self.cutoff)
         self._plan_steps(steps_pos, any_insample)
-        Xd = _split_X(X)
+        Xd = panel.split_X(X)
 
         if calibrate:
             # the rolling-origin backtest: chooses the auto parameters, calibrates the
@@ -569,7 +515,7 @@ default="auto"
         stats = self._scale_stats(self._series, Xd)
         self._loc, self._scale, self._xloc, self._xscale = stats
         models, n_windows = self._train(reg, self._series, Xd, stats)
-        if self.strategy == "direct":
+        if self._plan().per_step:
             self.regressors_ = models
         else:
             self.regressor_ = models[None]
@@ -622,7 +568,7 @@ default="auto"
         if update_params:
             # refit on everything seen so far; the calibration residuals of fit are kept
             return self._fit_models(self._cur_y, self._cur_X, self._fh, calibrate=False)
-        self._series = _split_y(self._cur_y)
+        self._series = panel.split_y(self._cur_y)
         return self
 
     def _predict(self, fh, X):
@@ -635,283 +581,67 @@ default="auto"
 
     # -- horizon bookkeeping ----------------------------------------------------------
 
-    def _series_steps(self, fh, series):
-        """Relative steps (ints) and absolute times of ``fh`` for one series."""
-        if series.key is None:
-            cut = self.cutoff
-        else:  # each series of a panel forecasts from its own end, as sktime's loops do
-            cut = _cutoff_index(series.times)
-            fh = _with_freq(fh, series.times)
-        steps = np.asarray(fh.to_relative(cut).to_pandas(), dtype=np.int64)
-        if fh.is_relative:
-            times = fh.to_absolute_index(cut)
-        else:
-            times = fh.to_pandas()
-        return steps, times
-
-    def _fh_steps(self, fh):
-        """Positive steps over all series (sorted) and whether any step is in-sample."""
-        if fh is None:
-            return [], False
-        steps = set()
-        for s in self._series:
-            steps.update(int(k) for k in self._series_steps(fh, s)[0])
-        pos = sorted(k for k in steps if k > 0)
-        return pos, any(k <= 0 for k in steps)
-
     def _plan_steps(self, steps_pos, any_insample):
-        if self.strategy == "recursive":
-            self.steps_ = [1]
-        elif self.strategy == "direct":
-            self.steps_ = sorted(set(steps_pos) | ({1} if any_insample or not steps_pos
-                                                   else set()))
-        else:
-            self.steps_ = list(range(1, max(steps_pos, default=1) + 1))
+        self.steps_ = STRATEGIES[self.strategy].plan_steps(steps_pos, any_insample)
+
+    def _plan(self):
+        """The strategy object (``skrnn/_forecast_strategies.py``) of the current
+        window length and differencing: windows, targets, models and forecasts."""
+        return make_strategy(self.strategy, window=self._w, differences=self._d,
+                             scaling=self._mode, exog=self.exog, has_X=self._has_X,
+                             steps=self.steps_)
 
     def _x_horizon(self, max_step):
         """How many future rows of X a forecast up to ``max_step`` reads."""
-        if not self._has_X:
-            return 0
-        if self.strategy == "recursive":
-            return max_step if self.exog == "future" else max_step - 1
-        return max(self.steps_) if self.exog == "future" else 0
+        return self._plan().x_horizon(max_step)
 
     # -- scaling ------------------------------------------------------------------------
 
     def _scale_stats(self, series, Xd):
-        loc = np.zeros(len(series))
-        scale = np.ones(len(series))
-        for i, s in enumerate(series):
-            v = s.values
-            if self._mode == "standard":
-                loc[i] = v.mean()
-                sd = v.std()
-                scale[i] = sd if sd > 1e-12 * max(1.0, abs(loc[i])) else 1.0
-            elif self._mode == "mean":
-                m = np.abs(v).mean()
-                scale[i] = m if m > 1e-12 else 1.0
-            elif self._mode in _WINDOW_SCALINGS:
-                # each window is taken relative to its own level, so the series' scale
-                # is that of its changes: a trend does not inflate it
-                loc[i] = v.mean()
-                sd = np.diff(v).std() if len(v) > 2 else 0.0
-                if not sd > 1e-12 * max(1.0, abs(loc[i])):
-                    sd = v.std()
-                scale[i] = sd if sd > 1e-12 * max(1.0, abs(loc[i])) else 1.0
+        """Per-series ``loc``, ``scale`` of ``y`` and pooled ``xloc``, ``xscale`` of X."""
+        loc, scale = series_scales([s.values for s in series], self._mode)
         xloc = xscale = None
         if Xd is not None and self._mode != "none":
-            rows = []
-            for s in series:
-                if s.key in Xd:
-                    rows.append(Xd[s.key].reindex(
-                        columns=self._x_columns).reindex(s.times).to_numpy())
-            allx = np.concatenate(rows)
-            xloc = np.nanmean(allx, axis=0)
-            xsd = np.nanstd(allx, axis=0)
-            xscale = np.where(xsd > 1e-12 * np.maximum(1.0, np.abs(xloc)), xsd, 1.0)
+            xloc, xscale = panel.x_scales(series, Xd, self._x_columns)
         return loc, scale, xloc, xscale
-
-    def _scaled_X(self, Xd, s, times, xloc, xscale):
-        """Scaled exogenous values of series ``s`` at ``times`` (NaN where missing)."""
-        if Xd is None:
-            return np.zeros((len(times), 0))
-        frame = Xd.get(s.key)
-        if frame is None:
-            return np.full((len(times), len(self._x_columns)), np.nan)
-        xs = frame.reindex(columns=self._x_columns).reindex(times).to_numpy(np.float64)
-        if xloc is not None:
-            xs = (xs - xloc) / xscale
-        return xs
 
     # -- windows ---------------------------------------------------------------------
 
-    def _inputs(self, hist, xs, K):
-        """Input sequences ``(B, w, F)`` from history ``(B, w + d)`` and X ``(B, w + Hx, nx)``.
-
-        Step ``j`` of the window (time ``s``) holds the (differenced) scaled value and,
-        with exog="future", X at ``s + k`` for every ``k`` in ``K``; with exog="past",
-        X at ``s``.
-        """
-        w, d = self._w, self._d
-        if d:
-            u = np.diff(hist, axis=1)  # changes: the same whatever level is subtracted
-        elif self._mode in _WINDOW_SCALINGS:
-            # relative to the window's level; seq2seq's steps each learn from their own
-            # level, which must not see later steps: its inputs are relative to the first
-            u = hist - (hist[:, :1] if self.strategy == "seq2seq" else self._ref(hist)[:, None])
-        else:
-            u = hist
-        parts = [u[:, :, None]]
-        if xs is not None and xs.shape[2]:
-            if self.exog == "future":
-                parts.extend(xs[:, k : k + w] for k in K)
-            else:
-                parts.append(xs[:, :w])
-        return np.concatenate(parts, axis=2)
-
-    def _ref(self, hist):
-        """The level ``(B,)`` that a window's targets are relative to (0: none).
-
-        The window's last value (``differences=1`` or ``scaling="window_last"``) or its
-        mean (``"window_mean"``), in scaled units; forecasts add it back.
-        """
-        if self._mode == "window_mean":
-            return hist[:, -self._w:].mean(axis=1)
-        if self._d or self._mode == "window_last":
-            return hist[:, -1]
-        return np.zeros(hist.shape[0])
-
-    def _relative(self):
-        return bool(self._d) or self._mode in _WINDOW_SCALINGS
-
     def _known_X_rows(self, Xd, s, xloc, xscale, hx):
-        """Scaled X of series ``s`` at its own times, then ``hx`` rows of NaN.
-
-        Beyond the data no X is known: a forecast that needs those rows comes out
-        NaN (training windows stop short of them; calibration drops such residuals).
-        """
-        xs = self._scaled_X(Xd, s, s.times, xloc, xscale)
-        return np.concatenate([xs, np.full((hx, xs.shape[1]), np.nan)])
+        """Scaled X of series ``s`` at its own times, then ``hx`` rows of NaN."""
+        return panel.known_X_rows(Xd, s, self._x_columns, xloc, xscale, hx)
 
     def _gather(self, z, xs, origins, hx):
         """History ``(B, w + d)`` and X rows ``(B, w + hx, nx)`` of windows ending at ``origins``.
         """
-        w, d = self._w, self._d
-        origins = np.asarray(origins, dtype=np.intp)
-        hist = z[origins[:, None] + np.arange(-w + 1 - d, 1)]
-        xw = xs[origins[:, None] + np.arange(-w + 1, 1 + hx)]
-        return hist, xw
-
-    def _training_set(self, series, Xd, stats, K):
-        """Windows of every series for a model predicting steps ``K``, in time order."""
-        loc, scale, xloc, xscale = stats
-        w, d = self._w, self._d
-        H = max(K)
-        hx = H if (self._has_X and self.exog == "future") else 0
-        Xs, Ys, order = [], [], []
-        for i, s in enumerate(series):
-            n = len(s)
-            origins = np.arange(w - 1 + d, n - H)
-            if origins.size == 0:
-                continue
-            z = (s.values - loc[i]) / scale[i]
-            xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
-            hist, xw = self._gather(z, xs, origins, hx)
-            Xs.append(self._inputs(hist, xw, K))
-            if self.strategy == "seq2seq":
-                steps_t = origins[:, None] + np.arange(-w + 1, 1)  # (B, w) step times
-                Y = z[steps_t[:, :, None] + np.asarray(K)]  # (B, w, H)
-                if self._mode == "window_mean":  # each step's level: the mean so far
-                    zt = z[steps_t]
-                    Y = Y - (np.cumsum(zt, axis=1) / np.arange(1, w + 1))[:, :, None]
-                elif self._relative():
-                    Y = Y - z[steps_t][:, :, None]
-            else:
-                Y = z[origins[:, None] + np.asarray(K)]
-                if self._relative():
-                    Y = Y - self._ref(hist)[:, None]
-            Ys.append(Y)
-            order.append(origins - (n - 1))
-        if not Xs:
-            lengths = sorted({len(s) for s in series})
-            raise ValueError(
-                f"No training window fits in the series (lengths {lengths[:5]}): a window "
-                f"needs window_length + differences + max step = {w} + {d} + {H} = "
-                f"{w + d + H} points. Use a shorter window_length or horizon, or longer "
-                "series."
-            )
-        Xa, Ya = np.concatenate(Xs), np.concatenate(Ys)
-        if np.isnan(Xa).any():
-            raise ValueError("X has missing values at training times; impute them first.")
-        idx = np.argsort(np.concatenate(order), kind="stable")  # time order, all series
-        return Xa[idx], Ya[idx]
+        return self._plan().gather(z, xs, origins, hx)
 
     def _train(self, reg, series, Xd, stats):
         """Fitted model(s) keyed by step (direct) or ``None``, and windows per model."""
-        if self.strategy == "direct":
-            models = {}
-            for k in self.steps_:
-                Xa, Ya = self._training_set(series, Xd, stats, [k])
-                models[k] = clone(reg).fit(Xa, Ya[:, 0])
-            return models, len(Xa)
-        K = self.steps_
-        Xa, Ya = self._training_set(series, Xd, stats, K)
-        if self.strategy == "recursive":
-            Ya = Ya[:, 0]
-        return {None: clone(reg).fit(Xa, Ya)}, len(Xa)
+        loc, scale, xloc, xscale = stats
+        zs = [(s.values - loc[i]) / scale[i] for i, s in enumerate(series)]
+
+        def x_rows(i, hx):
+            return self._known_X_rows(Xd, series[i], xloc, xscale, hx)
+
+        return self._plan().fit(reg, zs, x_rows)
 
     # -- forecasting ----------------------------------------------------------------
 
     def _forecast_scaled(self, models, hist, xw, max_step):
         """Scaled forecasts ``(B, max_step)`` of the steps ``1..max_step`` (NaN if not modelled)."""
-        B = hist.shape[0]
-        out = np.full((B, max_step), np.nan)
-        if B == 0:
-            return out
-        if self.strategy == "recursive":
-            model = models[None]
-            traj = hist.copy()
-            for h in range(1, max_step + 1):
-                window = traj[:, -hist.shape[1]:]
-                pred = _predict_rows(model, self._inputs(window, xw[:, h - 1 :], [1]))[:, 0]
-                nxt = pred + self._ref(window) if self._relative() else pred
-                out[:, h - 1] = nxt
-                traj = np.concatenate([traj, nxt[:, None]], axis=1)
-            return out
-        if self.strategy == "direct":
-            for k, model in models.items():
-                if k <= max_step:
-                    pred = _predict_rows(model, self._inputs(hist, xw, [k]))[:, 0]
-                    out[:, k - 1] = pred + self._ref(hist) if self._relative() else pred
-            return out
-        model = models[None]
-        pred = _predict_rows(model, self._inputs(hist, xw, self.steps_))
-        if self._relative():
-            pred = pred + self._ref(hist)[:, None]
-        m = min(max_step, pred.shape[1])
-        out[:, :m] = pred[:, :m]
-        return out
+        return self._plan().forecast(models, hist, xw, max_step, POINT)
 
     def _forecast_scaled_q(self, models, hist, xw, max_step):
-        """Scaled quantile forecasts ``(B, max_step, n_levels)`` of the quantile head.
-
-        The head predicts relative to the window's level like the point forecast, so
-        the same level is added back. Recursive forecasts follow the median path and
-        take, at each step, the head's one-step quantiles from the window reached.
-        """
-        B = hist.shape[0]
-        out = np.full((B, max_step, len(self._qlevels)), np.nan)
-        if B == 0:
-            return out
-        if self.strategy == "recursive":
-            model = models[None]
-            traj = hist.copy()
-            for h in range(1, max_step + 1):
-                window = traj[:, -hist.shape[1]:]
-                inputs = self._inputs(window, xw[:, h - 1 :], [1])
-                ref = self._ref(window) if self._relative() else np.zeros(B)
-                out[:, h - 1] = _predict_quantile_rows(model, inputs)[:, 0] + ref[:, None]
-                pred = _predict_rows(model, inputs)[:, 0]
-                traj = np.concatenate([traj, (pred + ref)[:, None]], axis=1)
-            return out
-        ref = self._ref(hist) if self._relative() else np.zeros(B)
-        if self.strategy == "direct":
-            for k, model in models.items():
-                if k <= max_step:
-                    q = _predict_quantile_rows(model, self._inputs(hist, xw, [k]))[:, 0]
-                    out[:, k - 1] = q + ref[:, None]
-            return out
-        q = _predict_quantile_rows(models[None], self._inputs(hist, xw, self.steps_))
-        m = min(max_step, q.shape[1])
-        out[:, :m] = q[:, :m] + ref[:, None, None]
-        return out
+        """Scaled quantile forecasts ``(B, max_step, n_levels)`` of the quantile head."""
+        return self._plan().forecast(models, hist, xw, max_step, QUANTILES)
 
     def _forecast_fitted(self, models, z, origins, hist, xw, max_step):
         """Scaled forecasts of the fitted forecaster: the model's, or its fallback's."""
         return _selection.combined_forecast(self, models, z, origins, hist, xw, max_step)
 
     def _models(self):
-        return self.regressors_ if self.strategy == "direct" else {None: self.regressor_}
+        return self.regressors_ if self._plan().per_step else {None: self.regressor_}
 
     def _check_future_X(self, xw, needed):
         if needed and np.isnan(xw).any():
@@ -929,11 +659,11 @@ default="auto"
         """Point forecasts (and quantiles) at ``fh`` for every series, as sktime frames."""
         w, d = self._w, self._d
         series = self._series
-        Xd = _split_X(self._pool_X(X)) if self._has_X else None
+        Xd = panel.split_X(panel.pool_X(X, self._cur_X)) if self._has_X else None
         models = self._models()
         per_series = []
         for i, s in enumerate(series):
-            steps, times = self._series_steps(fh, s)
+            steps, times = panel.series_steps(fh, s, self.cutoff)
             n = len(s)
             z = (s.values - self._loc[i]) / self._scale[i]
             pos_max = int(max(steps.max(), 0))
@@ -974,124 +704,55 @@ default="auto"
                 pred[ins] = vals
             per_series.append((steps, times, pred, qpred))
 
-        name = self._y_name()
+        y = self._cur_y
+        name = y.columns[0] if isinstance(y, pd.DataFrame) else y.name
         frames, qframes = [], []
         for i, (s, (steps, times, pred, qpred)) in enumerate(zip(series, per_series)):
-            index = pd.Index(times)
-            if s.key is not None:
-                index = pd.MultiIndex.from_tuples(
-                    [(*s.key, t) for t in times], names=self._index_names()
-                )
+            index = panel.series_index(s, times, list(y.index.names))
             value = pred * self._scale[i] + self._loc[i]
             frames.append(pd.Series(value, index=index, name=name))
             if alpha is not None:
                 qframes.append(self._quantile_frame(steps, value, i, alpha, index, qpred))
-        point = pd.concat(frames) if len(frames) > 1 else frames[0]
-        if series[0].key is not None:
-            point = point.to_frame()
-        quantiles = None
-        if alpha is not None:
-            quantiles = pd.concat(qframes) if len(qframes) > 1 else qframes[0]
-        return point, quantiles
+        return panel.join_frames(series, frames, qframes)
 
     def _check_step_range(self, pos_max):
-        if self.strategy == "recursive":
-            return
-        missing = sorted(set(range(1, pos_max + 1)) - set(self.steps_))
-        if self.strategy != "direct" and missing:
-            raise ValueError(
-                f"This {self.strategy} model predicts steps 1..{max(self.steps_)}; "
-                f"step {pos_max} was asked. Refit with the longer fh."
-            )
+        self._plan().check_steps(pos_max)
 
     def _x_rows(self, Xd, s, hx):
         """Scaled X of series ``s`` at its times plus ``hx`` future times."""
         if Xd is None:
             return np.zeros((len(s) + hx, 0))
-        times = s.times
-        if hx > 0:
-            future = ForecastingHorizon(
-                list(range(1, hx + 1)), is_relative=True, freq=self._fh_freq()
-            )
-            if s.key is None:
-                future = future.to_absolute_index(self.cutoff)
-            else:
-                future = _with_freq(future, times).to_absolute_index(_cutoff_index(times))
-            times = times.append(pd.Index(future))
-        return self._scaled_X(Xd, s, times, self._xloc, self._xscale)
-
-    def _fh_freq(self):
-        return getattr(self._fh, "freq", None) if self._fh is not None else None
-
-    def _pool_X(self, X):
-        if X is None:
-            return self._cur_X
-        if self._cur_X is None:
-            return X
-        return X.combine_first(self._cur_X)
-
-    def _y_name(self):
-        y = self._cur_y
-        if isinstance(y, pd.DataFrame):
-            return y.columns[0]
-        return y.name
-
-    def _index_names(self):
-        return list(self._cur_y.index.names)
+        freq = getattr(self._fh, "freq", None) if self._fh is not None else None
+        times = panel.future_times(s, hx, freq, self.cutoff)
+        return panel.scaled_X(Xd, s, times, self._x_columns, self._xloc, self._xscale)
 
     # -- rolling-origin backtest -------------------------------------------------------------
 
     def _quantile_frame(self, steps, value, i, alpha, index, qpred=None):
-        """Quantile forecasts of series ``i`` at ``steps``: the point forecast plus the
-        residual quantiles, or the quantile head's (scaled) ``qpred`` plus its
-        conformal corrections."""
-        out = np.full((len(steps), len(alpha)), np.nan)
+        """Quantile forecasts of series ``i`` at ``steps`` from the interval component:
+        the point forecast plus the residual quantiles, or the quantile head's (scaled)
+        ``qpred`` plus its conformal corrections."""
+        kw = {}
         if self._use_head():
-            cols = self._level_columns(alpha)
-            if self.intervals == "quantile" and self.strategy == "recursive" and (
+            kw["cols"] = self.intervals_.columns(alpha, self.intervals)
+            if self.intervals == "quantile" and self._plan().one_step_head and (
                     np.asarray(steps) > 1).any():
                 raise ValueError(
-                    "intervals='quantile' with strategy='recursive' gives quantiles for "
-                    "step 1 only: the quantile head predicts the next value, and the "
-                    "quantiles of later steps are not those of the one-step errors fed "
-                    f"back; fh has steps up to {int(np.max(steps))}. Use "
-                    "intervals='conformalized_quantile' (calibrated per step), "
-                    "intervals='conformal', or a direct, multioutput or seq2seq strategy."
+                    f"intervals='quantile' with strategy={self.strategy!r} gives "
+                    "quantiles for step 1 only: the quantile head predicts the next "
+                    "value, and the quantiles of later steps are not those of the "
+                    "one-step errors fed back; fh has steps up to "
+                    f"{int(np.max(steps))}. Use intervals='conformalized_quantile' "
+                    "(calibrated per step), intervals='conformal', or a direct, "
+                    "multioutput or seq2seq strategy."
                 )
-            order = np.argsort(alpha, kind="stable")
-        for r, k in enumerate(steps):
-            k = int(k)
-            if k <= 0:
-                continue
-            if self._use_head():
-                q = qpred[r, cols] + self.intervals_.offsets(k, alpha, self.calibration_fraction)
-                # corrections of neighbouring levels may cross: sorting restores the
-                # order and never moves a band away from the truth (rearrangement)
-                q[order] = np.sort(q[order])
-                out[r] = q * self._scale[i] + self._loc[i]
-                continue
-            out[r] = value[r] + self._scale[i] * self.intervals_.offsets(
-                k, alpha, self.calibration_fraction)
+        out = self.intervals_.quantiles(
+            steps, alpha, value, self._loc[i], self._scale[i], self.calibration_fraction,
+            head=qpred, **kw)
         if self._counts:  # a Poisson model forecasts counts: no negative quantiles
             out = np.maximum(out, 0.0)
         cols = pd.MultiIndex.from_product([[self._y_name_for_columns()], alpha])
         return pd.DataFrame(out, index=index, columns=cols)
-
-    def _level_columns(self, alpha):
-        """Columns of the head's levels for the probabilities ``alpha`` (or a clear error)."""
-        levels = self._qlevels
-        alpha = np.asarray(alpha, dtype=float)
-        cols = np.abs(alpha[:, None] - levels[None, :]).argmin(axis=1)
-        unknown = alpha[~np.isclose(levels[cols], alpha, rtol=0, atol=1e-9)]
-        if unknown.size:
-            raise ValueError(
-                f"intervals={self.intervals!r} gives only the quantile head's levels "
-                f"quantile_levels={levels.tolist()}; asked for {unknown.tolist()} "
-                "(predict_interval(coverage=c) needs the levels (1 - c) / 2 and "
-                "(1 + c) / 2). Add them to quantile_levels and refit, or use "
-                "intervals='conformal', which gives any level."
-            )
-        return cols
 
     def _y_name_for_columns(self):
         names = self._get_varnames()
@@ -1147,138 +808,3 @@ default="auto"
         ]
 
 
-def _predict_rows(model, inputs):
-    """``model.predict`` as ``(B, n_outputs)``; NaN rows (inputs not available) stay NaN."""
-    B = inputs.shape[0]
-    ok = np.isfinite(inputs).all(axis=(1, 2))
-    if ok.all():
-        return model.predict(inputs).reshape(B, -1)
-    out = np.full((B, model.n_outputs_), np.nan)
-    if ok.any():
-        out[ok] = model.predict(inputs[ok]).reshape(int(ok.sum()), -1)
-    return out
-
-
-def _predict_quantile_rows(model, inputs):
-    """``model.predict_quantiles`` as ``(B, n_outputs, n_levels)``; NaN rows stay NaN."""
-    B = inputs.shape[0]
-    L = len(model.quantiles_)
-    ok = np.isfinite(inputs).all(axis=(1, 2))
-    out = np.full((B, model.n_outputs_, L), np.nan)
-    if ok.any():
-        out[ok] = model.predict_quantiles(inputs[ok]).reshape(int(ok.sum()), -1, L)
-    return out
-
-
-def _conformal_quantiles(residuals, alpha):
-    """Split-conformal quantiles of sorted ``residuals`` at probabilities ``alpha``.
-
-    Level ``p >= 0.5`` takes the ``ceil((n + 1) p)``-th smallest residual, ``p < 0.5``
-    the ``floor((n + 1) p)``-th, clipped to the sample: each one-sided bound then holds
-    with probability at least ``p`` (resp. ``1 - p``) for exchangeable residuals, when
-    ``n`` is large enough for the rank to exist.
-    """
-    n = len(residuals)
-    out = np.empty(len(alpha))
-    for j, p in enumerate(alpha):
-        if p >= 0.5:
-            rank = int(np.ceil((n + 1) * p))
-        else:
-            rank = int(np.floor((n + 1) * p))
-        out[j] = residuals[min(max(rank, 1), n) - 1]
-    return out
-
-
-class ConformalIntervals:
-    """Split-conformal prediction intervals from forecast residuals per step ahead.
-
-    The interval component of :class:`RecurrentForecaster` (``intervals_``): ``fit``
-    takes the scaled residuals ``y - y_pred`` of each step ahead, ``offsets`` gives the
-    quantiles of the forecast error to add to a point forecast (in the same scaled
-    units). ``RecurrentForecaster._quantile_frame`` is the one place that asks for
-    them, so another kind of interval (a quantile head trained with the model, say)
-    takes this one's place by offering ``offsets`` for its step and levels.
-    """
-
-    def fit(self, residuals):
-        """Keep sorted residuals ``{step: array}``; returns self."""
-        self.residuals_ = {int(k): np.sort(np.asarray(v, dtype=np.float64))
-                           for k, v in residuals.items()}
-        return self
-
-    def offsets(self, step, alpha, calibration_fraction=None):
-        """Quantiles at probabilities ``alpha`` of the residuals of ``step`` ahead."""
-        e = self.residuals_.get(int(step))
-        if e is None or len(e) == 0:
-            raise ValueError(
-                f"No calibration residuals for step {step}: the calibration region "
-                f"(calibration_fraction={calibration_fraction}) is too short for that "
-                "step ahead. Raise calibration_fraction or use longer series."
-            )
-        n = len(e)
-        # the conformal rank of a level p exists only for n >= p / (1 - p)
-        short = [p for p in alpha if max(p, 1 - p) > n / (n + 1)]
-        if short:
-            warnings.warn(
-                f"Only {n} calibration residuals for step {step}: the quantiles "
-                f"{sorted(short)} need at least "
-                f"{int(np.ceil(max(max(p, 1 - p) / (1 - max(p, 1 - p)) for p in short)))}; "
-                "they are clipped to the extreme residual and may not hold their "
-                "coverage.",
-                CalibrationWarning, stacklevel=6,
-            )
-        return _conformal_quantiles(e, alpha)
-
-
-class QuantileIntervals:
-    """Quantile-head intervals, conformalized per step ahead and level (CQR).
-
-    The component of :class:`RecurrentForecaster` for ``intervals="quantile"`` and
-    ``"conformalized_quantile"``: the band is the head's quantile forecasts and
-    ``offsets(step, alpha)`` the correction to add to them (scaled units). Without
-    scores (``fit`` not called) the correction is 0: the head's
-    quantiles as they are. With the backtest's scores ``y - q_p`` per step, level
-    ``p``'s correction is their split-conformal ``p``-quantile, so ``y <= q_p +
-    correction`` holds with probability at least ``p`` (``y >= ...`` at least
-    ``1 - p`` for ``p < 0.5``) for exchangeable scores.
-
-    Parameters
-    ----------
-    levels : array-like of float
-        The head's levels, sorted.
-    """
-
-    def __init__(self, levels):
-        self.levels = np.asarray(levels, dtype=np.float64)
-        self.scores_ = None
-
-    def fit(self, scores):
-        """Keep the scores ``{step: (n, n_levels) array}``; returns self."""
-        self.scores_ = {int(k): np.sort(np.asarray(v, dtype=np.float64), axis=0)
-                        for k, v in scores.items()}
-        return self
-
-    def offsets(self, step, alpha, calibration_fraction=None):
-        """Corrections of the head's quantiles at ``alpha`` (each one of ``levels``)."""
-        alpha = np.asarray(alpha, dtype=float)
-        if self.scores_ is None:
-            return np.zeros(len(alpha))
-        e = self.scores_.get(int(step))
-        if e is None or len(e) == 0:
-            raise ValueError(
-                f"No calibration scores for step {step}: the calibration region "
-                f"(calibration_fraction={calibration_fraction}) is too short for that "
-                "step ahead. Raise calibration_fraction or use longer series."
-            )
-        cols = np.abs(alpha[:, None] - self.levels[None, :]).argmin(axis=1)
-        n = len(e)
-        short = [p for p in alpha if max(p, 1 - p) > n / (n + 1)]
-        if short:
-            warnings.warn(
-                f"Only {n} calibration scores for step {step}: the levels "
-                f"{sorted(short)} are clipped to the extreme score and may not hold "
-                "their coverage.",
-                CalibrationWarning, stacklevel=6,
-            )
-        return np.array([_conformal_quantiles(e[:, c], [p])[0]
-                         for c, p in zip(cols, alpha)])

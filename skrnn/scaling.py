@@ -6,6 +6,15 @@ standard scaling per series, learned on the training rows only.
 :class:`GroupTargetRegressor` does the same for the target of any regressor: it scales ``y``
 per series before fitting and inverts the predictions with the statistics of each row's
 series, so one pooled model serves series of very different levels.
+
+The functions below are the per-series scaling of
+:class:`~skrnn.forecasting.RecurrentForecaster` (one implementation, on NumPy arrays):
+:func:`series_scales` (a location and scale per series, including the scale of a
+series' changes that window-relative scaling divides by) and :func:`pooled_scales` (the
+NaN-aware standardisation of columns pooled over all series). The other half of
+window-relative scaling, the level each window is taken relative to, belongs to the
+windows (:func:`skrnn.windows.window_levels`, :class:`skrnn.windows.PanelWindows`'s
+``level``).
 """
 
 from numbers import Integral
@@ -26,7 +35,13 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skrnn._panel import group_codes, lookup_key
 
-__all__ = ["GroupScaler", "GroupTargetRegressor"]
+__all__ = [
+    "GroupScaler",
+    "GroupTargetRegressor",
+    "pooled_scales",
+    "series_scales",
+]
+
 
 
 class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -487,3 +502,58 @@ class GroupTargetRegressor(RegressorMixin, BaseEstimator):
         pred = np.asarray(self.regressor_.predict(X_in), dtype=np.float64)
         out = self.scaler_.inverse_transform(pred.reshape(len(labels), -1), groups=labels)
         return out.ravel() if self._y_1d else out
+
+
+# -- per-series and window-relative scaling (RecurrentForecaster) ----------------------
+
+
+def series_scales(series, method):
+    """Location and scale of each series for ``method``, fitted on its values.
+
+    Parameters
+    ----------
+    series : sequence of 1D arrays
+        The series' (training) values.
+    method : {"standard", "mean", "window_last", "window_mean", "none"}
+        ``"standard"``: mean and standard deviation; ``"mean"``: location 0 and the mean
+        absolute value (keeps counts non-negative); ``"window_last"`` /
+        ``"window_mean"``: mean and the standard deviation of the series' *changes*
+        (each window is then taken relative to its own level, so a trend must not
+        inflate the scale; the level's deviation when the changes are constant);
+        ``"none"``: 0 and 1.
+
+    Returns
+    -------
+    loc, scale : ndarray of shape (n_series,)
+        ``(values - loc) / scale`` is the scaled series. A constant series gets scale 1
+        (no division by zero).
+    """
+    loc = np.zeros(len(series))
+    scale = np.ones(len(series))
+    for i, v in enumerate(series):
+        if method == "standard":
+            loc[i] = v.mean()
+            sd = v.std()
+            scale[i] = sd if sd > 1e-12 * max(1.0, abs(loc[i])) else 1.0
+        elif method == "mean":
+            m = np.abs(v).mean()
+            scale[i] = m if m > 1e-12 else 1.0
+        elif method in ("window_last", "window_mean"):
+            loc[i] = v.mean()
+            sd = np.diff(v).std() if len(v) > 2 else 0.0
+            if not sd > 1e-12 * max(1.0, abs(loc[i])):
+                sd = v.std()
+            scale[i] = sd if sd > 1e-12 * max(1.0, abs(loc[i])) else 1.0
+    return loc, scale
+
+
+def pooled_scales(values):
+    """Column means and standard deviations of ``values`` ``(n, p)``, ignoring NaN.
+
+    The standardisation of exogenous columns pooled over all series; a constant column
+    gets scale 1.
+    """
+    loc = np.nanmean(values, axis=0)
+    sd = np.nanstd(values, axis=0)
+    return loc, np.where(sd > 1e-12 * np.maximum(1.0, np.abs(loc)), sd, 1.0)
+

@@ -15,7 +15,10 @@ module keeps the panel and hands out windows on demand:
   (``LagFeatures`` and ``make_supervised`` build theirs here);
 - :func:`fit_local`: one clone of an estimator per series through ``joblib``, so
   ``joblib.parallel_config(backend="dask")`` spreads the fits over a cluster;
-- :func:`predict_to_file`: forecasts of a large panel written chunk by chunk.
+- :func:`predict_to_file`: forecasts of a large panel written chunk by chunk;
+- window-relative scaling (reversible instance normalisation): the level a window is
+  taken relative to (:func:`window_levels`, per step :func:`step_levels`), which
+  :class:`PanelWindows` applies to the rows it gathers (``level``).
 
 Layout: docs/architecture.md, contract 1 (step-major, oldest step first).
 """
@@ -26,8 +29,18 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from sklearn.base import clone
 
-__all__ = ["PanelWindows", "fit_local", "pad_series", "predict_local", "predict_to_file",
-           "series_windows"]
+__all__ = [
+    "PanelWindows",
+    "fit_local",
+    "pad_series",
+    "predict_local",
+    "predict_to_file",
+    "series_windows",
+    "step_levels",
+    "window_levels",
+]
+
+_LEVELS = (None, "last", "mean", "first")
 
 
 def series_windows(values, window):
@@ -70,6 +83,44 @@ def series_windows(values, window):
         )
     view = sliding_window_view(values, window, axis=0)
     return view if values.ndim == 1 else view.transpose(0, 2, 1)
+
+
+def window_levels(windows, how, window=None):
+    """The level ``(n_windows,)`` of each row of ``windows`` ``(n_windows, n_steps)``.
+
+    Window-relative scaling subtracts it from a window's values and targets and adds it
+    back to the forecasts, so that level shifts and trends never leave the range seen
+    in training.
+
+    Parameters
+    ----------
+    windows : ndarray of shape (n_windows, n_steps)
+        One value per step, oldest first.
+    how : {"last", "mean", "first"}
+        The window's last value, the mean of its last ``window`` values, or its first
+        value.
+    window : int, default=None
+        Steps the mean covers (rows may hold a leading value more, that differencing
+        reads); None: all of them.
+    """
+    if how == "last":
+        return windows[:, -1]
+    if how == "mean":
+        return windows[:, -(window or windows.shape[1]):].mean(axis=1)
+    if how == "first":
+        return windows[:, 0]
+    raise ValueError(f"how must be 'last', 'mean' or 'first'; got {how!r}.")
+
+
+def step_levels(windows, how):
+    """The level ``(n_windows, n_steps)`` of every step of each window, seeing no later
+    step: the step's own value (``"last"``) or the mean of the window so far
+    (``"mean"``)."""
+    if how == "last":
+        return windows
+    if how == "mean":
+        return np.cumsum(windows, axis=1) / np.arange(1, windows.shape[1] + 1)
+    raise ValueError(f"how must be 'last' or 'mean'; got {how!r}.")
 
 
 def _check_positive_int(value, name, minimum=1):
@@ -147,6 +198,9 @@ class PanelWindows:
         series, windows aligned on the end of their series (the order that
         early stopping's last-fraction hold-out expects, docs/architecture.md
         contract 5).
+    level : {None, "last", "mean", "first"}, default=None
+        Window-relative values: each gathered window's column ``target`` is taken
+        relative to its own level (:func:`window_levels`), and so are its targets.
 
     Attributes
     ----------
@@ -172,9 +226,10 @@ class PanelWindows:
     """
 
     ndim = 2
+    level = None
 
     def __init__(self, values, lengths=None, *, window, horizon=1, target=0,
-                 order="series"):
+                 order="series", level=None):
         values = np.asarray(values)
         if values.ndim not in (1, 2):
             raise ValueError(
@@ -195,6 +250,9 @@ class PanelWindows:
         if order not in ("series", "time"):
             raise ValueError(f"order must be 'series' or 'time'; got {order!r}.")
         self.order = order
+        if level not in _LEVELS:
+            raise ValueError(f"level must be one of {_LEVELS}; got {level!r}.")
+        self.level = level
         lengths = np.array([n_values] if lengths is None else lengths, dtype=np.int64)
         if lengths.ndim != 1 or (lengths < 0).any() or lengths.sum() != n_values:
             raise ValueError(
@@ -229,7 +287,7 @@ class PanelWindows:
         self._steps = np.arange(self.window)
 
     @classmethod
-    def at(cls, values, starts, steps, *, lengths=None, series=None):
+    def at(cls, values, starts, steps, *, lengths=None, series=None, level=None):
         """Windows at any rows and step offsets over ``values``, without targets.
 
         Row ``i`` holds ``values[starts[i] + steps]``: ``steps`` need not be
@@ -247,6 +305,8 @@ class PanelWindows:
             Series lengths of ``values``, for the record (None: one series).
         series : array-like of int of shape (n_windows,), default=None
             Series of each window, for the record.
+        level : {None, "last", "mean", "first"}, default=None
+            Window-relative values, as in :class:`PanelWindows`.
         """
         new = object.__new__(cls)
         values = np.asarray(values)
@@ -259,6 +319,9 @@ class PanelWindows:
                 or new.starts.max() + new._steps.max() >= n):
             raise ValueError(f"windows reach outside the {n} values; pad the series first.")
         new.window, new.horizon, new.target, new.order = len(new._steps), 0, 0, None
+        if level not in _LEVELS:
+            raise ValueError(f"level must be one of {_LEVELS}; got {level!r}.")
+        new.level = level
         new.lengths = np.array([n] if lengths is None else lengths, dtype=np.int64)
         new.series = (np.zeros(len(new.starts), dtype=np.int64) if series is None
                       else np.asarray(series))
@@ -295,6 +358,9 @@ class PanelWindows:
             rows = [rows]
         starts = self.starts[rows]
         out = self.values[starts[:, None] + self._steps]
+        if self.level is not None:
+            col = np.ascontiguousarray(out[:, :, self.target])
+            out[:, :, self.target] = col - window_levels(col, self.level)[:, None]
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def time_major(self, rows=slice(None), dtype=None):
@@ -343,9 +409,11 @@ class PanelWindows:
                 "make_supervised returns its y beside them.")
         col = self.values[:, self.target]
         ends = self.starts + self.window
-        if self.horizon == 1:
-            return col[ends]
-        return col[ends[:, None] + np.arange(self.horizon)]
+        y = col[ends] if self.horizon == 1 else col[ends[:, None] + np.arange(self.horizon)]
+        if self.level is not None:
+            level = window_levels(col[self.starts[:, None] + self._steps], self.level)
+            y = y - (level if self.horizon == 1 else level[:, None])
+        return y
 
     @classmethod
     def from_series(cls, series, **kwargs):

@@ -15,6 +15,8 @@ from skrnn.windows import (
     predict_local,
     predict_to_file,
     series_windows,
+    step_levels,
+    window_levels,
 )
 
 
@@ -78,6 +80,42 @@ def test_panel_windows_bad_input():
         PanelWindows(np.arange(5.0), window=0)
     with pytest.raises(TypeError, match="rows only"):
         PanelWindows(np.arange(5.0), window=2)[:, 0]
+
+
+def test_window_relative_levels_and_windows_at_chosen_starts():
+    w = np.array([[1.0, 2.0, 6.0], [4.0, 4.0, 1.0]])
+    np.testing.assert_array_equal(window_levels(w, "last"), [6.0, 1.0])
+    np.testing.assert_array_equal(window_levels(w, "first"), [1.0, 4.0])
+    np.testing.assert_array_equal(window_levels(w, "mean"), [3.0, 3.0])
+    np.testing.assert_array_equal(window_levels(w, "mean", 2), [4.0, 2.5])  # last 2
+    np.testing.assert_array_equal(step_levels(w, "last"), w)
+    np.testing.assert_array_equal(step_levels(w, "mean"), [[1, 1.5, 3], [4, 4, 3]])
+    with pytest.raises(ValueError, match="how must be"):
+        window_levels(w, "median")
+    # level: the target column of every gathered window (and its targets) relative to
+    # the window's level; the covariate column untouched
+    values, lengths = _panel(3)
+    cov = np.sin(np.arange(len(values), dtype=float))
+    V = np.column_stack([values, cov])
+    for level in ("last", "mean", "first"):
+        W = PanelWindows(V, lengths, window=4, horizon=2, level=level)
+        plain = PanelWindows(V, lengths, window=4, horizon=2)
+        seqs, raw = W.sequences(), plain.sequences()
+        ref = window_levels(raw[:, :, 0], level)
+        np.testing.assert_array_equal(seqs[:, :, 0], raw[:, :, 0] - ref[:, None])
+        np.testing.assert_array_equal(seqs[:, :, 1], raw[:, :, 1])
+        np.testing.assert_array_equal(W.y, plain.y - ref[:, None])
+        np.testing.assert_array_equal(np.asarray(W), seqs.reshape(len(W), -1))
+    with pytest.raises(ValueError, match="level must be"):
+        PanelWindows(values, window=3, level="median")
+    # windows at starts a caller picks (in its order), without targets
+    W = PanelWindows.at(V, [5, 0, 9], np.arange(3), level="last")
+    assert len(W) == 3 and W.shape == (3, 6)
+    np.testing.assert_array_equal(W.sequences()[1], V[0:3] - [[V[2, 0], 0.0]])
+    with pytest.raises(AttributeError, match="no targets"):
+        _ = W.y
+    with pytest.raises(ValueError, match="level must be"):
+        PanelWindows.at(V, [0], np.arange(3), level="median")
 
 
 def test_cross_validation_keeps_windows_lazy():

@@ -136,7 +136,10 @@ class _SpyGRU(GRURegressor):
     seen: ClassVar[list] = []
 
     def fit(self, X, y, sample_weight=None):
-        _SpyGRU.seen.append((np.asarray(X).copy(), np.asarray(y).copy()))
+        # the forecaster hands its windows over as a PanelWindows (rows gathered
+        # per batch); sequences() is them as (n, steps, features)
+        X3 = X.sequences() if hasattr(X, "sequences") else np.asarray(X)
+        _SpyGRU.seen.append((X3.copy(), np.asarray(y).copy()))
         return super().fit(X, y, sample_weight)
 
 
