@@ -4,8 +4,8 @@ It chooses the ``"auto"`` parameters (window length, differencing), measures the
 against the naive, drift and seasonal-naive forecasts on the same origins (the skill
 guard, ``fallback``), and gives the residuals that calibrate the prediction intervals.
 Also :func:`backtest_coverage`, the empirical coverage of a forecaster's intervals.
-The functions take the forecaster (``est``) and use its windowing, scaling and training
-helpers.
+:class:`_SelectionMixin` is part of the forecaster (it inherits it) and uses its
+windowing, scaling and training helpers.
 """
 
 import warnings
@@ -216,60 +216,6 @@ def _auto_windows(series):
     return sorted({min(w, cap) for w in wanted})
 
 
-def _candidates(est):
-    """The ``(window_length, differences)`` pairs the backtest compares."""
-    if est.window_length == "auto":
-        windows = _auto_windows(est._series)
-    else:
-        windows = [est.window_length]
-    if est.differences == "auto":
-        diffs = [0] if est._counts else [1, 0]
-    else:
-        diffs = [est.differences]
-    return [(w, d) for d in diffs for w in windows]
-
-
-def select(est, reg, Xd, steps_pos):
-    """Run the backtest of every candidate, choose the parameters and the fallback.
-
-    Sets ``window_length_``, ``differences_``, ``validation_scores_``, ``skill_``,
-    ``combination_`` and ``fallback_`` on ``est``; returns the chosen candidate's
-    :class:`_Backtest` (None if there is none).
-    """
-    candidates = _candidates(est)
-    auto = "auto" in (est.window_length, est.differences)
-    run = auto or est.calibration_fraction is not None or est.fallback is not None
-    results = {}
-    if run:
-        for w, d in candidates:
-            est._w, est._d = w, d
-            results[(w, d)] = _backtest(est, reg, Xd, steps_pos)
-    scored = {c: r for c, r in results.items() if r is not None}
-    best = candidates[0]
-    if auto and scored:
-        # the lowest validation MAE; ties go to the earlier (simpler) candidate
-        best = min(scored, key=lambda c: (scored[c].mae(), candidates.index(c)))
-    est.window_length_, est.differences_ = best
-    est.validation_scores_ = (
-        {c: r.mae() for c, r in scored.items()} if auto else None
-    )
-    bt = scored.get(best)
-    est.skill_ = bt.skill() if bt is not None else None
-    est.combination_ = {"model": 1.0}
-    if bt is not None:
-        sk = est.skill_
-        if est.fallback == "naive" and sk["naive_mae"] < sk["mae"]:
-            est.combination_ = {"naive": 1.0}
-        elif est.fallback == "auto":
-            est.combination_ = _auto_combination(bt)
-        sk["combination_mae"] = bt.mae(est.combination_)
-        if sk["mae"] > sk["naive_mae"] or est.combination_ != {"model": 1.0}:
-            _warn_unskilled(sk, est.combination_)
-    est.fallback_ = (None if "model" in est.combination_
-                     else "+".join(est.combination_))
-    return bt
-
-
 def _auto_combination(bt):
     """The forecast that ``fallback="auto"`` chooses from a backtest, ``{name: weight}``.
 
@@ -290,89 +236,6 @@ def _auto_combination(bt):
     if bt.mae(mixed) < (1.0 - _COMBINATION_MARGIN) * bases[best]:
         return mixed
     return {best: 1.0}
-
-
-def interval_residuals(est, bt):
-    """The residuals ``{step: array}`` that calibrate the conformal intervals.
-
-    With several backtest folds, :meth:`_Backtest.pooled_residuals` of the forecast
-    used (``combination_``); with one (the single holdout of earlier versions), each
-    step's own residuals, as before.
-    """
-    if bt is None:
-        return {}
-    if est.calibration_folds > 1:
-        return bt.pooled_residuals(est.combination_)
-    return bt.residuals(est.combination_)
-
-
-def combined_forecast(est, models, z, origins, hist, xw, max_step):
-    """Scaled forecasts ``(B, max_step)`` of the fitted forecaster's ``combination_``."""
-    out = 0.0
-    for kind, weight in est.combination_.items():
-        if kind == "model":
-            f = est._forecast_scaled(models, hist, xw, max_step)
-        else:
-            f = _baseline_forecast(kind, z, origins, max_step, est._sp)
-        out = out + weight * f
-    return out
-
-
-def _backtest(est, reg, Xd, steps_pos):
-    """Scaled forecast errors of the model, naive and drift from rolling origins.
-
-    The last ``calibration_fraction`` of every series (less where the series is too
-    short to train on the rest) is split into ``calibration_folds`` consecutive
-    blocks; for each block a copy of the model is
-    fitted (with its own scaling) on the data before the block and forecasts from
-    every origin in the block, up to the series' end. None if no block can be
-    fitted.
-    """
-    frac = est.calibration_fraction or _VALIDATION_FRACTION
-    folds = est.calibration_folds
-    w, d = est._w, est._d
-    if est.strategy != "recursive":
-        max_step = max(est.steps_)
-    elif steps_pos:
-        max_step = max(steps_pos)
-    else:  # recursive without fh: as many steps as the calibration region spans
-        max_step = max(int(np.ceil(frac * len(s))) for s in est._series)
-    need = w + d + max(est.steps_)  # the shortest head with one training window
-    cuts = []
-    for s in est._series:
-        n = len(s)
-        # the region spans at least max_step points, so that every step gets residuals,
-        # and starts where a model can be trained (short series: a shorter region)
-        start = max(n - max(int(np.ceil(frac * n)), max_step), need)
-        m = max(n - start, 0)
-        cuts.append([start + (f * m) // folds for f in range(folds)] + [n])
-    out = _Backtest(max_step, est._sp)
-    hx = est._x_horizon(max_step)
-    for f in range(folds):
-        keep = [i for i, c in enumerate(cuts) if need <= c[f] < c[f + 1]]
-        if not keep:
-            continue
-        heads = [
-            type(s)(s.key, s.times[: cuts[i][f]], s.values[: cuts[i][f]])
-            for i, s in ((i, est._series[i]) for i in keep)
-        ]
-        stats = est._scale_stats(heads, Xd)
-        models, _ = est._train(reg, heads, Xd, stats)
-        loc, scale, xloc, xscale = stats
-        for j, i in enumerate(keep):
-            s = est._series[i]
-            origins = np.arange(max(cuts[i][f] - 1, w - 1 + d), cuts[i][f + 1] - 1)
-            if origins.size == 0:
-                continue
-            z = (s.values - loc[j]) / scale[j]
-            xs = est._known_X_rows(Xd, s, xloc, xscale, hx)
-            hist, xw = est._gather(z, xs, origins, hx)
-            fc = est._forecast_scaled(models, hist, xw, max_step)
-            out.add(z, origins, fc)
-            if est.intervals == "conformalized_quantile":
-                out.add_scores(z, origins, fc,
-                               est._forecast_scaled_q(models, hist, xw, max_step))
-    return out if out.n else None
 
 
 def backtest_coverage(forecaster, y, cv, coverage=(0.8, 0.95), X=None):
@@ -425,3 +288,142 @@ def backtest_coverage(forecaster, y, cv, coverage=(0.8, 0.95), X=None):
         rows.append({"coverage": c, "empirical": float(h.mean()) if h.size else np.nan,
                      "mean_width": float(wd.mean()) if wd.size else np.nan, "n": h.size})
     return pd.DataFrame(rows)
+
+
+class _SelectionMixin:
+    """What :class:`~skrnn.forecasting.RecurrentForecaster` chooses on its rolling-origin
+    backtest: the auto window and differences, the skill guard's combination, the
+    residuals its intervals are calibrated on (a mixin: it reads the forecaster's own
+    fitted series and calls its own training and forecasting)."""
+
+    def _candidates(self):
+        """The ``(window_length, differences)`` pairs the backtest compares."""
+        if self.window_length == "auto":
+            windows = _auto_windows(self._series)
+        else:
+            windows = [self.window_length]
+        if self.differences == "auto":
+            diffs = [0] if self._counts else [1, 0]
+        else:
+            diffs = [self.differences]
+        return [(w, d) for d in diffs for w in windows]
+
+    def _select(self, reg, Xd, steps_pos):
+        """Run the backtest of every candidate, choose the parameters and the fallback.
+
+        Sets ``window_length_``, ``differences_``, ``validation_scores_``, ``skill_``,
+        ``combination_`` and ``fallback_`` on ``self``; returns the chosen candidate's
+        :class:`_Backtest` (None if there is none).
+        """
+        candidates = self._candidates()
+        auto = "auto" in (self.window_length, self.differences)
+        run = auto or self.calibration_fraction is not None or self.fallback is not None
+        results = {}
+        if run:
+            for w, d in candidates:
+                self._w, self._d = w, d
+                results[(w, d)] = self._backtest(reg, Xd, steps_pos)
+        scored = {c: r for c, r in results.items() if r is not None}
+        best = candidates[0]
+        if auto and scored:
+            # the lowest validation MAE; ties go to the earlier (simpler) candidate
+            best = min(scored, key=lambda c: (scored[c].mae(), candidates.index(c)))
+        self.window_length_, self.differences_ = best
+        self.validation_scores_ = (
+            {c: r.mae() for c, r in scored.items()} if auto else None
+        )
+        bt = scored.get(best)
+        self.skill_ = bt.skill() if bt is not None else None
+        self.combination_ = {"model": 1.0}
+        if bt is not None:
+            sk = self.skill_
+            if self.fallback == "naive" and sk["naive_mae"] < sk["mae"]:
+                self.combination_ = {"naive": 1.0}
+            elif self.fallback == "auto":
+                self.combination_ = _auto_combination(bt)
+            sk["combination_mae"] = bt.mae(self.combination_)
+            if sk["mae"] > sk["naive_mae"] or self.combination_ != {"model": 1.0}:
+                _warn_unskilled(sk, self.combination_)
+        self.fallback_ = (None if "model" in self.combination_
+                         else "+".join(self.combination_))
+        return bt
+
+    def _interval_residuals(self, bt):
+        """The residuals ``{step: array}`` that calibrate the conformal intervals.
+
+        With several backtest folds, :meth:`_Backtest.pooled_residuals` of the forecast
+        used (``combination_``); with one (the single holdout of earlier versions), each
+        step's own residuals, as before.
+        """
+        if bt is None:
+            return {}
+        if self.calibration_folds > 1:
+            return bt.pooled_residuals(self.combination_)
+        return bt.residuals(self.combination_)
+
+    def _combined_forecast(self, models, z, origins, hist, xw, max_step):
+        """Scaled forecasts ``(B, max_step)`` of the fitted forecaster's ``combination_``."""
+        out = 0.0
+        for kind, weight in self.combination_.items():
+            if kind == "model":
+                f = self._forecast_scaled(models, hist, xw, max_step)
+            else:
+                f = _baseline_forecast(kind, z, origins, max_step, self._sp)
+            out = out + weight * f
+        return out
+
+    def _backtest(self, reg, Xd, steps_pos):
+        """Scaled forecast errors of the model, naive and drift from rolling origins.
+
+        The last ``calibration_fraction`` of every series (less where the series is too
+        short to train on the rest) is split into ``calibration_folds`` consecutive
+        blocks; for each block a copy of the model is
+        fitted (with its own scaling) on the data before the block and forecasts from
+        every origin in the block, up to the series' end. None if no block can be
+        fitted.
+        """
+        frac = self.calibration_fraction or _VALIDATION_FRACTION
+        folds = self.calibration_folds
+        w, d = self._w, self._d
+        if self.strategy != "recursive":
+            max_step = max(self.steps_)
+        elif steps_pos:
+            max_step = max(steps_pos)
+        else:  # recursive without fh: as many steps as the calibration region spans
+            max_step = max(int(np.ceil(frac * len(s))) for s in self._series)
+        need = w + d + max(self.steps_)  # the shortest head with one training window
+        cuts = []
+        for s in self._series:
+            n = len(s)
+            # the region spans at least max_step points, so that every step gets residuals,
+            # and starts where a model can be trained (short series: a shorter region)
+            start = max(n - max(int(np.ceil(frac * n)), max_step), need)
+            m = max(n - start, 0)
+            cuts.append([start + (f * m) // folds for f in range(folds)] + [n])
+        out = _Backtest(max_step, self._sp)
+        hx = self._x_horizon(max_step)
+        for f in range(folds):
+            keep = [i for i, c in enumerate(cuts) if need <= c[f] < c[f + 1]]
+            if not keep:
+                continue
+            heads = [
+                type(s)(s.key, s.times[: cuts[i][f]], s.values[: cuts[i][f]])
+                for i, s in ((i, self._series[i]) for i in keep)
+            ]
+            stats = self._scale_stats(heads, Xd)
+            models, _ = self._train(reg, heads, Xd, stats)
+            loc, scale, xloc, xscale = stats
+            for j, i in enumerate(keep):
+                s = self._series[i]
+                origins = np.arange(max(cuts[i][f] - 1, w - 1 + d), cuts[i][f + 1] - 1)
+                if origins.size == 0:
+                    continue
+                z = (s.values - loc[j]) / scale[j]
+                xs = self._known_X_rows(Xd, s, xloc, xscale, hx)
+                hist, xw = self._gather(z, xs, origins, hx)
+                fc = self._forecast_scaled(models, hist, xw, max_step)
+                out.add(z, origins, fc)
+                if self.intervals == "conformalized_quantile":
+                    out.add_scores(z, origins, fc,
+                                   self._forecast_scaled_q(models, hist, xw, max_step))
+        return out if out.n else None

@@ -81,7 +81,7 @@ _AUTO_SCALING = "window_last"
 MIN_CALIBRATION_SIZE = 20
 
 
-class RecurrentForecaster(BaseForecaster):
+class RecurrentForecaster(_selection._SelectionMixin, BaseForecaster):
     """Forecast with a skrnn recurrent regressor (SimpleRNN, LSTM or GRU).
 
     Each series is scaled on its training data, cut into windows of ``window_length``
@@ -531,7 +531,7 @@ default="auto"
     # -- parameter choice, calibration and the skill guard -------------------------------
 
     def _select_and_calibrate(self, reg, Xd, steps_pos):
-        bt = _selection.select(self, reg, Xd, steps_pos)
+        bt = self._select(reg, Xd, steps_pos)
         self.calibration_residuals_ = None
         if self.calibration_fraction is None and self._use_head():
             self.intervals_ = QuantileIntervals(self._qlevels)  # not conformalized
@@ -541,7 +541,7 @@ default="auto"
                 res = bt.residuals(self.combination_)
             self.calibration_residuals_ = res
             self.intervals_ = ConformalIntervals().fit(
-                _selection.interval_residuals(self, bt))
+                self._interval_residuals(bt))
             if self._use_head():
                 self.intervals_ = QuantileIntervals(self._qlevels)
                 if self.intervals == "conformalized_quantile":
@@ -638,7 +638,7 @@ default="auto"
 
     def _forecast_fitted(self, models, z, origins, hist, xw, max_step):
         """Scaled forecasts of the fitted forecaster: the model's, or its fallback's."""
-        return _selection.combined_forecast(self, models, z, origins, hist, xw, max_step)
+        return self._combined_forecast(models, z, origins, hist, xw, max_step)
 
     def _models(self):
         return self.regressors_ if self._plan().per_step else {None: self.regressor_}
