@@ -50,12 +50,12 @@ from sktime.datatypes import update_data
 from sktime.forecasting.base import BaseForecaster
 
 from skrnn import _forecast_panel as panel
+from skrnn._quantile_head import check_levels
 from skrnn.recurrent import (
     BaseRecurrentRegressor,
     GRURegressor,
     LSTMRegressor,
     SimpleRNNRegressor,
-    _check_levels,
 )
 from skrnn.scaling import series_scales
 
@@ -419,7 +419,7 @@ default="auto"
         if self.intervals == "conformal":
             return None
         levels = _DEFAULT_LEVELS if self.quantile_levels is None else self.quantile_levels
-        return _check_levels(levels, "quantile_levels")
+        return check_levels(levels, "quantile_levels")
 
     def _make_regressor(self):
         reg = self.regressor

@@ -25,7 +25,6 @@ from sklearn.utils.validation import check_is_fitted
 from skrnn._attributions import _AttributionsMixin
 from skrnn._input import DTYPES, _SequenceInputMixin, sequence_targets
 from skrnn._quantile_head import _QuantileHeadMixin
-from skrnn._quantile_head import check_levels as _check_levels  # noqa: F401 (forecasting.py)
 from skrnn._torch_weights import _TorchWeightsMixin
 from skrnn._training import _TrainingMixin
 from skrnn._training_state import TrainingState
