@@ -142,6 +142,15 @@ def static_features(grid, values, names, categories):
     return np.hstack(static)[grid.codes] if static else None
 
 
+def _grid_positions(rel, step, message):
+    """Each key's position on a grid of fixed ``step`` from its series' first key
+    (``rel``: key minus that first key); ``message(i)`` names the first key off it."""
+    bad = rel % step != 0
+    if bad.any():
+        raise ValueError(message(int(np.flatnonzero(bad)[0])))
+    return rel // step
+
+
 def _in_group(labels, g):
     """' of group <label>' for messages, empty for a single unnamed series."""
     if labels is None:
@@ -284,15 +293,11 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
             step = int(freq)
         else:
             raise ValueError(f"freq must be a positive int for integer times, got {freq!r}.")
-        rel = s_keys - first
-        step_pos = rel // step
-        bad = rel % step != 0
-        if bad.any():
-            i = np.flatnonzero(bad)[0]
-            raise ValueError(
-                f"Irregular {param_date}: time {s_keys[i]}{_in_group(labels, s_codes[i])} is "
-                f"not on the grid of step {step} starting at {first[i]}; pass freq=."
-            )
+        step_pos = _grid_positions(
+            s_keys - first, step,
+            lambda i: f"Irregular {param_date}: time {s_keys[i]}"
+                      f"{_in_group(labels, s_codes[i])} is not on the grid of step {step} "
+                      f"starting at {first[i]}; pass freq=.")
         offset_desc = f"step {step}"
     else:
         offset = (pd.tseries.frequencies.to_offset(freq) if freq is not None
@@ -301,17 +306,12 @@ def build_grid(n, codes=None, labels=None, times=None, freq=None, fill_gaps=None
         if offset is None:
             step_pos = np.zeros(n, dtype=np.int64)
         elif nanos is not None:
-            rel = s_keys - first
-            step_pos = rel // nanos
-            bad = rel % nanos != 0
-            if bad.any():
-                i = np.flatnonzero(bad)[0]
-                raise ValueError(
-                    f"Irregular {param_date}: {s_times[i]}{_in_group(labels, s_codes[i])} is "
-                    f"not on the {offset.freqstr!r} grid starting at "
-                    f"{s_times[g_starts[s_codes[i]]]}; pass freq= explicitly or regularise "
-                    "the dates."
-                )
+            step_pos = _grid_positions(
+                s_keys - first, nanos,
+                lambda i: f"Irregular {param_date}: {s_times[i]}"
+                          f"{_in_group(labels, s_codes[i])} is not on the {offset.freqstr!r} "
+                          f"grid starting at {s_times[g_starts[s_codes[i]]]}; pass freq= "
+                          "explicitly or regularise the dates.")
         else:  # calendar offsets (months, business days...): no fixed length in ns
             step_pos = np.empty(n, dtype=np.int64)
             for g in np.flatnonzero(counts):
