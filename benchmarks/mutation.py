@@ -59,8 +59,9 @@ MODULES = {
         "tests": ["tests/test_tuning.py", "tests/test_tuning_glue.py", "-k",
                "not killed and not two_worker and not tracked and not prunes_and_beats"],
     },
-    "tracking.py": {
-        "path": "skrnn/tracking.py",
+    "tracking (tracking.py, _tracking_*.py)": {
+        "paths": ["skrnn/tracking.py", "skrnn/_tracking_base.py", "skrnn/_tracking_callback.py",
+                  "skrnn/_tracking_models.py", "skrnn/_tracking_runs.py"],
         "tests": ["tests/test_tracking.py", "-k", "not fresh_process and not import_skrnn"],
     },
     "forecast_next (experiment.py)": {

@@ -342,7 +342,7 @@ def test_import_skrnn_stays_light():
 
 
 def test_param_texts_are_short_and_stable():
-    from skrnn.tracking import _param_text
+    from skrnn._tracking_base import _param_text
 
     assert _param_text(np.log1p) == "numpy.log1p"
     assert _param_text((4,)) == "(4,)"
@@ -398,7 +398,7 @@ def test_helpers_without_a_run_say_how_to_get_one(tracked):
 def test_param_texts_of_dicts_arrays_and_callable_objects():
     import functools
 
-    from skrnn.tracking import _param_text
+    from skrnn._tracking_base import _param_text
 
     class Named:  # a callable object that carries a __name__ but no __qualname__
         __name__ = "huber"
@@ -439,7 +439,9 @@ def test_configure_tracking_survives_a_worker_creating_the_experiment_first(
 
 
 def test_log_params_tags_the_run_and_logs_every_batch(tracked, monkeypatch):
-    monkeypatch.setattr(tracking, "_PARAMS_PER_BATCH", 3)
+    import skrnn._tracking_base
+
+    monkeypatch.setattr(skrnn._tracking_base, "_PARAMS_PER_BATCH", 3)
     pipe = make_pipeline(StandardScaler(), GRURegressor(units=3))
     with mlflow.start_run() as run:
         params = tracking.log_params(pipe)
@@ -551,6 +553,7 @@ def test_callback_without_a_configured_store_uses_skrnns_default(store, monkeypa
     assert run.info.status == "FINISHED"
 
 
+@pytest.mark.filterwarnings("ignore:fit was interrupted:UserWarning")
 def test_callback_run_ends_killed_on_ctrl_c(tracked):
     class CtrlC(_RaiseAtEpoch):
         def on_fit_task_end(self, estimator, context, **kwargs):
