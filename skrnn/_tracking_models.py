@@ -69,7 +69,13 @@ def log_model(estimator, name="model", *, X_example=None, run_id=None,
     name : str, default="model"
     X_example : array-like, default=None
         A few input rows: the first 5 become the input example, and with the
-        predictions on them the signature (``mlflow.models.infer_signature``).
+        predictions on them the signature (``mlflow.models.infer_signature``). When
+        ``estimator`` reads its series from the example's index (per-series scaling:
+        it cannot predict the rows without it), the model is logged inside
+        :class:`IndexColumns`: MLflow serves it a table whose index levels are
+        columns (``df.reset_index()``), the example is stored that way and the
+        signature lists the levels as optional columns. With unnamed levels only the
+        signature is logged.
     run_id : str, default=None
         Run to log to; None: the active run.
     registered_model_name : str, default=None
@@ -89,24 +95,31 @@ def log_model(estimator, name="model", *, X_example=None, run_id=None,
     from skrnn import persistence
 
     run_id = _active_run_id(run_id)
-    stripped = persistence.strip_training_state(estimator)
-    data = persistence.dumps(stripped, trusted=trusted)
-    needed, _ = persistence.untrusted_types(data=data, trusted=trusted)
+    model = persistence.strip_training_state(estimator)
     signature = example = None
     if X_example is not None:
         example = _head(X_example)
-        signature = infer_signature(example, estimator.predict(example))
+        prediction = estimator.predict(example)
+        signature = infer_signature(example, prediction)
         if not _predicts_without_index(estimator, example):
-            # MLflow stores an input example without its index; a model that reads its
-            # series from the index (per-series scaling) cannot predict it back, so
-            # only the signature is logged
-            example = None
+            # MLflow stores (and serves) input without its index; a model that reads
+            # its series from the index (per-series scaling) gets it back from columns
+            names = list(example.index.names)
+            if None in names or set(names) & set(example.columns):
+                example = None  # the levels cannot travel as columns: signature only
+            else:
+                model = IndexColumns(model, names)
+                example = example.reset_index()
+                signature = _index_columns_optional(
+                    infer_signature(example, prediction), names)
+    data = persistence.dumps(model, trusted=trusted)
+    needed, _ = persistence.untrusted_types(data=data, trusted=trusted)
     return Model.log(
         artifact_path=None,  # deprecated in MLflow 3 in favour of name, still positional
         name=name,
         flavor=_SkopsFlavor(data),
         flavor_name="mlflow.sklearn",
-        sk_model=stripped,
+        sk_model=model,
         serialization_format="skops",
         skops_trusted_types=needed,
         signature=signature,
@@ -116,6 +129,57 @@ def log_model(estimator, name="model", *, X_example=None, run_id=None,
         run_id=run_id,
         registered_model_name=registered_model_name,
     )
+
+def _index_columns_optional(signature, names):
+    """``signature`` with the columns ``names`` optional (the input may index by them)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    inputs = Schema([ColSpec(c.type, c.name, required=c.required and c.name not in names)
+                     for c in signature.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=signature.outputs, params=signature.params)
+
+
+class IndexColumns:
+    """A fitted model that takes its input index as columns: how MLflow serves it.
+
+    :func:`log_model` logs a model that reads its series from the input's index (a
+    per-series ``GroupScaler``, keyed by ``(date, group)``) inside this wrapper,
+    because MLflow's pyfunc input is a plain table: ``predict`` moves the columns
+    ``index`` into the index, in that order, and calls the model. A frame that already
+    carries them as its index is passed on unchanged. :func:`load_model` returns the
+    model inside.
+
+    Parameters
+    ----------
+    estimator : fitted estimator
+    index : list of str
+        The index level names, outermost first.
+    """
+
+    __module__ = "skrnn.tracking"  # the name model files record (re-exported there)
+
+    def __init__(self, estimator, index):
+        self.estimator = estimator
+        self.index = index
+
+    def __sklearn_is_fitted__(self):
+        return True
+
+    def predict(self, X):
+        """Predict ``X`` (the index levels as columns, or as its index)."""
+        columns = set(getattr(X, "columns", ()))
+        present = [n for n in self.index if n in columns]
+        if present:
+            missing = [n for n in self.index if n not in columns]
+            if missing:
+                raise ValueError(
+                    f"The input has the index column(s) {present} but not {missing}; the "
+                    f"model needs all of {self.index} as columns (or as the index)."
+                )
+            X = X.set_index(list(self.index))
+        return self.estimator.predict(X)
+
 
 def _predicts_without_index(estimator, example):
     """Whether ``estimator`` predicts ``example`` once its index is dropped."""
@@ -166,4 +230,5 @@ def load_model(model_uri, *, trusted=(), check_version=True):
         meta = persistence.read_metadata(data) or {}
         saved = meta.get("skrnn_version") or (model.metadata or {}).get("skrnn_version")
         persistence.check_skrnn_version(saved, source=f"The model {model_uri!r}")
-    return persistence._load_checked(data, trusted=trusted, name=f"The model {model_uri!r}")
+    model = persistence._load_checked(data, trusted=trusted, name=f"The model {model_uri!r}")
+    return model.estimator if isinstance(model, IndexColumns) else model

@@ -19,10 +19,11 @@ Per-epoch metrics
 Helpers
     :func:`log_params` (the whole pipeline's parameters), :func:`log_final_metrics`,
     :func:`log_plots`, :func:`log_model` (skops format, signature, input example,
-    weights only), :func:`load_model` (skrnn's own trust policy), :func:`track_fit`
-    (all of it around one ``fit``), and the Optuna records :func:`start_study_run`,
-    :func:`start_trial_run`, :func:`end_trial_run`, :func:`end_study_run` (one run per
-    study, one nested run per trial).
+    weights only; a per-series model inside :class:`IndexColumns`), :func:`load_model`
+    (skrnn's own trust policy), :func:`track_fit` (all of it around one ``fit``), and
+    the Optuna records :func:`start_study_run`, :func:`start_trial_run`,
+    :func:`end_trial_run`, :func:`end_study_run` (one run per study, one nested run per
+    trial).
 
 Loading models
     ``mlflow.pyfunc.load_model(uri)`` works on a model logged here (MLflow's sklearn
@@ -61,7 +62,7 @@ from skrnn._tracking_callback import (
     _recurrent_regressors,
     attach_callback,
 )
-from skrnn._tracking_models import load_model, log_model
+from skrnn._tracking_models import IndexColumns, load_model, log_model
 from skrnn._tracking_runs import (
     end_study_run,
     end_trial_run,
@@ -82,6 +83,7 @@ __all__ = [
     "log_plots",
     "log_model",
     "load_model",
+    "IndexColumns",
     "track_fit",
     "start_study_run",
     "start_trial_run",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -350,28 +351,74 @@ def test_param_texts_are_short_and_stable():
     assert _param_text(None) == "None"
 
 
-def test_log_model_keeps_the_input_example_only_when_it_predicts_without_its_index(tracked):
-    # MLflow stores an input example without its index: a per-series pipeline reads its
-    # series from the (date, group) index and could not predict it back, so only the
-    # signature is logged for it; a plain model keeps its example
+def _per_series_frame(dates):
+    import pandas as pd
+
+    index = pd.MultiIndex.from_product([dates, ["a", "b"]], names=["date", "g"])
+    return pd.DataFrame(X, index=index, columns=[f"x{k}" for k in range(6)])
+
+
+def test_a_per_series_model_is_served_with_its_index_as_columns(tracked, tmp_path):
+    # MLflow serves (and stores the input example as) a plain table: a per-series
+    # pipeline reads its series from the (date, group) index, so it is logged inside
+    # IndexColumns and takes the index levels as columns; a plain model is logged as is
     import pandas as pd
     from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
 
     from skrnn import GroupScaler
 
-    index = pd.MultiIndex.from_product([range(40), ["a", "b"]], names=["date", "g"])
-    frame = pd.DataFrame(X, index=index, columns=[f"x{k}" for k in range(6)])
+    frame = _per_series_frame(pd.date_range("2024-01-01", periods=40, freq="D"))
     per_series = make_pipeline(GroupScaler(group="g").set_output(transform="pandas"),
-                               Ridge()).fit(frame, Y)
+                               LSTMRegressor(units=4, max_iter=2, random_state=0)).fit(frame, Y)
     plain = Ridge().fit(frame, Y)
     with mlflow.start_run():
         grouped_info = tracking.log_model(per_series, name="grouped", X_example=frame)
         plain_info = tracking.log_model(plain, name="plain", X_example=frame)
-    assert grouped_info.signature is not None and grouped_info.saved_input_example_info is None
     assert plain_info.saved_input_example_info is not None
-    loaded = mlflow.pyfunc.load_model(grouped_info.model_uri)
-    np.testing.assert_allclose(loaded.predict(frame.iloc[:5]), per_series.predict(frame.iloc[:5]))
+    assert [c["name"] for c in plain_info.signature.inputs.to_dict()] == list(frame.columns)
+    columns = grouped_info.signature.inputs.to_dict()
+    assert [(c["name"], c["required"]) for c in columns] == \
+        [("date", False), ("g", False)] + [(f"x{k}", True) for k in range(6)]
+    expected = per_series.predict(frame)
+    served = mlflow.pyfunc.load_model(grouped_info.model_uri)
+    np.testing.assert_array_equal(served.predict(frame.reset_index()), expected)
+    # the rows in another order, and the index kept as the index, predict the same
+    shuffled = frame.reset_index()[["x0", "g", "x1", "x2", "x3", "x4", "x5", "date"]]
+    np.testing.assert_array_equal(served.predict(shuffled.iloc[::-1]), expected[::-1])
+    np.testing.assert_array_equal(served.predict(frame), expected)
+    # the stored example is the first 5 rows, levels as columns, and predicts them back
+    local = mlflow.artifacts.download_artifacts(grouped_info.model_uri, dst_path=tmp_path)
+    example = mlflow.models.Model.load(local).load_input_example(local)
+    assert list(example.columns) == ["date", "g"] + [f"x{k}" for k in range(6)]
+    np.testing.assert_array_equal(served.predict(example), per_series.predict(frame.iloc[:5]))
+    with pytest.raises(ValueError, match=r"has the index column\(s\) \['g'\] but not "
+                       r"\['date'\]; the model needs all of \['date', 'g'\]"):
+        served.predict(frame.reset_index().drop(columns="date"))
+    # skrnn's own loader returns the pipeline itself
+    loaded = tracking.load_model(grouped_info.model_uri)
+    assert type(loaded) is type(per_series)
+    np.testing.assert_array_equal(loaded.predict(frame), expected)
+
+
+class _ByPosition(RegressorMixin, BaseEstimator):
+    """Predicts from the second index level, found by position."""
+
+    def fit(self, X, y):
+        return self
+
+    def predict(self, X):
+        return (X.index.get_level_values(1) == "b").astype(float)
+
+
+def test_a_model_that_reads_unnamed_index_levels_logs_its_signature_only(tracked):
+    # levels without a name cannot travel as columns
+    frame = _per_series_frame(range(40))
+    frame.index = frame.index.set_names([None, None])
+    model = _ByPosition().fit(frame, Y)
+    with mlflow.start_run():
+        info = tracking.log_model(model, X_example=frame, trusted=[
+            f"{_ByPosition.__module__}.{_ByPosition.__qualname__}"])
+    assert info.signature is not None and info.saved_input_example_info is None
 
 
 # -- the behaviour mutation testing found unpinned (docs/testing.md) ---------------------------
