@@ -697,3 +697,58 @@ def test_end_unfinished_runs_ends_the_family_that_is_still_running(tracked):
         stranger.info.run_id)}
     assert list(status.values()) == ["FAILED", "FINISHED", "FAILED", "FAILED", "RUNNING"]
     client.set_terminated(stranger.info.run_id)
+
+
+def test_end_unfinished_runs_tries_again_and_looks_again(tracked, monkeypatch):
+    # a Ctrl-C can leave the store busy ("database is locked") or a run written back
+    # as RUNNING after a pass: it tries again on fresh connections, and stops looking
+    # once a pass finds nothing left to end
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    import skrnn._tracking_runs as runs
+
+    client = tracked
+    with mlflow.start_run() as top:
+        pass
+    client.set_terminated(top.info.run_id, status="RUNNING")
+    child = client.create_run(top.info.experiment_id,
+                              tags={"mlflow.parentRunId": top.info.run_id})
+    real, passes, disposed = runs._end_unfinished_runs_once, [], []
+    engine = _get_store().engine
+    monkeypatch.setattr(engine, "dispose", lambda: disposed.append(True))
+    monkeypatch.setattr(runs.time, "sleep", lambda s: None)
+
+    def flaky(run_id, status):
+        passes.append(status)
+        if len(passes) == 1:
+            raise RuntimeError("database is locked")
+        ended = real(run_id, status)
+        if len(passes) == 2:  # a late write puts the child back to RUNNING
+            client.set_terminated(child.info.run_id, status="RUNNING")
+        return ended
+
+    monkeypatch.setattr(runs, "_end_unfinished_runs_once", flaky)
+    tracking.end_unfinished_runs(top.info.run_id)
+    assert len(passes) == 4 and len(disposed) == 3
+    assert [client.get_run(r).info.status for r in (top.info.run_id, child.info.run_id)] == \
+        ["KILLED", "KILLED"]
+    # an error that persists is raised after the last try
+    monkeypatch.setattr(runs, "_end_unfinished_runs_once",
+                        lambda run_id, status: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        tracking.end_unfinished_runs(top.info.run_id)
+
+
+def test_log_model_writes_skops_where_mlflow_would_pickle(tracked, monkeypatch):
+    # MLflow picks cloudpickle by default on Databricks; skrnn's file is skops anyway
+    import mlflow.sklearn
+    from sklearn.linear_model import Ridge
+
+    monkeypatch.setattr(mlflow.sklearn, "_get_default_serialization_format",
+                        lambda: mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE)
+    model = Ridge().fit(X, Y)
+    with mlflow.start_run():
+        info = tracking.log_model(model, X_example=X)
+    assert info.flavors["sklearn"]["serialization_format"] == "skops"
+    np.testing.assert_array_equal(
+        mlflow.pyfunc.load_model(info.model_uri).predict(X), model.predict(X))
