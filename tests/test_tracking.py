@@ -377,6 +377,7 @@ def test_a_per_series_model_is_served_with_its_index_as_columns(tracked, tmp_pat
     assert plain_info.saved_input_example_info is not None
     assert [c["name"] for c in plain_info.signature.inputs.to_dict()] == list(frame.columns)
     columns = grouped_info.signature.inputs.to_dict()
+    assert grouped_info.signature.outputs.to_dict() == plain_info.signature.outputs.to_dict()
     assert [(c["name"], c["required"]) for c in columns] == \
         [("date", False), ("g", False)] + [(f"x{k}", True) for k in range(6)]
     expected = per_series.predict(frame)
@@ -532,8 +533,12 @@ def test_log_model_names_signature_and_run(tracked):
     model = Ridge().fit(X, Y)
     with mlflow.start_run() as run:
         pass  # logging to a run that is no longer active, by its id
-    info = tracking.log_model(model, name="ridge", X_example=X, run_id=run.info.run_id)
+    info = tracking.log_model(model, name="ridge", X_example=X, run_id=run.info.run_id,
+                              registered_model_name=f"ridge-{run.info.run_id}")
     assert info.name == "ridge" and info.run_id == run.info.run_id
+    assert info.registered_model_version == 1
+    version = tracked.get_model_version(f"ridge-{run.info.run_id}", "1")
+    assert version.run_id == run.info.run_id
     assert info.signature.outputs.to_dict()[0]["type"] == "tensor"
     np.testing.assert_array_equal(
         mlflow.pyfunc.load_model(info.model_uri).predict(X), model.predict(X))
@@ -551,6 +556,10 @@ def test_load_model_passes_the_callers_trusted_types_and_names_the_model(tracked
     untrusted = ["_operator.neg"]
     with mlflow.start_run():
         info = tracking.log_model(pipe, trusted=untrusted)
+    # declared in the MLmodel file, so MLflow's own loader accepts it too
+    assert "_operator.neg" in info.flavors["sklearn"]["skops_trusted_types"]
+    np.testing.assert_array_equal(
+        mlflow.pyfunc.load_model(info.model_uri).predict(X), pipe.predict(X))
     with pytest.raises(Exception, match="_operator.neg"):
         tracking.load_model(info.model_uri)
     loaded = tracking.load_model(info.model_uri, trusted=untrusted)
