@@ -54,8 +54,9 @@ MODULES = {
         "tests": ["tests/workflow/test_tuning.py", "tests/workflow/test_tuning_glue.py", "-k",
                "not killed and not two_worker and not tracked and not prunes_and_beats"],
     },
-    "tracking.py": {
-        "path": "skrnn/tracking.py",
+    "tracking (tracking.py, _tracking_*.py)": {
+        "paths": ["skrnn/tracking.py", "skrnn/_tracking_base.py", "skrnn/_tracking_callback.py",
+                  "skrnn/_tracking_models.py", "skrnn/_tracking_runs.py"],
         "tests": ["tests/workflow/test_tracking.py", "-k",
                   "not fresh_process and not import_skrnn"],
     },
@@ -92,15 +93,16 @@ def run_module(name, spec, repo, sample, max_children, timeout):
         _copy_repo(repo, tmp)
         tests = [t for t in spec["tests"] if not t.startswith("tests/") or Path(tmp, t).exists()]
         lines = "\n    ".join(tests + ["-x"])
+        paths = spec.get("paths") or [spec["path"]]  # a job split over several files
+        mutate = "\n    ".join(paths)
         Path(tmp, "setup.cfg").write_text(
             "[mutmut]\nsource_paths = skrnn\n"
-            f"only_mutate = {spec['path']}\n"
+            f"only_mutate =\n    {mutate}\n"
             f"pytest_add_cli_args_test_selection =\n    {lines}\n"
             "pytest_add_cli_args = -p no:cacheprovider\n"
             "use_git_change_detection = false\n"
         )
-        module = spec["path"][:-3].replace("/", ".")
-        prefixes = spec.get("functions") or [module + ".x"]
+        prefixes = spec.get("functions") or [p[:-3].replace("/", ".") + ".x" for p in paths]
         patterns = [f"{p}*__mutmut_*{SAMPLES[sample]}" if SAMPLES[sample] else f"{p}*__mutmut_*"
                     for p in prefixes]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -116,10 +118,12 @@ def run_module(name, spec, repo, sample, max_children, timeout):
             os.killpg(proc.pid, signal.SIGTERM)
             log, _ = proc.communicate()
         seconds = time.perf_counter() - t0
-        meta = Path(tmp, "mutants", spec["path"] + ".meta")
-        if not meta.exists():
-            raise RuntimeError(f"mutmut failed for {name}:\n{log[-3000:]}")
-        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        codes = {}
+        for path in paths:
+            meta = Path(tmp, "mutants", path + ".meta")
+            if not meta.exists():
+                raise RuntimeError(f"mutmut failed for {name}:\n{log[-3000:]}")
+            codes.update(json.loads(meta.read_text())["exit_code_by_key"])
         chosen = {k: v for k, v in codes.items() if any(fnmatch.fnmatch(k, p) for p in patterns)}
         status = {k: status_by_exit_code[v] for k, v in chosen.items()}
         survivors = sorted(k for k, s in status.items() if s == "survived")
