@@ -147,9 +147,10 @@ def _check_covariates(frame, cfg_data, features):
             frame[col] = values.astype(np.float64)
 
 
-def _windows(frame, cfg_data, features, freq=None):
+def _windows(frame, cfg_data, features, freq=None, dropna=True):
     """Lag windows of ``features.max_lags`` steps inside each series (value, covariates,
-    calendar features per step), indexed by (date[, group])."""
+    calendar features per step), indexed by (date[, group]); ``dropna=False`` keeps the
+    rows without a target (the forecast dates of ``skrnn predict``)."""
     from skrnn.lags import make_supervised
 
     index = [cfg_data.date] + ([cfg_data.group] if cfg_data.group else [])
@@ -160,7 +161,8 @@ def _windows(frame, cfg_data, features, freq=None):
             group=cfg_data.group, fill_gaps=cfg_data.fill_gaps, freq=freq,
             past_covariates=features.past_covariates or None,
             future_covariates=features.known_future or None,
-            calendar=features.calendar or None, country=features.country)
+            calendar=features.calendar or None, country=features.country,
+            dropna=dropna)
     except (ValueError, TypeError, ImportError) as exc:
         raise ExperimentError(f"features: {exc}") from None
     return X, y

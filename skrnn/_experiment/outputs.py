@@ -123,7 +123,11 @@ def _save_models(fitted, exp, out, freq, features):
     meta = {"max_lags": features.max_lags, "n_step_features": features.n_step_features(),
             "date": d.date, "group": d.group,
             "value": d.value, "freq": None if freq is None else freq.freqstr,
-            "fill_gaps": d.fill_gaps, "sep": d.sep, "date_format": d.date_format}
+            "fill_gaps": d.fill_gaps, "sep": d.sep, "date_format": d.date_format,
+            # the step features, which `skrnn predict` builds again
+            "calendar": features.calendar, "country": features.country,
+            "known_future": features.known_future,
+            "past_covariates": features.past_covariates}
     (models / "windows.json").write_text(json.dumps(meta, indent=2))
 
 
