@@ -216,6 +216,7 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
                     n_trials=wanted, timeout=exp.tuning.timeout, study_name=name,
                     storage=storage, seed=exp.seed, n_jobs=exp.tuning.n_jobs, refit=False,
                     track=bool(parent), parent_run_id=parent, progress=progress,
+                    fidelity=model.search.fidelity, promote=model.search.promote,
                 )
                 best_params = result.best_params
                 _check_in_space(model, result.study.best_params, space)

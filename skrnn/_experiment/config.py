@@ -191,10 +191,21 @@ def resolve_features(features, freq, panel):
 class SearchConfig(_Strict):
     """A search: ``n_trials`` and a ``space`` of parameter → ``[low, high]``,
     ``[low, high, "log"]`` or ``{choices = [...]}``; ``lags`` and ``n_layers`` are
-    understood too. An empty space uses the default one."""
+    understood too. An empty space uses the default one.
+
+    ``fidelity`` (a share in (0, 1); None: off) makes the search multi-fidelity: each
+    trial first trains on the most recent ``fidelity`` of the training dates (every
+    series over its latest dates), and only a trial whose validation score ranks in the
+    top ``promote`` share of those cheap scores so far trains on all of them (with
+    per-epoch pruning) and completes; the others end pruned (``user_attrs_fidelity``
+    in ``trials.csv`` says how far each got). Neither key changes a study's identity:
+    a complete trial is scored on all training dates either way.
+    """
 
     n_trials: int = Field(default=10, gt=0)
     space: dict[str, list | dict] = Field(default_factory=dict)
+    fidelity: float | None = Field(default=None, gt=0, lt=1)
+    promote: float = Field(default=1 / 3, gt=0, le=1)
 
 
 def _file_name(value, what):
