@@ -60,9 +60,9 @@ MODULES = {
         "tests": ["tests/workflow/test_tracking.py", "-k",
                   "not fresh_process and not import_skrnn"],
     },
-    "forecast_next (experiment.py)": {
-        "path": "skrnn/experiment.py",
-        "functions": ["skrnn.experiment.x_forecast_next"],
+    "forecast_next (_experiment/predict.py)": {
+        "path": "skrnn/_experiment/predict.py",
+        "functions": ["skrnn._experiment.predict.x_forecast_next"],
         "tests": ["tests/workflow/test_cli.py", "tests/workflow/test_forecast_next.py", "-k",
                   "predict or forecast"],
     },

@@ -269,7 +269,9 @@ def show(run_dir):
 @click.option("--model", "model_path", required=True, type=click.Path(dir_okay=False),
               help="A model saved by 'skrnn run' (results/<name>/models/<model>.skops).")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
-              help="CSV with the history of each series.")
+              help="CSV with the history of each series (and, for a model with "
+                   "known-future covariates, each series' row of the forecast date with "
+                   "those columns and an empty value).")
 @click.option("--date-col", help="Date column (default: the experiment's).")
 @click.option("--group-col", help="Group column (default: the experiment's).")
 @click.option("--value-col", help="Value column (default: the experiment's).")
@@ -285,7 +287,9 @@ def predict(model_path, data_path, date_col, group_col, value_col, sep, date_for
 
     --data is checked as 'skrnn run' checks its data (dates on the run's grid, no
     duplicates, gaps filled only as the experiment or --fill-gaps says), and each
-    forecast comes from the series' latest window.
+    forecast comes from the series' latest window, with the run's step features:
+    calendar features of the dates, past covariates from the history, known-future
+    covariates of the forecast date from its row in --data.
     """
     from skrnn.experiment import forecast_next
 

@@ -17,6 +17,16 @@ so. The default pruner is ``MedianPruner(n_startup_trials=5, n_warmup_steps=5)``
 searches here run tens of trials, not hundreds, and recurrent learning curves are
 noisy in their first epochs; the median rule needs no budget settings (unlike
 Hyperband) and the warm-up keeps it from judging a trial on its noisiest epochs.
+
+Multi-fidelity (``fidelity``): each trial first trains on the most recent part of its
+training rows (``fidelity`` of the dates: a time-ordered subsample, never a random
+one) and is scored on the same validation rows; only a trial whose low-fidelity score
+ranks in the top ``promote`` share of the low-fidelity scores seen so far (the first
+trial always) trains again on all rows, with per-epoch pruning, and completes. The
+others end PRUNED after the cheap fit. This is successive halving with two rungs,
+decided as each trial finishes its first rung (asynchronously, like ASHA), so most of
+the budget goes to the promising trials. Each trial records ``fidelity`` (the share it
+last trained on), ``fidelity_rows`` and ``fidelity_score`` in its user attributes.
 """
 
 import json
@@ -444,6 +454,41 @@ def _take(data, idx):
     return data.iloc[idx] if hasattr(data, "iloc") else np.asarray(data)[idx]
 
 
+# -- multi-fidelity -------------------------------------------------------------------------
+
+
+def _row_dates(X, cv):
+    """The date of each row, when ``X`` carries dates (a column named by the splitter's
+    ``date``, a DatetimeIndex or a datetime level); None: the rows are in time order."""
+    import pandas as pd
+
+    index = getattr(X, "index", None)
+    date = getattr(cv, "date", None)
+    dated = (date is not None and hasattr(X, "columns") and date in X.columns) or isinstance(
+        index, pd.DatetimeIndex) or (isinstance(index, pd.MultiIndex) and any(
+            isinstance(level, pd.DatetimeIndex) for level in index.levels))
+    return _dates_of(X, date) if dated else None
+
+
+def _recent(train, dates, fidelity):
+    """The rows of ``train`` in its most recent ``fidelity`` share of dates (of rows,
+    when ``dates`` is None): a panel keeps every series over its latest dates."""
+    if dates is None:
+        return train[len(train) - max(1, math.ceil(fidelity * len(train))):]
+    days = np.unique(dates[train])
+    first = days[len(days) - max(1, math.ceil(fidelity * len(days)))]
+    return train[dates[train] >= first]
+
+
+def _promoted(study, trial, score, promote):
+    """Whether ``score`` ranks in the top ``promote`` share (at least one) of the
+    low-fidelity scores of the study's trials so far, this one included."""
+    others = [t.user_attrs["fidelity_score"] for t in study.get_trials(deepcopy=False)
+              if t.number != trial.number and "fidelity_score" in t.user_attrs]
+    better = sum(s > score for s in others)  # scores are maximised
+    return better < max(1, math.ceil(promote * (len(others) + 1)))
+
+
 def tune(
     estimator,
     X,
@@ -468,6 +513,8 @@ def tune(
     fit_params=None,
     parent_run_id=None,
     progress=False,
+    fidelity=None,
+    promote=1 / 3,
 ):
     """Search hyperparameters of ``estimator`` with Optuna (TPE by default).
 
@@ -515,6 +562,14 @@ def tune(
         With ``track``: nest the study's MLflow run under this run.
     progress : bool, default=False
         Show Optuna's progress bar of the trials.
+    fidelity : float in (0, 1), default=None
+        Multi-fidelity (see the module docstring): each trial first trains on the most
+        recent ``fidelity`` share of each split's training dates (of its rows when
+        ``X`` has no dates); only the promoted ones train on all rows and complete.
+        None: every trial trains on all rows.
+    promote : float in (0, 1], default=1/3
+        With ``fidelity``: the share of trials promoted to all rows (at least one: the
+        first trial always is).
 
     Returns
     -------
@@ -524,6 +579,11 @@ def tune(
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
+    if fidelity is not None and not 0 < fidelity < 1:
+        raise ValueError(f"fidelity must be a share in (0, 1) of the training dates, or "
+                         f"None; got {fidelity!r}")
+    if fidelity is not None and not 0 < promote <= 1:
+        raise ValueError(f"promote must be a share in (0, 1] of the trials; got {promote!r}")
     search_space = default_search_space(estimator) if search_space is None else search_space
     cv = TimeHoldout() if cv is None else cv
     scorer = check_scoring(estimator, scoring=scoring)
@@ -538,6 +598,9 @@ def tune(
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     n_done = len(study.get_trials(deepcopy=False, states=finished))
     splits = list(cv.split(X, y))
+    if fidelity is not None:
+        dates = _row_dates(X, cv)
+        recent = [(_recent(train, dates, fidelity), test) for train, test in splits]
 
     parent_run = _start_parent_run(study, parent_run_id) if track else None
 
@@ -550,6 +613,23 @@ def tune(
         scores = []
         run = _start_trial_run(parent_run, trial, sampled) if track else None
         try:
+            if fidelity is not None:  # the first rung: a cheap fit on the recent rows
+                low = float(np.mean([_fit_score(est, X, y, train, test, scorer, None, fold,
+                                                fit_params)[1]
+                                     for fold, (train, test) in enumerate(recent)]))
+                trial.set_user_attr("fidelity_score", low)
+                trial.set_user_attr("fidelity_rows", int(sum(len(tr) for tr, _ in recent)))
+                trial.set_user_attr("fidelity", fidelity)
+                # step 0, before any epoch: what TPE ranks a trial cut here by
+                trial.report(low, 0)
+                if not _promoted(study, trial, low, promote):
+                    trial.set_user_attr("pruned_step", 0)
+                    _end_trial_run(run, "PRUNED", pruned_step=0)
+                    raise optuna.TrialPruned(
+                        f"not promoted: its score on {fidelity:.0%} of the dates ranks "
+                        f"below the top {promote:.0%}")
+                trial.set_user_attr("fidelity", 1.0)
+                trial.set_user_attr("fidelity_rows", int(sum(len(tr) for tr, _ in splits)))
             for fold, (train, test) in enumerate(splits):
                 _, score, pruned = _fit_score(est, X, y, train, test, scorer, trial, fold,
                                               fit_params, run_id=run)

@@ -81,11 +81,69 @@ def test_step_features_reach_the_model(tmp_path):
     window = model.regressor_.named_steps["window"]
     assert window.n_step_features == F and window.n_features_in_ == 7 * F
     assert reg.n_features_in_ == 5 * F  # LastSteps cut 5 whole steps
-    # skrnn predict builds value-only windows: refused, in one line
-    predicted = CliRunner().invoke(main, ["predict", "--model", str(out / "models" / "gru.skops"),
-                                          "--data", str(tmp_path / "panel.csv")])
-    assert predicted.exit_code == 2
-    assert "features per step" in predicted.output
+    _predict_with_step_features(tmp_path, out, model)
+
+
+def _predict_with_step_features(tmp_path, out, model):
+    """skrnn predict's forecast equals the model on each series' latest window, built here
+    by hand: per step k = 7..1, the value and calls of t-k, temp and the day of week of
+    t-k+1 (so the last step holds temp of the forecast date t itself)."""
+    frame = pd.read_csv(tmp_path / "panel.csv", dtype={"district": str}, parse_dates=["date"])
+    gru = out / "models" / "gru.skops"
+    # temp of the forecast date is known in advance: without its row, a clear refusal
+    refused = CliRunner().invoke(main, ["predict", "--model", str(gru),
+                                        "--data", str(tmp_path / "panel.csv")])
+    assert refused.exit_code == 2
+    nxt = frame["date"].max() + pd.Timedelta(days=1)
+    assert f"known-future column 'temp' has no value for the forecast date {nxt.date()}" \
+        in " ".join(refused.output.split())
+    future = pd.DataFrame({"date": [nxt, nxt], "district": sorted(frame["district"].unique()),
+                           "temp": [0.25, -1.5]})  # crimes and calls left empty
+    data = pd.concat([frame, future], ignore_index=True)
+    data.to_csv(tmp_path / "with_future.csv", index=False)
+    forecasts = tmp_path / "forecasts.csv"
+    done = CliRunner().invoke(main, ["predict", "--model", str(gru), "--data",
+                                     str(tmp_path / "with_future.csv"), "--output",
+                                     str(forecasts)], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    got = pd.read_csv(forecasts, dtype={"district": str}, parse_dates=["date"])
+    assert list(got["district"]) == ["D01", "D02"] and (got["date"] == nxt).all()
+    look = data.set_index(["district", "date"])
+    for _, row in got.iterrows():
+        window, names = [], []
+        for k in range(7, 0, -1):
+            past, known = nxt - pd.Timedelta(days=k), nxt - pd.Timedelta(days=k - 1)
+            day = np.eye(7)[known.dayofweek]
+            window += [look.loc[(row["district"], past), "crimes"],
+                       look.loc[(row["district"], past), "calls"],
+                       look.loc[(row["district"], known), "temp"], *day]
+            names += [f"crimes_lag{k}", f"calls_lag{k}", f"temp_lag{k - 1}",
+                      *[f"dayofweek_{d}_lag{k - 1}" for d in range(7)]]
+        assert names == list(model.regressor_.feature_names_in_)
+        X = pd.DataFrame([window], columns=names, index=pd.MultiIndex.from_tuples(
+            [(nxt, row["district"])], names=["date", "district"]))
+        assert X.iloc[0, -8] == future.set_index("district").loc[row["district"], "temp"]
+        # float32 network: one window alone vs a batch of two agree to float32 precision
+        assert row["forecast"] == pytest.approx(model.predict(X)[0], rel=1e-6)
+        shifted = X.copy()
+        shifted.iloc[0, -8] += 1.0  # the forecast date's temp matters far beyond that
+        assert abs(model.predict(shifted)[0] - row["forecast"]) > 1e-4
+    assert got["forecast"].nunique() == 2
+    # a forecast from the history before a test date is the run's own prediction of it
+    saved = pd.read_csv(out / "predictions.csv", dtype={"district": str},
+                        parse_dates=["date"]).set_index(["date", "district"])
+    day = saved.index.get_level_values("date").unique().sort_values()[-5]
+    cut = frame[frame["date"] <= day].copy()
+    cut.loc[cut["date"] == day, ["crimes", "calls"]] = np.nan
+    cut.to_csv(tmp_path / "cut.csv", index=False)
+    again = CliRunner().invoke(main, ["predict", "--model", str(gru), "--data",
+                                      str(tmp_path / "cut.csv"), "--output", str(forecasts)],
+                               catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    got = pd.read_csv(forecasts, dtype={"district": str}, parse_dates=["date"])
+    assert (got["date"] == day).all()
+    np.testing.assert_allclose(got["forecast"], saved.loc[day].loc[got["district"], "gru"],
+                               rtol=1e-6)
 
 
 def test_per_series_scaling_inverts_exactly(tmp_path):
@@ -179,12 +237,20 @@ def _exp(**features):
 
 @pytest.mark.parametrize("change", [
     {"calendar": ["dayofweek"]}, {"known_future": ["temp"]}, {"past_covariates": ["x"]},
-    {"scaling": "global"}, {"max_lags": 8}, {"calendar": ["holiday"], "country": "US"}])
+    {"scaling": "global"}, {"max_lags": 8}, {"calendar": ["holiday"], "country": "US"},
+    {"static": ["area"], "scaling": "global"}, {"static": "group", "scaling": "global"}])
 def test_fingerprint_changes_with_the_feature_keys(change):
     base = _exp()
     other = _exp(**change)
     fp = study_fingerprint(base, base.models[0], {}, "d")
     assert study_fingerprint(other, other.models[0], {}, "d") != fp
+
+
+def test_fingerprint_of_an_unchanged_experiment_survives_new_keys():
+    # computed by skrnn at b21a5cb, before features.static existed: the studies of an
+    # experiment that does not use a new key resume after an upgrade
+    exp = _exp(calendar=["dayofweek"])
+    assert study_fingerprint(exp, exp.models[0], {}, "d") == "5a2d733219e1"
 
 
 def test_fingerprint_changes_with_train_start_not_with_ensemble():

@@ -82,3 +82,37 @@ def test_skrnn_run_prunes_trials_and_logs_their_epochs(tmp_path):
         n = int(run.data.tags["pruned_step"]) if state == "PRUNED" else 8
         assert [m.step for m in losses] == list(range(1, n + 1)), state
         assert len(rates) == n
+
+
+def test_skrnn_run_multi_fidelity_trials(tmp_path):
+    """search.fidelity = 0.25: every trial first trains on the latest quarter of the
+    training dates; the top third so far trains on all of them and completes, the
+    others end pruned at step 0. trials.csv shows how far each trial got."""
+    out = tmp_path / "out"
+    text = EXPERIMENT.format(out=out.as_posix()).replace(
+        "n_trials = 12", "n_trials = 6\nfidelity = 0.25").replace(
+        "max_iter = 8", "max_iter = 4").replace(
+        "[tracking]\nenabled = true", "[tracking]\nenabled = false")
+    path = tmp_path / "fidelity.toml"
+    path.write_text(text)
+    from click.testing import CliRunner
+
+    from skrnn.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(path), "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    trials = pd.read_csv(out / "tuning" / "gru" / "trials.csv")
+    assert len(trials) == 6
+    complete = trials["state"] == "COMPLETE"
+    # 2 series x (200 - 7 windows - 30 test dates) = 326 training rows, of which the
+    # validation split (the last 20% of the dates) leaves 2 x 130 = 260 to train on
+    assert (trials.loc[complete, "user_attrs_fidelity"] == 1.0).all()
+    assert (trials.loc[complete, "user_attrs_fidelity_rows"] == 260).all()
+    cut = trials[~complete]
+    assert len(cut) >= 1 and (cut["state"] == "PRUNED").all()
+    assert (cut["user_attrs_fidelity"] == 0.25).all()
+    assert (cut["user_attrs_fidelity_rows"] == 2 * 33).all()  # ceil(0.25 * 130) dates
+    assert (cut["user_attrs_pruned_step"] == 0).all()
+    assert trials.loc[trials["number"] == 0, "state"].item() == "COMPLETE"
+    results = pd.read_csv(out / "results.csv")
+    assert results["model"].tolist() == ["gru"]

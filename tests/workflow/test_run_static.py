@@ -58,6 +58,11 @@ def test_static_columns_and_group_one_hot_reach_the_model(tmp_path):
     assert result.exit_code == 0, result.output
     reg = fitted_recurrent_regressor(load_model(out / "models" / "gru.skops"))
     assert reg.n_step_features == 2  # value, area
+    # skrnn predict does not build static features yet: it says so, it does not guess
+    predicted = CliRunner().invoke(main, ["predict", "--model", str(out / "models" / "gru.skops"),
+                                          "--data", str(tmp_path / "panel.csv")])
+    assert predicted.exit_code == 2
+    assert "reads static covariates (features.static = ['area'])" in predicted.output
     result, out = _run(tmp_path, 'static = "group"\nscaling = "none"', "onehot")
     assert result.exit_code == 0, result.output
     reg = fitted_recurrent_regressor(load_model(out / "models" / "gru.skops"))

@@ -192,6 +192,63 @@ def test_time_holdout_by_date_on_a_panel():
     assert dates[train].max() == pd.Timestamp("2020-01-05")
 
 
+def test_multi_fidelity_promotes_the_top_share_of_cheap_fits():
+    """fidelity=0.25: every trial first fits on the latest quarter of the training dates
+    (every series of the panel), then only a trial whose score ranks in the top third
+    of the cheap scores so far fits on all rows and completes."""
+    from sklearn.linear_model import Ridge
+
+    fits = []
+
+    class Recorder(Ridge):
+        def fit(self, X, y, sample_weight=None):
+            fits.append(X.index)
+            return super().fit(X, y, sample_weight)
+
+    rng = np.random.RandomState(0)
+    idx = pd.MultiIndex.from_product([["a", "b"], pd.date_range("2020-01-01", periods=100)],
+                                     names=["district", "date"])  # series-major rows
+    X = pd.DataFrame(rng.normal(size=(200, 3)), index=idx, columns=["x0", "x1", "x2"])
+    y = X @ [1.0, -2.0, 0.5] + rng.normal(scale=0.3, size=200)
+    space = {"alpha": optuna.distributions.FloatDistribution(1e-3, 1e3, log=True)}
+    result = tune(Recorder(), X, y, search_space=space, n_trials=12, seed=0, refit=False,
+                  cv=TimeHoldout(start="2020-03-21", date="date"), scoring="neg_mean_squared_error",
+                  fidelity=0.25, promote=1 / 3)
+
+    # the cheap fits: the latest 20 of the 80 training dates, of both series
+    cheap = [f for f in fits if len(f) < 160]
+    assert len(cheap) == 12 and {len(f) for f in cheap} == {40}
+    for f in cheap:
+        dates = f.get_level_values("date")
+        assert dates.min() == pd.Timestamp("2020-03-01")
+        assert dates.max() == pd.Timestamp("2020-03-20")
+        assert set(f.get_level_values("district")) == {"a", "b"}
+    trials = sorted(result.study.trials, key=lambda t: t.number)
+    seen, promoted = [], 0
+    for trial in trials:
+        score = trial.user_attrs["fidelity_score"]
+        rank = sum(s > score for s in seen)
+        expected = rank < max(1, int(np.ceil((len(seen) + 1) / 3)))
+        seen.append(score)
+        assert trial.state.name == ("COMPLETE" if expected else "PRUNED")
+        assert trial.user_attrs["fidelity"] == (1.0 if expected else 0.25)
+        assert trial.user_attrs["fidelity_rows"] == (160 if expected else 40)
+        promoted += expected
+    assert trials[0].state.name == "COMPLETE" and 1 < promoted < 12
+    assert len(fits) == 12 + promoted  # one full fit per promoted trial
+    # a completed trial's value is its score on all rows, not the cheap one
+    full = [t for t in trials if t.state.name == "COMPLETE"]
+    assert all(t.value != t.user_attrs["fidelity_score"] for t in full)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"fidelity": 1.0}, "fidelity must be a share"),
+                                           ({"fidelity": 0.5, "promote": 0}, "promote must")])
+def test_multi_fidelity_settings_are_checked(kwargs, match):
+    df = series()  # noqa: F821
+    with pytest.raises(ValueError, match=match):
+        tune(_pipeline(), df[["value"]], df["value"], n_trials=1, **kwargs)
+
+
 def test_optuna_search_cv_prunes_through_partial_fit():
     from optuna_integration import OptunaSearchCV
 
