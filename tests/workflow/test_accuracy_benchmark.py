@@ -40,14 +40,18 @@ def test_scaling_inverts_exactly_and_uses_training_dates_only(target):
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.filterwarnings("ignore:Got `batch_size`:UserWarning")  # tiny training split
-def test_every_row_runs():
-    args = Namespace(trials=2, max_iter=2, ensemble=2, tune_timeout=None, nf_python=None)
+@pytest.mark.parametrize("target", ["auto", "delta"])
+def test_every_row_runs(target):
+    args = Namespace(trials=2, max_iter=2, ensemble=2, tune_timeout=None, nf_python=None,
+                     target=target)
     info, results = accuracy.run_dataset(_spec("level"), args, lambda msg: None)
     names = [r["model"] for r in results]
     assert names[:2] == ["last value", "seasonal naive (lag 7)"]
     assert "skrnn GRU, tuned" in names and "skrnn GRU, ensemble of 2" in names
     assert all(np.isfinite(r["mae"]) for r in results)
     assert info["n_test"] == 2 * 30
+    if target != "auto":
+        assert info["target"] == target
     assert "| model | MAE |" in accuracy.table(info, results)
 
 
