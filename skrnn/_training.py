@@ -356,13 +356,10 @@ class _TrainingMixin:
         whole; a dense hold-out goes through the same chunks, so both give the same
         bits. A hold-out of at most one chunk is one forward pass, as it always was.
         """
-        n = len(Xv)
-        return np.concatenate([
-            self._net.forward(np.asarray(time_major(Xv[s : s + _HOLDOUT_CHUNK])),
-                              store=False, ws=ws)[0]
-            for s in range(0, n, _HOLDOUT_CHUNK)
-        ]) if n > _HOLDOUT_CHUNK else self._net.forward(
-            np.asarray(time_major(Xv)), store=False, ws=ws)[0]
+        chunks = [self._net.forward(np.asarray(time_major(Xv[s : s + _HOLDOUT_CHUNK])),
+                                    store=False, ws=ws)[0]
+                  for s in range(0, len(Xv), _HOLDOUT_CHUNK)]
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
     def _end_epoch(self, val, kw, ws=None):
         """Track the monitored loss; return True when training should stop."""

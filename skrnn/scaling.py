@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 
-
 class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Standard or min-max scaling with one set of statistics per series.
 
@@ -556,4 +555,3 @@ def pooled_scales(values):
     loc = np.nanmean(values, axis=0)
     sd = np.nanstd(values, axis=0)
     return loc, np.where(sd > 1e-12 * np.maximum(1.0, np.abs(loc)), sd, 1.0)
-

@@ -411,9 +411,18 @@ class PanelWindows:
         ends = self.starts + self.window
         y = col[ends] if self.horizon == 1 else col[ends[:, None] + np.arange(self.horizon)]
         if self.level is not None:
-            level = window_levels(col[self.starts[:, None] + self._steps], self.level)
+            level = self._target_levels(col)
             y = y - (level if self.horizon == 1 else level[:, None])
         return y
+
+    def _target_levels(self, col):
+        """Each window's level of the target column ``col``; the last and first value are
+        read directly, only the mean gathers the windows."""
+        if self.level == "last":
+            return col[self.starts + self._steps[-1]]
+        if self.level == "first":
+            return col[self.starts + self._steps[0]]
+        return window_levels(col[self.starts[:, None] + self._steps], self.level)
 
     @classmethod
     def from_series(cls, series, **kwargs):

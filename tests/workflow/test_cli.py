@@ -15,33 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from experiments import LAST_VALUE, experiment
 
 from skrnn.cli import main
 
-TINY = """
-name = "tiny"
-seed = 0
-baselines = false
-output = "{out}"
-
-[data]
-source = "generated"
-params = {{ n_groups = 2, periods = 200, start = "2020-01-01" }}
-date = "date"
-group = "district"
-value = "crimes"
-
-[split]
-test_periods = 30
-
-[features]
-max_lags = 7
-lags = 3
-
-[[models]]
-name = "last_value"
-kind = "last_value"
-
+TINY = experiment("tiny", LAST_VALUE + """
 [[models]]
 name = "gru"
 kind = "gru"
@@ -49,45 +27,16 @@ params = {{ units = 4, max_iter = 4, batch_size = 32, dtype = "float32" }}
 [models.search]
 n_trials = 3
 space = {{ lags = [2, 7], units = [2, 8] }}
+""", periods=200, test_periods=30, lags=3)
 
-[tracking]
-enabled = false
-"""
-
-FAST = """
-name = "fast"
-seed = 0
-baselines = false
-output = "{out}"
-
-[data]
-source = "generated"
-params = {{ n_groups = 2, periods = 120, start = "2020-01-01" }}
-date = "date"
-group = "district"
-value = "crimes"
-
-[split]
-test_periods = 20
-
-[features]
-max_lags = 7
-lags = 3
-
-[[models]]
-name = "last_value"
-kind = "last_value"
-
+FAST = experiment("fast", LAST_VALUE + """
 [[models]]
 name = "ridge"
 kind = "ridge"
 [models.search]
 n_trials = 2
 space = {{ alpha = [0.1, 10.0, "log"] }}
-
-[tracking]
-enabled = false
-"""
+""", periods=120, test_periods=20, lags=3)
 
 
 def skrnn(*args, cwd=None, check=True, env=None):

@@ -17,33 +17,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from experiments import LAST_VALUE, experiment
 
 from skrnn.cli import main
 
-FAST = """
-name = "fast"
-seed = 0
-baselines = false
-output = "{out}"
-
-[data]
-source = "generated"
-params = {{ n_groups = 2, periods = 120, start = "2020-01-01" }}
-date = "date"
-group = "district"
-value = "crimes"
-
-[split]
-test_periods = 20
-
-[features]
-max_lags = 7
-lags = 3
-
-[[models]]
-name = "last_value"
-kind = "last_value"
-
+FAST = experiment("fast", LAST_VALUE + """
 [[models]]
 name = "ridge"
 kind = "ridge"
@@ -51,13 +29,8 @@ params = {{ alpha = 1.0 }}
 [models.search]
 n_trials = 2
 space = {{ alpha = [0.1, 10.0, "log"] }}
-
-[tuning]
-storage = "sqlite:///{{output}}/optuna.db"
-
-[tracking]
-enabled = false
-"""
+""", periods=120, test_periods=20, lags=3,
+                  extra='[tuning]\nstorage = "sqlite:///{{output}}/optuna.db"\n\n')
 
 
 def invoke(*args):

@@ -10,41 +10,19 @@ import sys
 
 import pandas as pd
 import pytest
+from experiments import experiment
 
 pytest.importorskip("optuna")
 pytest.importorskip("mlflow")
 
-EXPERIMENT = """
-name = "prune"
-seed = 0
-baselines = false
-output = "{out}"
-
-[data]
-source = "generated"
-params = {{ n_groups = 2, periods = 200, start = "2020-01-01" }}
-date = "date"
-group = "district"
-value = "crimes"
-
-[split]
-test_periods = 30
-
-[features]
-max_lags = 7
-lags = 7
-
-[[models]]
+EXPERIMENT = experiment("prune", """[[models]]
 name = "gru"
 kind = "gru"
 params = {{ units = 4, max_iter = 8, batch_size = 32, dtype = "float32" }}
 [models.search]
 n_trials = 12
 space = {{ units = [2, 8], learning_rate_init = [0.0003, 0.03, "log"] }}
-
-[tracking]
-enabled = true
-"""
+""", periods=200, test_periods=30, lags=7, tracking=True)
 
 
 def test_skrnn_run_prunes_trials_and_logs_their_epochs(tmp_path):
