@@ -77,6 +77,9 @@ _SCALINGS = ("auto", "standard", "mean", "none", "window_last", "window_mean")
 _WINDOW_SCALINGS = ("window_last", "window_mean")
 # what scaling="auto" means for losses other than Poisson
 _AUTO_SCALING = "window_last"
+# sktime's joblib route with nothing fixed: joblib.Parallel(backend=None, n_jobs=None)
+# takes both from the active joblib.parallel_config
+_JOBLIB_PARAMS = {"backend": None, "n_jobs": None}
 # residuals per step ahead below which fit warns that the intervals rest on too few
 MIN_CALIBRATION_SIZE = 20
 
@@ -115,7 +118,9 @@ class RecurrentForecaster(_selection._SelectionMixin, BaseForecaster):
           the last step.
     pooling : {"global", "local"}, default="global"
         On panels and hierarchies: one model for all series (``"global"``, natively), or
-        one model per series (``"local"``, sktime fits a clone per series).
+        one model per series (``"local"``, sktime fits a clone per series). The
+        per-series fits and forecasts of ``"local"`` run through ``joblib.Parallel``
+        (see ``n_jobs``), so the active joblib backend decides where they run.
     scaling : {"auto", "window_last", "window_mean", "standard", "mean", "none"}, \
 default="auto"
         Per-series scaling, fitted on the series' training data and inverted on output:
@@ -220,7 +225,20 @@ default="auto"
     random_state : int, RandomState instance or None, default=None
         If not None, replaces the regressor's ``random_state``. Either one fixed gives
         identical fits and forecasts (every model of a fit, the calibration copy
-        included, starts from the same seed).
+        included, starts from the same seed). With ``pooling="local"`` every series'
+        clone starts from the same seed (a ``RandomState`` instance is copied into each
+        clone, never shared), so a series' model does not depend on the other series
+        or on the order in which a backend fits them.
+    n_jobs : int or None, default=None
+        Parallel jobs of sktime's per-series loop (``pooling="local"``, and its loop
+        over the columns of a multivariate ``y``), which runs through
+        ``joblib.Parallel``: None means 1 unless a ``joblib.parallel_config`` says
+        otherwise, -1 all cores. Inside ``joblib.parallel_config(backend="dask")``
+        with a ``dask.distributed.Client`` open (``pip install 'skrnn[distributed]'``)
+        the series are fitted and forecast on the cluster's workers; Ray's joblib
+        backend works the same way. The forecasts are bit-identical to the sequential
+        run. sktime's own ``backend:parallel`` config, set with ``set_config``,
+        replaces this route (e.g. ``{"backend:parallel": "dask"}``: ``dask.compute``).
 
     Attributes
     ----------
@@ -315,7 +333,14 @@ default="auto"
         "capability:random_state": True,
     }
 
-    _config = {"remember_data": False}
+    # sktime's per-series loop (pooling="local") goes through joblib.Parallel with
+    # neither backend nor n_jobs fixed, so that an active joblib.parallel_config (Dask,
+    # Ray, processes) decides where the series run; n_jobs sets the jobs (_vectorize)
+    _config = {
+        "remember_data": False,
+        "backend:parallel": "joblib",
+        "backend:parallel:params": dict(_JOBLIB_PARAMS),
+    }
 
     def __init__(
         self,
@@ -333,6 +358,7 @@ default="auto"
         quantile_levels=None,
         fallback="auto",
         random_state=None,
+        n_jobs=None,
     ):
         self.regressor = regressor
         self.regressor_params = regressor_params
@@ -348,6 +374,7 @@ default="auto"
         self.quantile_levels = quantile_levels
         self.fallback = fallback
         self.random_state = random_state
+        self.n_jobs = n_jobs
         super().__init__()
         # sktime's suite may switch remember_data on after construction; the base class
         # then pools data into _y/_X, which must exist (empty) from the start
@@ -369,6 +396,7 @@ default="auto"
     # -- parameters ---------------------------------------------------------------
 
     def _check_params(self):
+        self._check_n_jobs()
         if self.strategy not in _STRATEGIES:
             raise ValueError(f"strategy must be one of {_STRATEGIES}; got {self.strategy!r}.")
         if self.pooling not in ("global", "local"):
@@ -412,6 +440,14 @@ default="auto"
                 "intervals='conformalized_quantile' calibrates the quantile head on the "
                 "rolling-origin backtest, which calibration_fraction=None switches off; "
                 "set calibration_fraction or use intervals='quantile'."
+            )
+
+    def _check_n_jobs(self):
+        n = self.n_jobs
+        if n is not None and (not isinstance(n, Integral) or isinstance(n, bool)
+                              or n == 0):
+            raise ValueError(
+                f"n_jobs must be None or a non-zero int (-1: all cores); got {n!r}."
             )
 
     def _head_levels(self):
@@ -485,6 +521,37 @@ default="auto"
         return mode
 
     # -- sktime interface ---------------------------------------------------------
+
+    def get_config(self):
+        """Get config flags for self (sktime's ``BaseObject.get_config``).
+
+        Returns
+        -------
+        config_dict : dict
+            The class's config, overridden by what ``set_config`` set. The default
+            route of the per-series loop is ``"backend:parallel": "joblib"`` with
+            ``"backend:parallel:params": {"backend": None, "n_jobs": None}``; another
+            ``"backend:parallel"`` set alone gets sktime's default params (None).
+        """
+        config = super().get_config()
+        # the joblib route's params mean nothing to another backend ("dask" would pass
+        # them to dask.compute): a user who picks one gets that backend's defaults
+        if (config.get("backend:parallel") != "joblib"
+                and config.get("backend:parallel:params") == _JOBLIB_PARAMS):
+            config["backend:parallel:params"] = None
+        return config
+
+    def _vectorize(self, methodname, **kwargs):
+        # sktime's loop over the series (pooling="local") or columns; with the joblib
+        # route of _config, n_jobs joins the active joblib.parallel_config (its backend
+        # is kept), so parallel_config(backend="dask") plus n_jobs still means Dask
+        if self.n_jobs is None:
+            return super()._vectorize(methodname, **kwargs)
+        self._check_n_jobs()
+        from joblib import parallel_config
+
+        with parallel_config(n_jobs=self.n_jobs):
+            return super()._vectorize(methodname, **kwargs)
 
     def _fit(self, y, X, fh):
         return self._fit_models(y, X, fh, calibrate=True)
