@@ -6,6 +6,7 @@ from numbers import Integral
 import numpy as np
 
 from skrnn.nn._losses import predict_from_raw
+from skrnn.windows import map_row_blocks
 
 
 class _AttributionsMixin:
@@ -55,31 +56,37 @@ class _AttributionsMixin:
             raise ValueError(f"n_steps must be a positive int; got {n_steps!r}.")
         X3 = self._as_sequences(X, reset=False)
         layout = np.shape(X)[1:] if np.ndim(X) == 3 else (X3.shape[1] * X3.shape[2],)
-        if method == "gradient":
-            grads = self._input_gradients(X3)
-        else:
-            if baseline is None:
-                B3 = np.zeros_like(X3)
-            else:
-                base = np.asarray(baseline, dtype=X3.dtype)
-                target = (len(X3),) + layout
-                try:
-                    base = np.broadcast_to(base, target)
-                except ValueError:
-                    raise ValueError(
-                        f"baseline must have the shape of X, {target}, or of one "
-                        f"sample, {layout}; got {base.shape}."
-                    ) from None
-                if not np.all(np.isfinite(base)):
-                    raise ValueError("baseline contains NaN or infinite values.")
-                B3 = base.reshape(X3.shape)
+        base = None
+        if method == "integrated" and baseline is not None:
+            base = np.asarray(baseline, dtype=X3.dtype)
+            target = (len(X3),) + layout
+            try:
+                # a view: one sample's baseline is not copied to every row
+                B3 = np.broadcast_to(base, target).reshape(X3.shape)
+            except ValueError:
+                raise ValueError(
+                    f"baseline must have the shape of X, {target}, or of one "
+                    f"sample, {layout}; got {base.shape}."
+                ) from None
+            if not np.all(np.isfinite(base)):
+                raise ValueError("baseline contains NaN or infinite values.")
+            base = B3
+
+        def block_gradients(Xb, rows):
+            if method == "gradient":
+                return self._input_gradients(Xb)
+            Bb = np.zeros_like(Xb) if base is None else np.asarray(base[rows])
             nodes, weights = np.polynomial.legendre.leggauss(n_steps)
             nodes, weights = (nodes + 1) / 2, weights / 2  # on [0, 1], summing to 1
-            delta = X3 - B3
+            delta = Xb - Bb
             grads = 0.0
             for a, w in zip(nodes, weights):
-                grads = grads + w * self._input_gradients(B3 + a * delta)
-            grads = grads * delta[:, None]
+                grads = grads + w * self._input_gradients(Bb + a * delta)
+            return grads * delta[:, None]
+
+        # windows as views are gathered a block of rows at a time (map_row_blocks),
+        # and the attributions of a block are all computed before the next one
+        grads = map_row_blocks(block_gradients, X3)
         n = len(X3)
         grads = grads.reshape((n, grads.shape[1]) + layout)
         return grads[:, 0] if self._y_ndim == 1 else grads

@@ -4,6 +4,8 @@ returns (``loss="quantile"``)."""
 
 import numpy as np
 
+from skrnn.windows import map_row_blocks
+
 
 def check_levels(levels, name):
     """Quantile levels as a sorted float array in (0, 1) without repeats."""
@@ -192,10 +194,11 @@ class _QuantileHeadMixin:
                     f"(unknown: {unknown.tolist()})."
                 )
         X3 = self._as_sequences(X, reset=False)
-        pred = self._net.predict(
-            np.ascontiguousarray(X3.transpose(1, 0, 2)), loss=self.loss,
+        # windows as views are gathered a block of rows at a time (map_row_blocks)
+        pred = map_row_blocks(lambda block, rows: self._net.predict(
+            np.ascontiguousarray(block.transpose(1, 0, 2)), loss=self.loss,
             output_activation=self.output_activation,
-        ).astype(np.float64, copy=False)
+        ), X3).astype(np.float64, copy=False)
         if self._y_ndim == 3:
             pred = pred[:, -1, :]
         out = self._sorted_levels(pred)[..., cols]

@@ -28,7 +28,7 @@ from skrnn._quantile_head import _QuantileHeadMixin
 from skrnn._torch_weights import _TorchWeightsMixin
 from skrnn._training import _TrainingMixin
 from skrnn._training_state import TrainingState
-from skrnn.windows import time_major
+from skrnn.windows import map_row_blocks, time_major
 
 
 class BaseRecurrentRegressor(
@@ -298,7 +298,10 @@ class BaseRecurrentRegressor(
         """
         self._check_fitted_net()
         X3 = self._as_sequences(X, reset=False)
-        return self._net.states(np.ascontiguousarray(X3.transpose(1, 0, 2)))
+        # windows as views are gathered a block of rows at a time (map_row_blocks)
+        return map_row_blocks(
+            lambda block, rows: self._net.states(
+                np.ascontiguousarray(block.transpose(1, 0, 2))), X3)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

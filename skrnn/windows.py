@@ -13,6 +13,9 @@ module keeps the panel and hands out windows on demand:
   :meth:`PanelWindows.at` takes any rows and step offsets (explicit lag lists), over
   series padded by :func:`pad_series` -- the one place skrnn gathers windows
   (``LagFeatures`` and ``make_supervised`` build theirs here);
+- :func:`map_row_blocks`: the regressors' whole-input methods (``get_states``,
+  ``input_gradients``, ``predict_quantiles``) over blocks of rows, so that windows
+  as views are gathered a block at a time there too;
 - :func:`fit_local`: one clone of an estimator per series through ``joblib``, so
   ``joblib.parallel_config(backend="dask")`` spreads the fits over a cluster;
 - :func:`predict_to_file`: forecasts of a large panel written chunk by chunk;
@@ -550,6 +553,57 @@ def time_major(X3):
     if isinstance(X3, _LazySequences):
         return X3.transpose(1, 0, 2)
     return np.ascontiguousarray(X3.transpose(1, 0, 2))
+
+
+# rows that map_row_blocks gathers and runs at a time; a power of two, like the
+# early-stopping hold-out's chunk (skrnn/_training.py) and for the same reason: the
+# blocks start where the kernels' row blocks of one pass start
+CHUNK_ROWS = 4096
+
+
+def map_row_blocks(fn, X3, chunk=None):
+    """``fn`` over the rows of ``X3`` ``(n, T, F)``, ``chunk`` rows at a time.
+
+    ``fn(block, rows)`` gets the rows ``rows`` (a slice) as a dense
+    ``(n_rows, T, F)`` array and returns an array, or a list or dict of them, whose
+    first axis is those rows; the blocks' results fill arrays of ``n`` rows,
+    allocated once. Windows as views (:class:`_LazySequences`) are thus gathered a
+    block at a time, never whole, and a dense ``X3`` goes through the same blocks, so
+    both give the same bits; an ``X3`` of at most one block is one call.
+    ``chunk`` defaults to ``CHUNK_ROWS``.
+    """
+    n = len(X3)
+    chunk = CHUNK_ROWS if chunk is None else chunk
+    out = None
+    for s in range(0, max(n, 1), chunk):
+        rows = slice(s, min(s + chunk, n))
+        block = X3.gather(rows) if isinstance(X3, _LazySequences) else X3[rows]
+        part = fn(block, rows)
+        if n <= chunk:
+            return part
+        if out is None:
+            out = _tree_map(lambda a: np.empty((n,) + a.shape[1:], a.dtype), part)
+        _tree_fill(out, part, rows)
+    return out
+
+
+def _tree_map(fn, tree):
+    if isinstance(tree, dict):
+        return {k: _tree_map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_tree_map(fn, v) for v in tree]
+    return fn(tree)
+
+
+def _tree_fill(out, part, rows):
+    if isinstance(out, dict):
+        for k in out:
+            _tree_fill(out[k], part[k], rows)
+    elif isinstance(out, list):
+        for o, p in zip(out, part):
+            _tree_fill(o, p, rows)
+    else:
+        out[rows] = part
 
 
 # -- one model per series ---------------------------------------------------------------
