@@ -236,8 +236,9 @@ default="auto"
         otherwise, -1 all cores. Inside ``joblib.parallel_config(backend="dask")``
         with a ``dask.distributed.Client`` open (``pip install 'skrnn[distributed]'``)
         the series are fitted and forecast on the cluster's workers; Ray's joblib
-        backend works the same way. The forecasts are bit-identical to the sequential
-        run. sktime's own ``backend:parallel`` config, set with ``set_config``,
+        backend (``ray.util.joblib.register_ray()``, then
+        ``parallel_config(backend="ray")``) is used the same way. The forecasts are
+        bit-identical to the sequential run. sktime's own ``backend:parallel`` config, set with ``set_config``,
         replaces this route (e.g. ``{"backend:parallel": "dask"}``: ``dask.compute``).
 
     Attributes
