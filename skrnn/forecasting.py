@@ -238,8 +238,9 @@ default="auto"
         the series are fitted and forecast on the cluster's workers; Ray's joblib
         backend (``ray.util.joblib.register_ray()``, then
         ``parallel_config(backend="ray")``) is used the same way. The forecasts are
-        bit-identical to the sequential run. sktime's own ``backend:parallel`` config, set with ``set_config``,
-        replaces this route (e.g. ``{"backend:parallel": "dask"}``: ``dask.compute``).
+        bit-identical to the sequential run. sktime's own ``backend:parallel``
+        config, set with ``set_config``, replaces this route (e.g.
+        ``{"backend:parallel": "dask"}``: ``dask.compute``).
 
     Attributes
     ----------
