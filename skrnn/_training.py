@@ -24,14 +24,7 @@ from skrnn.nn._losses import loss_and_grad, predict_from_raw
 from skrnn.nn._network import RecurrentNetwork
 from skrnn.nn._optimizers import clip_gradient, make_optimizer
 from skrnn.nn._workspace import Workspace
-from skrnn.windows import time_major
-
-# windows of the early-stopping hold-out run through the network at a time, so that
-# windows as views are never gathered whole. A power of two: each chunk then starts
-# where the kernels' row blocks of one pass over the whole hold-out start, and a
-# hold-out of several chunks gave the bits of one pass in every case measured (both
-# engines, both dtypes, the three cells); chunks of 7 or 100 rows did not.
-_HOLDOUT_CHUNK = 4096
+from skrnn.windows import map_row_blocks, time_major
 
 # the private attributes a fit sets; with the public fitted ones (a trailing underscore)
 # they are what a failed call puts back as they were
@@ -350,16 +343,19 @@ class _TrainingMixin:
         return False
 
     def _holdout_output(self, Xv, ws):
-        """Raw head output for the hold-out ``Xv`` ``(n, T, F)``, a chunk at a time.
+        """Raw head output for the hold-out ``Xv`` ``(n, T, F)``, a block at a time.
 
-        Windows as views (``skrnn/windows.py``) are gathered chunk by chunk, never
-        whole; a dense hold-out goes through the same chunks, so both give the same
-        bits. A hold-out of at most one chunk is one forward pass, as it always was.
+        Windows as views (``skrnn/windows.py``) are gathered block by block
+        (:func:`~skrnn.windows.map_row_blocks`), never whole; a dense hold-out goes
+        through the same blocks, so both give the same bits. Blocks of a power of two
+        rows start where the kernels' row blocks of one pass over the whole hold-out
+        start: a hold-out of several blocks gave the bits of one pass in every case
+        measured (both engines, both dtypes, the three cells); blocks of 7 or 100 rows
+        did not. A hold-out of at most one block is one forward pass, as it always was.
         """
-        chunks = [self._net.forward(np.asarray(time_major(Xv[s : s + _HOLDOUT_CHUNK])),
-                                    store=False, ws=ws)[0]
-                  for s in range(0, len(Xv), _HOLDOUT_CHUNK)]
-        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        return map_row_blocks(
+            lambda block, rows: self._net.forward(np.asarray(time_major(block)), store=False,
+                                                  ws=ws)[0], Xv)
 
     def _end_epoch(self, val, kw, ws=None):
         """Track the monitored loss; return True when training should stop."""

@@ -210,7 +210,7 @@ def test_window_path_memory_stays_of_the_order_of_the_panel():
 
 @pytest.mark.parametrize("Est", [GRURegressor, LSTMRegressor])
 def test_holdout_in_chunks_equals_the_dense_holdout_bit_for_bit(Est, monkeypatch):
-    from skrnn import _training
+    from skrnn import windows
 
     values, lengths = _panel()
     W = PanelWindows(values, lengths, window=7, order="time")
@@ -218,7 +218,7 @@ def test_holdout_in_chunks_equals_the_dense_holdout_bit_for_bit(Est, monkeypatch
     kw = {"units": 4, "max_iter": 3, "batch_size": 32, "random_state": 0,
           "early_stopping": True, "validation_fraction": 0.4}
     whole = Est(**kw).fit(X, y)  # the hold-out (~150 windows) in one pass
-    monkeypatch.setattr(_training, "_HOLDOUT_CHUNK", 16)  # ~10 chunks, a ragged last
+    monkeypatch.setattr(windows, "CHUNK_ROWS", 16)  # ~10 chunks, a ragged last
     assert int(np.ceil(0.4 * len(y))) % 16
     dense, lazy = Est(**kw).fit(X, y), Est(**kw).fit(W, y)
     np.testing.assert_array_equal(dense._net.theta, lazy._net.theta)
@@ -230,7 +230,7 @@ def test_holdout_in_chunks_equals_the_dense_holdout_bit_for_bit(Est, monkeypatch
 
 
 def test_early_stopping_holdout_of_windows_is_not_gathered_whole():
-    from skrnn import _training
+    from skrnn import windows
 
     rng = np.random.default_rng(0)
     lengths = np.full(200, 500)
@@ -241,7 +241,7 @@ def test_early_stopping_holdout_of_windows_is_not_gathered_whole():
                        early_stopping=True, validation_fraction=0.8)
     n_val = int(np.ceil(0.8 * len(y)))
     holdout_bytes = n_val * 24 * 8  # the float64 hold-out, gathered whole
-    assert n_val > 5 * _training._HOLDOUT_CHUNK
+    assert n_val > 5 * windows.CHUNK_ROWS
     tracemalloc.start()
     try:
         reg.fit(W, y)
