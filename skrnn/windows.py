@@ -555,9 +555,9 @@ def time_major(X3):
     return np.ascontiguousarray(X3.transpose(1, 0, 2))
 
 
-# rows that map_row_blocks gathers and runs at a time; a power of two, like the
-# early-stopping hold-out's chunk (skrnn/_training.py) and for the same reason: the
-# blocks start where the kernels' row blocks of one pass start
+# rows that map_row_blocks gathers and runs at a time (the whole-input methods and the
+# early-stopping hold-out); a power of two, so that the blocks start where the kernels'
+# row blocks of one pass start (skrnn/_training.py's _holdout_output says what that buys)
 CHUNK_ROWS = 4096
 
 
