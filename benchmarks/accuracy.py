@@ -79,8 +79,10 @@ def load_crime():
     d = pd.read_csv(CRIME, parse_dates=["date"])
     f = pd.DataFrame({"series": "crime", "date": d["date"], "y": d["crimes_total"].astype(float)})
     start = f["date"].max() - pd.Timedelta(days=364)
+    # Chicago books reports of unknown day on the month's first day (+20% on the 1st,
+    # +70% on January 1st): a month-start flag, as a step feature like the others
     return Spec("crime_total (daily, 2001-2018)", f, "D", start, 56, 7,
-                ["dayofweek", "dayofyear", "holiday"], "US")
+                ["dayofweek", "dayofyear", "monthstart", "holiday"], "US")
 
 
 def load_flights():

@@ -3,8 +3,10 @@
 :func:`calendar_features` turns dates into numeric columns: one-hot day of week and month,
 day of year and week of year as a point on the unit circle (sin, cos), so December 31 sits
 next to January 1, and a public-holiday flag from the ``holidays`` package when a country is
-given. :class:`~skrnn.LagFeatures` and :func:`~skrnn.make_supervised` use it for their
-``calendar=`` option.
+given. ``dayofmonth`` (sin, cos of the position in the month) and ``monthstart`` (a flag on
+the first day of each month) serve data with pay-day cycles or with records of unknown day
+booked on the month's first day (police reports, for one). :class:`~skrnn.LagFeatures` and
+:func:`~skrnn.make_supervised` use it for their ``calendar=`` option.
 """
 
 import numpy as np
@@ -18,6 +20,8 @@ CALENDAR_FEATURES = {
     "month": [f"month_{m}" for m in range(1, 13)],  # one-hot
     "dayofyear": ["dayofyear_sin", "dayofyear_cos"],
     "weekofyear": ["weekofyear_sin", "weekofyear_cos"],
+    "dayofmonth": ["dayofmonth_sin", "dayofmonth_cos"],
+    "monthstart": ["monthstart"],
     "holiday": ["holiday"],
 }
 
@@ -97,8 +101,10 @@ def calendar_features(dates, features, *, country=None):
     features : str or list of str
         Among ``"dayofweek"`` (7 one-hot columns, Monday first), ``"month"`` (12 one-hot
         columns), ``"dayofyear"`` and ``"weekofyear"`` (sin and cos of the position in the
-        year; ISO weeks, of 52.18 on average), ``"holiday"`` (1.0 on the public holidays of
-        ``country``, else 0.0; needs the ``holidays`` package).
+        year; ISO weeks, of 52.18 on average), ``"dayofmonth"`` (sin and cos of the position
+        in the month, day 1 at angle 0 and one turn per month of its own length),
+        ``"monthstart"`` (1.0 on the first day of a month, else 0.0), ``"holiday"`` (1.0 on
+        the public holidays of ``country``, else 0.0; needs the ``holidays`` package).
     country : str, default=None
         Country code for ``"holiday"``, as the ``holidays`` package knows it (e.g. ``"US"``).
 
@@ -143,6 +149,11 @@ def calendar_features(dates, features, *, country=None):
             angle = 2 * np.pi * (np.asarray(dates.isocalendar().week, dtype=np.float64) - 1) / (
                 365.2425 / 7)
             blocks.append(np.column_stack([np.sin(angle), np.cos(angle)]))
+        elif f == "dayofmonth":
+            angle = 2 * np.pi * (np.asarray(dates.day) - 1) / np.asarray(dates.days_in_month)
+            blocks.append(np.column_stack([np.sin(angle), np.cos(angle)]))
+        elif f == "monthstart":
+            blocks.append(np.asarray(dates.day == 1, dtype=np.float64).reshape(n, 1))
         else:
             blocks.append(np.asarray(_holiday_flags(dates, country)).reshape(n, 1))
     return np.hstack(blocks).astype(np.float64)

@@ -155,7 +155,8 @@ class LagFeatures(TransformerMixin, BaseEstimator):
     calendar : str or list of str, default=None
         Calendar features of the same dates ``t - L + 1`` (see
         :func:`skrnn.calendar.calendar_features`): among "dayofweek", "month", "dayofyear",
-        "weekofyear", "holiday". Needs ``date`` (datetimes or periods) and lags >= 1.
+        "weekofyear", "dayofmonth", "monthstart", "holiday". Needs ``date`` (datetimes or
+        periods) and lags >= 1.
     country : str, default=None
         Country code of the public holidays for ``calendar="holiday"`` (the ``holidays``
         package, ``pip install 'skrnn[calendar]'``).

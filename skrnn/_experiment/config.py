@@ -111,7 +111,8 @@ class FeaturesConfig(_Strict):
     ``past_covariates`` (other CSV columns known up to the previous date, lagged like
     the value), ``known_future`` (CSV columns known in advance; a window's last step
     holds the target date's values) and ``calendar`` features of each step's date
-    (among dayofweek, month, dayofyear, weekofyear, holiday; holiday needs ``country``).
+    (among dayofweek, month, dayofyear, weekofyear, dayofmonth, monthstart, holiday;
+    holiday needs ``country``).
     ``scaling``: ``per_series`` scales the inputs and the target with each series' own
     statistics, ``global`` with one set for all rows, ``none`` leaves them; fit on the
     training dates only and inverted on the predictions. None (the default):

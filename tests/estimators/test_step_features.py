@@ -166,3 +166,50 @@ def test_missing_holidays_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "holidays", None)
     with pytest.raises(ImportError, match=r"skrnn\[calendar\]"):
         calendar_features(pd.to_datetime(["2024-01-01"]), "holiday", country="US")
+
+
+def test_day_of_month_and_month_start_match_a_brute_force_date_walk():
+    import calendar as stdcal
+    import datetime as dt
+
+    days = pd.date_range("2023-12-25", "2025-03-05", freq="D")  # leap February 2024 inside
+    out = calendar_features(days, ["monthstart", "dayofmonth"])
+    ref = []
+    for day in (dt.date(2023, 12, 25) + dt.timedelta(days=i) for i in range(len(days))):
+        length = stdcal.monthrange(day.year, day.month)[1]
+        angle = 2 * np.pi * (day.day - 1) / length
+        ref.append([float(day.day == 1), np.sin(angle), np.cos(angle)])
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
+    assert out[:, 0].sum() == 15  # Jan 2024 .. Mar 2025
+    assert calendar_feature_names(["monthstart", "dayofmonth"]) == [
+        "monthstart", "dayofmonth_sin", "dayofmonth_cos"]
+    # the last day of a month sits one step before the next month's first, on the circle
+    feb29 = calendar_features(pd.to_datetime(["2024-02-29"]), "dayofmonth")[0]
+    np.testing.assert_allclose(np.arctan2(*feb29), -2 * np.pi / 29, atol=1e-12)
+
+
+def test_month_start_of_the_target_date_is_in_the_last_step():
+    df = pd.DataFrame({"date": pd.date_range("2024-01-20", periods=50), "y": np.arange(50.0)})
+    X, _ = make_supervised(df, "y", lags=3, date="date", calendar=["monthstart", "dayofweek"])
+    dates = df.loc[X.index, "date"]
+    np.testing.assert_array_equal(X["monthstart_lag0"], (dates.dt.day == 1).astype(float))
+    np.testing.assert_array_equal(X["monthstart_lag2"],
+                                  ((dates - pd.Timedelta(days=2)).dt.day == 1).astype(float))
+
+
+@pytest.mark.parametrize("features, match", [
+    ("monthstart_flag", "unknown: \\['monthstart_flag'\\]"),
+    (["dayofmonth", "dayofmonth"], "lists a feature twice"),
+])
+def test_bad_month_features(features, match):
+    with pytest.raises(ValueError, match=match):
+        calendar_features(pd.to_datetime(["2024-01-01"]), features)
+
+
+def test_experiment_config_accepts_the_month_features():
+    from skrnn._experiment.config import FeaturesConfig
+
+    assert FeaturesConfig(calendar=["dayofmonth", "monthstart"]).calendar == [
+        "dayofmonth", "monthstart"]
+    with pytest.raises(ValueError, match="calendar must list features"):
+        FeaturesConfig(calendar=["day_of_month"])
