@@ -71,6 +71,11 @@ def read_table(path, cfg, columns=()):
 
     if not Path(path).is_file():
         raise ExperimentError(f"data file not found: {path}")
+    keys = [c for c in (cfg.date, cfg.group, cfg.value) if c]
+    if len(set(keys)) < len(keys):
+        raise ExperimentError(
+            f"the date, group and value columns must be different columns; got {keys} "
+            "(--date-col / --group-col / --value-col, data.date / data.group / data.value)")
     value = [cfg.value, *[c for c in columns if c not in (cfg.value, cfg.date, cfg.group)]]
     wanted = list(dict.fromkeys([cfg.date, *([cfg.group] if cfg.group else []), *value]))
     try:

@@ -174,6 +174,8 @@ CASES = [
     ("run-with-calendar", _windows_json(calendar=["dayofweek"], n_step_features=2),
      "calendar = ['dayofweek']"),
     ("other-window", _data(None, "--window", 5), "reads windows of 7 steps"),
+    ("group-is-value", _data(None, "--group-col", "crimes"),
+     "must be different columns; got ['date', 'crimes', 'crimes']"),
     ("no-data", lambda d: [d / "models" / "ridge.skops", d / "nope.csv"], "no such file"),
 ]
 
