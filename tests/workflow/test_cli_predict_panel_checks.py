@@ -55,20 +55,31 @@ def _read(path):
     return pd.read_csv(path, dtype={"district": str}, parse_dates=["date"])
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def _holes(frame):
+    """An empty value cell and a missing date, both inside the latest windows."""
+    frame = frame.astype({"crimes": object})
+    frame.loc[frame.index[frame["district"] == "7"][-3], "crimes"] = ""
+    return frame.drop(index=frame.index[frame["district"] == "007"][-2])
+
+
+@pytest.mark.parametrize("suffix, change, extra", [
+    (".csv", None, []), (".parquet", None, []),
+    (".csv", _holes, ["--fill-gaps", "ffill"])], ids=["csv", "parquet", "filled-gaps"])
 def test_keys_007_and_7_are_two_series_forecast_as_skrnn_predict_does(finished, tmp_path,
-                                                                      suffix):
+                                                                      suffix, change, extra):
     model = finished / "run" / "models" / "ridge.skops"
-    data = finished / "panel.csv"
-    if suffix == ".parquet":
-        data = tmp_path / "panel.parquet"
-        pd.read_csv(finished / "panel.csv", dtype={"district": str}).to_parquet(data)
-    result = invoke("predict", "--model", model, "--data", finished / "panel.csv",
-                    "--output", tmp_path / "predict.csv")
+    frame = pd.read_csv(finished / "panel.csv", dtype={"district": str})
+    if change is not None:
+        frame = change(frame)
+    frame.to_csv(tmp_path / "panel.csv", index=False)
+    data = tmp_path / f"data{suffix}"
+    frame.to_parquet(data) if suffix == ".parquet" else frame.to_csv(data, index=False)
+    result = invoke("predict", "--model", model, "--data", tmp_path / "panel.csv",
+                    "--output", tmp_path / "predict.csv", *extra)
     assert result.exit_code == 0, result.output
     out = tmp_path / f"forecasts{suffix}"
 
-    result = invoke("predict-panel", model, data, "--out", out, "--chunk-series", 1)
+    result = invoke("predict-panel", model, data, "--out", out, "--chunk-series", 1, *extra)
 
     assert result.exit_code == 0, result.output
     got = _read(out)
@@ -80,6 +91,19 @@ def test_keys_007_and_7_are_two_series_forecast_as_skrnn_predict_does(finished, 
     np.testing.assert_allclose(merged["y_pred"], merged["forecast"], rtol=1e-12)
     assert merged["y_pred"].nunique() == 2
     assert (merged["date"] == pd.Timestamp("2020-03-01")).all()  # the day after the last
+
+
+def test_skrnn_predict_refuses_data_of_another_frequency_too(finished, tmp_path):
+    # the check lives in the shared check_panel: filling weekly data's "gaps" would
+    # forecast from a made-up daily series
+    frame = pd.read_csv(finished / "panel.csv", dtype={"district": str})
+    _weekly(frame).to_csv(tmp_path / "weekly.csv", index=False)
+    result = invoke("predict", "--model", finished / "run" / "models" / "ridge.skops",
+                    "--data", tmp_path / "weekly.csv", "--output", tmp_path / "f.csv",
+                    "--fill-gaps", "ffill")
+    assert result.exit_code == 2
+    assert "another frequency than the model's ('D'" in result.stderr
+    assert not (tmp_path / "f.csv").exists()
 
 
 # -- bad inputs ------------------------------------------------------------------------------
