@@ -416,7 +416,8 @@ def _value_only_windows(meta, model_path, window):
         what = ", ".join(f"{k} = {meta[k]!r}" for k in extra) or (
             f"{meta['n_step_features']} features per step")
         raise UserError(f"{model_path} reads more than the past values ({what}); "
-                        "predict-panel builds value-only windows: use skrnn predict")
+                        "predict-panel builds value-only windows (skrnn predict builds "
+                        "step features)")
     if window is not None and meta.get("max_lags") not in (None, window):
         raise UserError(f"--window {window}: {model_path} reads windows of "
                         f"{meta['max_lags']} steps (its run's features.max_lags)")

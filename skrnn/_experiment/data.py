@@ -55,7 +55,7 @@ def read_csv(path, cfg, columns=()):
 
 
 def is_parquet(path):
-    return str(path).lower().endswith((".parquet", ".pq"))
+    return str(path).lower().endswith(".parquet")
 
 
 def read_table(path, cfg, columns=()):
@@ -85,7 +85,7 @@ def read_table(path, cfg, columns=()):
                                        group=cfg.group, date_format=cfg.date_format,
                                        where="row", first=0, who="data")
         # dates and keys as their text: "007" stays "007", 20200131 is not a count of ns
-        kwargs = {"sep": cfg.sep, "dtype": {c: str for c in wanted[: 2 if cfg.group else 1]}}
+        kwargs = {"sep": cfg.sep, "dtype": {c: str for c in (cfg.date, cfg.group) if c}}
         header = pd.read_csv(path, sep=cfg.sep, nrows=0).columns
         if set(wanted) <= set(header):
             kwargs["usecols"] = wanted
@@ -173,18 +173,18 @@ def check_panel(frame, cfg, freq=None):
             found = grid(cfg.fill_gaps)
         except ValueError:
             if freq is not None and cfg.fill_gaps is None:
-                _check_step(grid("ffill"), freq, cfg)  # gaps everywhere: another frequency?
+                _check_step(grid("ffill"), freq)  # gaps everywhere: another frequency?
             raise
     except (ValueError, TypeError) as exc:
         msg = str(exc).replace("Pass fill_gaps=<number>, 'ffill' or 'interpolate'",
                                "Pass --fill-gaps <number>, ffill or interpolate (data.fill_gaps)")
         raise ExperimentError(msg.replace("pass freq= explicitly or ", "")) from None
     if freq is not None:
-        _check_step(found, freq, cfg)
+        _check_step(found, freq)
     return found
 
 
-def _check_step(grid, freq, cfg):
+def _check_step(grid, freq):
     """Refuse a grid on which no two dates of any series are one step apart: the data
     is of a coarser frequency than ``freq``, and filling its "gaps" would forecast from
     a made-up series."""
