@@ -57,8 +57,8 @@ MODULES = {
     "tracking (tracking.py, _tracking_*.py)": {
         "paths": ["skrnn/tracking.py", "skrnn/_tracking_base.py", "skrnn/_tracking_callback.py",
                   "skrnn/_tracking_models.py", "skrnn/_tracking_runs.py"],
-        "tests": ["tests/workflow/test_tracking.py", "-k",
-                  "not fresh_process and not import_skrnn"],
+        "tests": ["tests/workflow/test_tracking.py", "tests/workflow/test_tracking_run_stack.py",
+                  "-k", "not fresh_process and not import_skrnn"],
     },
     "forecast_next (_experiment/predict.py)": {
         "path": "skrnn/_experiment/predict.py",

@@ -4,6 +4,7 @@ Part of :mod:`skrnn.tracking` (import from there).
 """
 
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from numbers import Integral
@@ -17,6 +18,32 @@ from skrnn._tracking_base import (
     log_params,
 )
 from skrnn._version import __version__
+
+# Runs a callback ended while a later run sat above them on MLflow's fluent run stack
+# (thread-local, like that stack): run id -> status, popped when they surface.
+_buried = threading.local()
+
+
+def _end_own_run(run_id, status, client):
+    """End a run this module started with ``mlflow.start_run``, and keep MLflow's stack
+    of active runs as it was before that run started.
+
+    Callbacks are torn down in the order they were set up, so a run can end while a
+    later callback's (nested) run is still above it on the stack. It is ended through
+    the client now and popped once the runs above it are: never left on the stack as
+    the ended "active run" into which the user's next ``mlflow.log_metric`` would go.
+    """
+    import mlflow
+
+    buried = _buried.__dict__.setdefault("runs", {})
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != run_id:
+        client.set_terminated(run_id, status=status)
+        buried[run_id] = status
+        return
+    mlflow.end_run(status=status)
+    while (active := mlflow.active_run()) is not None and active.info.run_id in buried:
+        mlflow.end_run(status=buried.pop(active.info.run_id))
 
 
 class MLflowCallback(EpochCallback):
@@ -41,7 +68,9 @@ class MLflowCallback(EpochCallback):
     * else the active run (``with mlflow.start_run():``), unless ``nested=True``;
     * else (or with ``nested=True``) a new run per fit, nested under the active run if
       there is one, tagged with the estimator, holding its parameters when
-      ``log_params``; it ends FINISHED, FAILED when fit raises, KILLED on Ctrl-C.
+      ``log_params``; it ends FINISHED, FAILED when fit raises, KILLED on Ctrl-C,
+      and MLflow's active run is then again the one before the fit (or none), also
+      when several callbacks each start a run in one fit.
       Use ``nested=True`` in searches and cross-validation, where one regressor is
       fitted many times: each fit then gets its own child run.
 
@@ -125,17 +154,11 @@ class MLflowCallback(EpochCallback):
         fit = self._fits.pop(id(estimator), None)
         if fit is None or not fit["owned"]:
             return
-        import mlflow
-
         if fit["completed"]:
             status = "FINISHED"
         else:
             status = "KILLED" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "FAILED"
-        active = mlflow.active_run()
-        if active is not None and active.info.run_id == fit["run_id"]:
-            mlflow.end_run(status=status)
-        else:
-            fit["client"].set_terminated(fit["run_id"], status=status)
+        _end_own_run(fit["run_id"], status, fit["client"])
 
     # -- logging
 

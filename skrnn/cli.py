@@ -330,29 +330,35 @@ def predict_panel(model_path, data_path, out, chunk_series, window, date_col, gr
 
     MODEL is a .skops file (a model of 'skrnn run', or any regressor of value-only
     windows saved with skrnn.persistence.save); DATA a long CSV or Parquet table, one
-    row per series and date. Each series' latest window is forecast; the forecasts are
-    written --chunk-series series at a time, so memory stays bounded by one chunk
-    (plus the panel's values). The file appears only once complete.
+    row per series and date. DATA is read and checked by the same code as the data of
+    'skrnn run' and 'skrnn predict' (group keys as text, dates, numbers, no infinite or
+    absurd values, empty cells and missing dates refused unless filled, the run's date
+    frequency), reading only the date, group and value columns. Each series' latest
+    window is forecast; the forecasts are written --chunk-series series at a time, so
+    memory stays bounded by one chunk (plus the panel's values). The file appears only
+    once complete.
     """
     import json
 
     import numpy as np
     import pandas as pd
 
-    from skrnn import persistence
-    from skrnn._panel import build_grid, group_codes
+    from skrnn._experiment.config import DataConfig
+    from skrnn._experiment.data import check_panel, load_data
+    from skrnn._experiment.predict import load_model
     from skrnn.windows import predict_to_file
 
     with _user_errors():
         meta_path = Path(model_path).parent / "windows.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        if meta.get("n_step_features", 1) != 1:
-            raise UserError(f"{model_path} reads windows with {meta['n_step_features']} "
-                            "features per step; predict-panel builds value-only windows")
+        _value_only_windows(meta, model_path, window)
         date, group = date_col or meta.get("date"), group_col or meta.get("group")
         value = value_col or meta.get("value")
         if value is None:
             raise UserError("--value-col is needed (MODEL is not from a run)")
+        if date is None:
+            raise UserError("--date-col is needed (MODEL is not from a run): each series' "
+                            "rows are put in order, and checked, by their dates")
         if fill_gaps is None:
             fill_gaps = meta.get("fill_gaps")
         if Path(out).exists():
@@ -360,32 +366,34 @@ def predict_panel(model_path, data_path, out, chunk_series, window, date_col, gr
         for path in (model_path, data_path):
             if not Path(path).is_file():
                 raise UserError(f"{path}: no such file")
-        model = persistence.load(model_path)
-        names = getattr(model, "feature_names_in_", None)
+        model = load_model(model_path)
         window = window or meta.get("max_lags") or getattr(model, "n_features_in_", None)
         if window is None:
             raise UserError("--window is needed (the model does not say its inputs)")
-        used = [c for c in (date, group, value) if c]
-        if str(data_path).endswith(".parquet"):
-            frame = pd.read_parquet(data_path, columns=used)
-        else:
-            frame = pd.read_csv(data_path, sep=sep or meta.get("sep") or ",", usecols=used,
-                                parse_dates=[date] if date else None,
-                                date_format=date_format or meta.get("date_format"))
-        codes, labels = (None, None) if not group else group_codes(
-            frame[group].astype(str), f"--group-col {group}")
-        times = None if not date else frame[date]
-        grid = build_grid(len(frame), codes, labels, times, freq=meta.get("freq"),
-                          fill_gaps=fill_gaps, param_date=f"--date-col {date}")
+        cfg = DataConfig(source="csv", path=str(Path(data_path).resolve()), date=date,
+                         group=group, value=value, fill_gaps=fill_gaps,
+                         sep=sep or meta.get("sep") or ",",
+                         date_format=date_format or meta.get("date_format"))
+        frame = load_data(cfg)
+        grid = check_panel(frame, cfg, freq=meta.get("freq"))
+        short = np.flatnonzero(grid.lengths < window)
+        if short.size:
+            label = grid.labels[short[0]] if grid.labels is not None else "the series"
+            raise UserError(
+                f"{short.size} series are shorter than window={window}, e.g. {label!r} "
+                f"with {grid.lengths[short[0]]} dates; drop or pad them first")
         values = grid.values(frame[[value]].to_numpy(dtype=np.float64), fill_gaps)[:, 0]
-        keys = [pd.Index(labels if labels is not None else [0], name=group or "series")]
-        if date:
-            last = pd.Index(frame[date].to_numpy()[grid.src[grid.starts + grid.lengths - 1]])
-            if not isinstance(last, pd.DatetimeIndex):
-                raise UserError(f"--date-col {date} must hold dates (got {last.dtype})")
-            step = grid.freq if grid.freq is not None else pd.NaT  # one date each: no step
-            keys.insert(0, pd.Index(last + step, name=date))  # the date forecast
-        index = pd.MultiIndex.from_arrays(keys) if len(keys) > 1 else keys[0]
+        last = pd.DatetimeIndex(frame[date].to_numpy()[grid.src[grid.starts + grid.lengths - 1]])
+        step = grid.freq if grid.freq is not None else pd.NaT  # one date each: no step
+        # named as the run's windows: per-series scaling finds each row's series by the
+        # run's group name
+        keys = [pd.Index(last + step, name=meta.get("date") or date),  # the date forecast
+                pd.Index(grid.labels if grid.labels is not None else [0],
+                         name=meta.get("group") or group or "series")]
+        index = pd.MultiIndex.from_arrays(keys)
+        names = getattr(model, "feature_names_in_", None)
+        if names is None:  # a target transformer around the fitted pipeline
+            names = getattr(getattr(model, "regressor_", None), "feature_names_in_", None)
         columns = None if names is None else list(names)
         tmp = Path(out).with_name(f"{Path(out).stem}.partial-{os.getpid()}{Path(out).suffix}")
         try:
@@ -397,6 +405,22 @@ def predict_panel(model_path, data_path, out, chunk_series, window, date_col, gr
             raise
         os.replace(tmp, out)
     click.echo(f"{n} forecasts -> {out}")
+
+
+def _value_only_windows(meta, model_path, window):
+    """Refuse a run's model that reads more than its series' past values, or windows of
+    another length than --window: predict-panel builds value-only windows."""
+    extra = [k for k in ("calendar", "known_future", "past_covariates", "static")
+             if meta.get(k)]
+    if extra or meta.get("n_step_features", 1) != 1:
+        what = ", ".join(f"{k} = {meta[k]!r}" for k in extra) or (
+            f"{meta['n_step_features']} features per step")
+        raise UserError(f"{model_path} reads more than the past values ({what}); "
+                        "predict-panel builds value-only windows (skrnn predict builds "
+                        "step features)")
+    if window is not None and meta.get("max_lags") not in (None, window):
+        raise UserError(f"--window {window}: {model_path} reads windows of "
+                        f"{meta['max_lags']} steps (its run's features.max_lags)")
 
 
 @main.command()

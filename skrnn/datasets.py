@@ -268,6 +268,20 @@ def read_series_csv(path, *, date, value, group=None, date_format=None, dayfirst
             f"read_series_csv: no file at {path!r} (resolved to {os.path.abspath(path)!r})."
         )
     frame = pd.read_csv(path, **read_csv_kwargs)
+    return _check_series_frame(frame, path, date=date, value=value, group=group,
+                               date_format=date_format, dayfirst=dayfirst)
+
+
+def _check_series_frame(frame, path, *, date, value, group=None, date_format=None,
+                        dayfirst=False, where="line", first=2, who="read_series_csv"):
+    """The checks of :func:`read_series_csv` on a table read from a file (CSV, Parquet).
+
+    The columns are there; the dates parse (a column of numbers is read as their text,
+    so 20200131 is a date and 7 is refused, never nanoseconds since 1970); every value
+    is a number or empty. Offending cells are named by ``where`` and their number in
+    the file: the CSV's lines from ``first=2`` (under the header), a Parquet file's
+    rows from 0. Returns the table as :func:`read_series_csv` does.
+    """
     values = [value] if isinstance(value, str) else list(value)
     wanted = [date] + ([] if group is None else [group]) + values
     missing = [c for c in wanted if c not in frame.columns]
@@ -276,19 +290,21 @@ def read_series_csv(path, *, date, value, group=None, date_format=None, dayfirst
         if frame.shape[1] == 1:
             hint = " Only one column was found: is the separator different (e.g. sep=';')?"
         raise ValueError(
-            f"read_series_csv: column(s) {missing} not in {path!r}; its columns are "
+            f"{who}: column(s) {missing} not in {os.fspath(path)!r}; its columns are "
             f"{list(frame.columns)}.{hint}"
         )
     frame = frame[wanted].copy()
     raw_dates = frame[date]
+    if pd.api.types.is_numeric_dtype(raw_dates) and not pd.api.types.is_bool_dtype(raw_dates):
+        raw_dates = raw_dates.astype(object).where(raw_dates.isna(), raw_dates.astype(str))
     parsed = pd.to_datetime(raw_dates, format=date_format, dayfirst=dayfirst, errors="coerce")
     bad = parsed.isna() & raw_dates.notna()
     if bad.any() or raw_dates.isna().any():
         rows = np.flatnonzero((bad | raw_dates.isna()).to_numpy())[:3]
-        examples = [(int(r) + 2, raw_dates.iloc[r]) for r in rows]  # file line: header + 1-based
+        examples = [(int(r) + first, raw_dates.iloc[r]) for r in rows]
         raise ValueError(
-            f"read_series_csv: {int(bad.sum() + raw_dates.isna().sum())} value(s) of "
-            f"date={date!r} could not be parsed as dates, e.g. (line, value) {examples}. "
+            f"{who}: {int(bad.sum() + raw_dates.isna().sum())} value(s) of "
+            f"date={date!r} could not be parsed as dates, e.g. ({where}, value) {examples}. "
             "Pass date_format= (e.g. '%d/%m/%Y') or fix the file."
         )
     frame[date] = parsed
@@ -297,10 +313,10 @@ def read_series_csv(path, *, date, value, group=None, date_format=None, dayfirst
         bad = numbers.isna() & frame[col].notna()
         if bad.any():
             rows = np.flatnonzero(bad.to_numpy())[:3]
-            examples = [(int(r) + 2, frame[col].iloc[r]) for r in rows]
+            examples = [(int(r) + first, frame[col].iloc[r]) for r in rows]
             raise ValueError(
-                f"read_series_csv: {int(bad.sum())} value(s) of column {col!r} are not "
-                f"numbers, e.g. (line, value) {examples}. Fix them or pass na_values=."
+                f"{who}: {int(bad.sum())} value(s) of column {col!r} are not "
+                f"numbers, e.g. ({where}, value) {examples}. Fix them or pass na_values=."
             )
         frame[col] = numbers.astype(np.float64)
     keys = [date] if group is None else [group, date]

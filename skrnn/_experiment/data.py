@@ -18,7 +18,9 @@ ABSURD = 1e15
 def load_data(cfg, base_dir=Path("."), seed=0, columns=()):
     """The long frame ``(date, [group], value)`` an experiment works on, checked and sorted.
 
-    Group keys are strings; infinite and absurd values (``|x| >= 1e15``) are refused
+    ``skrnn run``, ``skrnn predict`` and ``skrnn predict-panel`` read a user's file here
+    (CSV, or Parquet by its ``.parquet`` suffix: :func:`read_table`). Group keys are
+    strings; infinite and absurd values (``|x| >= 1e15``) are refused
     with the file's line numbers; rows with an empty value are refused like missing
     dates unless ``cfg.fill_gaps`` is set, in which case they become gaps to fill.
     """
@@ -33,7 +35,7 @@ def load_data(cfg, base_dir=Path("."), seed=0, columns=()):
         path = Path(cfg.path)
         if not path.is_absolute():
             path = base_dir / path
-        frame = read_csv(path, cfg, columns)
+        frame = read_table(path, cfg, columns)
     missing = [c for c in (cfg.date, cfg.group, cfg.value) if c and c not in frame.columns]
     if missing:
         raise ExperimentError(
@@ -48,23 +50,69 @@ def load_data(cfg, base_dir=Path("."), seed=0, columns=()):
 
 
 def read_csv(path, cfg, columns=()):
-    """Read a user's CSV as ``cfg`` describes it (group keys as strings), with the
-    value and the numeric ``columns`` (covariates)."""
-    from skrnn.datasets import read_series_csv
+    """Read a user's CSV (or Parquet file) as ``cfg`` describes it: :func:`read_table`."""
+    return read_table(path, cfg, columns)
+
+
+def is_parquet(path):
+    return str(path).lower().endswith(".parquet")
+
+
+def read_table(path, cfg, columns=()):
+    """Read a user's CSV, or Parquet file (by its suffix), as ``cfg`` describes it.
+
+    Only the date, group, value and numeric ``columns`` (covariates) are read, so the
+    memory is bounded by them. Group keys are read as strings (``"007"`` and ``"7"`` are
+    two series), dates are parsed (``cfg.date_format``; a column of numbers is read as
+    their text, never as nanoseconds since 1970), and every value must be a number or
+    empty; offending cells are named by their line (CSV) or row (Parquet).
+    """
+    from skrnn.datasets import _check_series_frame, read_series_csv
 
     if not Path(path).is_file():
         raise ExperimentError(f"data file not found: {path}")
-    kwargs = {"sep": cfg.sep}
-    if cfg.group:
-        kwargs["dtype"] = {cfg.group: str}
+    keys = [c for c in (cfg.date, cfg.group, cfg.value) if c]
+    if len(set(keys)) < len(keys):
+        raise ExperimentError(
+            f"the date, group and value columns must be different columns; got {keys} "
+            "(--date-col / --group-col / --value-col, data.date / data.group / data.value)")
+    value = [cfg.value, *[c for c in columns if c not in (cfg.value, cfg.date, cfg.group)]]
+    wanted = list(dict.fromkeys([cfg.date, *([cfg.group] if cfg.group else []), *value]))
     try:
-        value = [cfg.value, *[c for c in columns if c not in (cfg.value, cfg.date, cfg.group)]]
+        if is_parquet(path):
+            frame = _read_parquet(path, wanted)
+            return _check_series_frame(frame, path, date=cfg.date, value=value,
+                                       group=cfg.group, date_format=cfg.date_format,
+                                       where="row", first=0, who="data")
+        # dates and keys as their text: "007" stays "007", 20200131 is not a count of ns
+        kwargs = {"sep": cfg.sep, "dtype": {c: str for c in (cfg.date, cfg.group) if c}}
+        header = pd.read_csv(path, sep=cfg.sep, nrows=0).columns
+        if set(wanted) <= set(header):
+            kwargs["usecols"] = wanted
+        else:  # the reader names the missing columns (and a wrong separator): no rows needed
+            kwargs["nrows"] = 0
         return read_series_csv(path, date=cfg.date, value=value, group=cfg.group,
                                date_format=cfg.date_format, **kwargs)
     except ValueError as exc:
         msg = str(exc).replace("date_format=", "--date-format / data.date_format ")
         msg = msg.replace("sep=", "--sep / data.sep = ")
         raise ExperimentError(msg) from None
+
+
+def _read_parquet(path, wanted):
+    """The ``wanted`` columns of a Parquet file (the others are not read)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:  # pyarrow's own errors: not a Parquet file, damaged
+        raise ExperimentError(f"{path} is not a readable Parquet file: {exc}") from None
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise ExperimentError(f"the data has no column(s) {missing}; its columns are "
+                              f"{[n for n in names if not n.startswith('__index_level_')]}. "
+                              "Set data.date / data.group / data.value.")
+    return pd.read_parquet(path, columns=wanted)
 
 
 def _value_masks(numbers):
@@ -79,7 +127,11 @@ def _check_values(frame, cfg, path=None):
     if not masks["bad"].any() and not refuse_missing:
         # with fill_gaps, a row without a value is a missing date of its series
         return frame[~masks["missing"]].copy()
-    if path is not None:  # locate the offending cells in the file itself
+    if path is not None and is_parquet(path):  # the file's rows, before sorting
+        raw = pd.read_parquet(path, columns=[cfg.value])[cfg.value]
+        masks = _value_masks(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64))
+        where, offset = f"{path}: row", 0
+    elif path is not None:  # locate the offending cells in the file itself
         raw = pd.read_csv(path, sep=cfg.sep, usecols=[cfg.value], dtype=str,
                           keep_default_na=False)[cfg.value]
         masks = _value_masks(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64))
@@ -103,17 +155,49 @@ def _check_values(frame, cfg, path=None):
 
 def check_panel(frame, cfg, freq=None):
     """The regular per-series date grid of ``frame`` (duplicates, gaps and irregular
-    dates refused unless ``cfg.fill_gaps``); ``grid.freq`` is its step."""
+    dates refused unless ``cfg.fill_gaps``); ``grid.freq`` is its step.
+
+    With ``freq`` (a model's: the step of its run's grid), data of a coarser frequency
+    (weekly dates for a daily model) is refused, never re-gridded by filling its "gaps".
+    """
     from skrnn._panel import build_grid, group_codes
 
     codes, labels = (group_codes(frame[cfg.group], cfg.group) if cfg.group else (None, None))
-    try:
+
+    def grid(fill_gaps):
         return build_grid(len(frame), codes, labels, times=frame[cfg.date], freq=freq,
-                          fill_gaps=cfg.fill_gaps, param_date=cfg.date)
+                          fill_gaps=fill_gaps, param_date=cfg.date)
+
+    try:
+        try:
+            found = grid(cfg.fill_gaps)
+        except ValueError:
+            if freq is not None and cfg.fill_gaps is None:
+                _check_step(grid("ffill"), freq)  # gaps everywhere: another frequency?
+            raise
     except (ValueError, TypeError) as exc:
         msg = str(exc).replace("Pass fill_gaps=<number>, 'ffill' or 'interpolate'",
                                "Pass --fill-gaps <number>, ffill or interpolate (data.fill_gaps)")
         raise ExperimentError(msg.replace("pass freq= explicitly or ", "")) from None
+    if freq is not None:
+        _check_step(found, freq)
+    return found
+
+
+def _check_step(grid, freq):
+    """Refuse a grid on which no two dates of any series are one step apart: the data
+    is of a coarser frequency than ``freq``, and filling its "gaps" would forecast from
+    a made-up series."""
+    real = np.flatnonzero(grid.src >= 0)
+    same = grid.codes[real[1:]] == grid.codes[real[:-1]]
+    steps = np.diff(real)[same]
+    if steps.size and steps.min() > 1:
+        freqstr = getattr(pd.tseries.frequencies.to_offset(freq), "freqstr", str(freq))
+        raise ExperimentError(
+            f"every series has gaps between all its dates on the model's {freqstr!r} grid "
+            f"(at least {int(steps.min())} steps apart): the data is of another frequency "
+            f"than the model's ({freqstr!r}, its run's); give it data of that frequency "
+            f"(dates are not re-gridded).")
 
 
 def data_hash(frame):

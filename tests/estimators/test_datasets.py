@@ -128,3 +128,18 @@ def test_read_series_csv_errors(tmp_path):
     bad_value.write_text("d,v\n2024-01-01,1\n2024-01-02,two\n")
     with pytest.raises(ValueError, match=r"column 'v' are not numbers.*\(3, 'two'\)"):
         read_series_csv(bad_value, date="d", value="v")
+
+
+@pytest.mark.filterwarnings("ignore:Could not infer format:UserWarning")
+def test_read_series_csv_reads_a_column_of_numbers_as_date_text(tmp_path):
+    # pandas would take integers for nanoseconds since 1970: 20240131 is read as the text
+    # it is (a date), and 1, 2, 3 are refused rather than put on a 1 ns grid
+    stamps = tmp_path / "stamps.csv"
+    stamps.write_text("d,v\n20240131,1\n20240201,2\n")
+    df = read_series_csv(stamps, date="d", value="v")
+    assert df["d"].dt.strftime("%Y-%m-%d").tolist() == ["2024-01-31", "2024-02-01"]
+    counts = tmp_path / "counts.csv"
+    counts.write_text("d,v\n1,1\n2,2\n3,3\n")
+    with pytest.raises(ValueError, match=r"3 value\(s\) of date='d' could not be parsed.*"
+                                         r"\(2, '1'\)"):
+        read_series_csv(counts, date="d", value="v")
