@@ -117,8 +117,9 @@ class FeaturesConfig(_Strict):
     training dates only and inverted on the predictions. None (the default):
     ``per_series`` for panels, ``global`` for a single series. ``scale`` is the older
     spelling (``standard`` = ``global``). ``static``: columns constant within each series,
-    or ``"group"`` (a one-hot of the series), repeated on every step; they need
-    ``scaling = "global"`` or ``"none"`` (per-series scaling would turn them into 0).
+    or ``"group"`` (a one-hot of the series), repeated on every step (the last features
+    of each step); with ``per_series`` scaling they are scaled with statistics pooled
+    over all series (per-series ones would turn each series' constant into 0).
     """
 
     max_lags: int | None = Field(default=None, gt=0)
@@ -169,8 +170,12 @@ class FeaturesConfig(_Strict):
 
         calendar = (len(calendar_feature_names(self.calendar, self.country))
                     if self.calendar else 0)
-        static = self._n_groups if self.static == "group" else len(self.static)
-        return 1 + len(self.past_covariates) + len(self.known_future) + calendar + static
+        return (1 + len(self.past_covariates) + len(self.known_future) + calendar
+                + self.n_static_features())
+
+    def n_static_features(self):
+        """Static features per step (the last ones of each step)."""
+        return self._n_groups if self.static == "group" else len(self.static)
 
 
 #: Window length by frequency when ``features.max_lags`` is not given (several
@@ -194,9 +199,6 @@ def resolve_features(features, freq, panel, n_groups=0):
     if lags > max_lags:
         raise ExperimentError(f"features.lags ({lags}) exceeds the inferred features.max_lags "
                               f"({max_lags}); set features.max_lags")
-    if features.static and features.resolved_scaling(panel) == "per_series":
-        raise ExperimentError("features.static needs features.scaling = \"global\" or "
-                              "\"none\": per-series scaling turns a series' constant into 0")
     out = features.model_copy(update={"max_lags": max_lags, "lags": lags,
                                       "scaling": features.resolved_scaling(panel),
                                       "scale": None})
