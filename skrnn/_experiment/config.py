@@ -131,7 +131,7 @@ class FeaturesConfig(_Strict):
     known_future: list[str] = Field(default_factory=list)
     past_covariates: list[str] = Field(default_factory=list)
     static: list[str] | Literal["group"] = Field(default_factory=list)
-    _n_groups: int = PrivateAttr(default=0)  # the one-hot's width, known from the data
+    _groups: tuple = PrivateAttr(default=())  # the one-hot's series, known from the data
 
     @model_validator(mode="after")
     def _fits(self):
@@ -175,7 +175,11 @@ class FeaturesConfig(_Strict):
 
     def n_static_features(self):
         """Static features per step (the last ones of each step)."""
-        return self._n_groups if self.static == "group" else len(self.static)
+        return len(self._groups) if self.static == "group" else len(self.static)
+
+    def one_hot_groups(self):
+        """The series of the one-hot columns, in their order (``static = "group"``)."""
+        return list(self._groups) if self.static == "group" else None
 
 
 #: Window length by frequency when ``features.max_lags`` is not given (several
@@ -191,9 +195,9 @@ def infer_max_lags(freq):
     return DEFAULT_MAX_LAGS.get(code.rstrip("SE") or code, 14)  # MS, ME -> M
 
 
-def resolve_features(features, freq, panel, n_groups=0):
-    """``features`` with ``max_lags``, ``lags`` and ``scaling`` filled in (``n_groups``: the
-    width of the series one-hot, when ``static = "group"``)."""
+def resolve_features(features, freq, panel, groups=()):
+    """``features`` with ``max_lags``, ``lags`` and ``scaling`` filled in (``groups``: the
+    series of the data, in the order of the series one-hot, when ``static = "group"``)."""
     max_lags = features.max_lags or infer_max_lags(freq)
     lags = features.lags or max_lags
     if lags > max_lags:
@@ -202,7 +206,7 @@ def resolve_features(features, freq, panel, n_groups=0):
     out = features.model_copy(update={"max_lags": max_lags, "lags": lags,
                                       "scaling": features.resolved_scaling(panel),
                                       "scale": None})
-    out._n_groups = n_groups
+    out._groups = tuple(groups)
     return out
 
 
