@@ -90,6 +90,10 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         series is constant within each series, so per-series statistics would map every
         series to 0 and erase what tells them apart; pooled, the differences between
         series survive. None: every feature per series.
+    passthrough_features : array-like of int, default=None
+        Step features (or columns, as for ``pooled_features``) left as they are (center
+        0, scale 1): for a one-hot, already on a unit scale, which standardising would
+        blow up to about ``sqrt(n_categories)`` for the rare category.
 
     Attributes
     ----------
@@ -97,7 +101,8 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Group labels seen in ``fit`` (``[None]`` for one global group).
     center_ : ndarray of shape (n_groups, n_scaled_features)
         Mean (standard) or minimum (min-max) per group and scaled column (the pooled
-        one, the same in every row, for ``pooled_features``).
+        one, the same in every row, for ``pooled_features``; 0 for
+        ``passthrough_features``).
     scale_ : ndarray of shape (n_groups, n_scaled_features)
         Divisor per group and scaled column; 1 where the series is constant.
     global_center_ : ndarray of shape (n_scaled_features,)
@@ -125,16 +130,19 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "n_step_features": [None, Interval(Integral, 1, None, closed="left")],
         "handle_unknown": [StrOptions({"error", "global"})],
         "pooled_features": [None, "array-like"],
+        "passthrough_features": [None, "array-like"],
     }
 
     def __init__(self, method="standard", *, group=None, feature_range=(0, 1),
-                 n_step_features=None, handle_unknown="error", pooled_features=None):
+                 n_step_features=None, handle_unknown="error", pooled_features=None,
+                 passthrough_features=None):
         self.method = method
         self.group = group
         self.feature_range = feature_range
         self.n_step_features = n_step_features
         self.handle_unknown = handle_unknown
         self.pooled_features = pooled_features
+        self.passthrough_features = passthrough_features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -190,18 +198,18 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             )
         return np.arange(p) % self.n_step_features
 
-    def _pooled(self, p):
-        """Mask of the scaled columns whose statistics are pooled over all series."""
-        if self.pooled_features is None:
+    def _listed(self, param, p):
+        """Mask of the scaled columns of the step features (or columns) ``param`` lists."""
+        given = getattr(self, param)
+        if given is None:
             return np.zeros(p, dtype=bool)
         n = self.n_step_features if self.n_step_features is not None else p
         what = "step features" if self.n_step_features is not None else "columns"
-        idx = np.asarray(self.pooled_features)
+        idx = np.asarray(given)
         if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)) or (
                 idx.size and (idx.min() < 0 or idx.max() >= n)):
             raise ValueError(
-                f"pooled_features must list {what} by their index in [0, {n}), got "
-                f"{self.pooled_features!r}."
+                f"{param} must list {what} by their index in [0, {n}), got {given!r}."
             )
         return np.isin(self._steps(p), idx)
 
@@ -266,9 +274,18 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.center_, self.scale_ = self._stats(values, codes, len(self.groups_))
         g_center, g_scale = self._stats(values, np.zeros(values.shape[0], dtype=np.intp), 1)
         self.global_center_, self.global_scale_ = g_center[0], g_scale[0]
-        pooled = self._pooled(values.shape[1])
+        pooled = self._listed("pooled_features", values.shape[1])
+        kept = self._listed("passthrough_features", values.shape[1])
+        if (pooled & kept).any():
+            raise ValueError("pooled_features and passthrough_features must not share a "
+                             f"feature; got {self.pooled_features!r} and "
+                             f"{self.passthrough_features!r}.")
         self.center_[:, pooled] = self.global_center_[pooled]
         self.scale_[:, pooled] = self.global_scale_[pooled]
+        # min-max maps onto feature_range by adding its low end: take it off again
+        for stats in (self.center_, self.global_center_):
+            stats[..., kept] = self._offset()
+        self.scale_[:, kept] = self.global_scale_[kept] = 1.0
         return self
 
     def _row_stats(self, labels, n):

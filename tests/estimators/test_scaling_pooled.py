@@ -1,5 +1,6 @@
-"""GroupScaler's ``pooled_features``: static step features (constant within a series) are
-scaled with statistics pooled over all series, so they keep telling series apart."""
+"""GroupScaler's ``pooled_features`` and ``passthrough_features``: static step features
+(constant within a series) are scaled with statistics pooled over all series, or left as
+they are (a one-hot), so they keep telling series apart."""
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,30 @@ def test_static_features_keep_their_differences_and_invert_exactly(windows, meth
     assert (pooled.center_[:, static] == pooled.center_[0, static]).all()
 
 
+@pytest.mark.parametrize("method", ["standard", "minmax"])
+def test_a_one_hot_passes_through(windows, method):
+    train = windows.index.get_level_values("date") < pd.Timestamp("2020-02-01")
+    scaler = GroupScaler(method, group="district", n_step_features=5, pooled_features=[1],
+                         passthrough_features=[2, 3, 4], handle_unknown="global")
+    out = scaler.fit(windows[train]).transform(windows)
+    hot = np.arange(windows.shape[1]) % 5 >= 2
+    np.testing.assert_array_equal(out[:, hot], windows.to_numpy()[:, hot])
+    plain = GroupScaler(method, group="district", n_step_features=5).fit(windows[train])
+    np.testing.assert_array_equal(out[:, ~hot & (np.arange(windows.shape[1]) % 5 == 0)],
+                                  plain.transform(windows)[:, np.arange(20) % 5 == 0])
+    back = scaler.inverse_transform(pd.DataFrame(out, index=windows.index))
+    np.testing.assert_allclose(back, windows.to_numpy(), rtol=1e-12, atol=1e-12)
+    # rows of an unseen series (handle_unknown="global") leave it as it is too
+    new = windows.iloc[:3].rename(index=lambda g: "D09", level="district")
+    np.testing.assert_array_equal(scaler.transform(new)[:, hot], new.to_numpy()[:, hot])
+
+
+def test_pooled_and_passthrough_must_not_overlap(windows):
+    with pytest.raises(ValueError, match="must not share a feature"):
+        GroupScaler(group="district", n_step_features=5, pooled_features=[1, 2],
+                    passthrough_features=[2]).fit(windows)
+
+
 def test_pooled_columns_without_step_features():
     X = np.array([[1.0, 5.0], [3.0, 5.0], [10.0, 9.0], [30.0, 9.0]])
     groups = np.array(["a", "a", "b", "b"])
@@ -59,8 +84,9 @@ def test_pooled_columns_without_step_features():
     np.testing.assert_allclose(out, [[-1, -1], [1, -1], [-1, 1], [1, 1]])
 
 
+@pytest.mark.parametrize("param", ["pooled_features", "passthrough_features"])
 @pytest.mark.parametrize("bad", [[5], [-1], [0.5], [[1]]])
-def test_bad_pooled_features_are_refused(windows, bad):
-    with pytest.raises(ValueError, match=r"pooled_features must list step features by "
+def test_bad_feature_lists_are_refused(windows, param, bad):
+    with pytest.raises(ValueError, match=rf"{param} must list step features by "
                                          r"their index in \[0, 5\)"):
-        GroupScaler(group="district", n_step_features=5, pooled_features=bad).fit(windows)
+        GroupScaler(group="district", n_step_features=5, **{param: bad}).fit(windows)

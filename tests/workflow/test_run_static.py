@@ -15,6 +15,7 @@ from skrnn._meta import fitted_recurrent_regressor
 from skrnn.cli import main
 from skrnn.datasets import make_count_panel
 from skrnn.experiment import load_model
+from skrnn.lags import make_supervised
 
 GRU = """[[models]]
 name = "gru"
@@ -101,8 +102,6 @@ def _ridge_by_hand(frame, out):
     series (one statistic each over the training windows), the target per series."""
     from sklearn.linear_model import Ridge
 
-    from skrnn.lags import make_supervised
-
     X, y = make_supervised(frame.set_index(["date", "district"]), "crimes", lags=5,
                            date="date", group="district", static=["area"])
     dates, groups = X.index.get_level_values("date"), X.index.get_level_values("district")
@@ -134,13 +133,19 @@ def test_group_one_hot_with_per_series_scaling(tmp_path):
     assert result.exit_code == 0, result.output
     gru = load_model(out / "models" / "gru.skops")
     assert fitted_recurrent_regressor(gru).n_step_features == 1 + 3  # value, one per district
-    assert tuple(gru.regressor_.named_steps["scale"].pooled_features) == (1, 2, 3)
+    scaler = gru.regressor_.named_steps["scale"]
+    assert tuple(scaler.passthrough_features) == (1, 2, 3) and scaler.pooled_features is None
+    frame, csv = _panel(tmp_path)
+    X, _ = make_supervised(frame.set_index(["date", "district"]), "crimes", lags=5,
+                           date="date", group="district", group_one_hot=True)
+    hot = np.arange(X.shape[1]) % 4 > 0  # the one-hot reaches the model as 0/1
+    scaled = np.asarray(scaler.transform(X.set_axis(gru.regressor_.feature_names_in_, axis=1)))
+    np.testing.assert_array_equal(scaled[:, hot], X.to_numpy()[:, hot])
     meta = json.loads((out / "models" / "windows.json").read_text())
     # the run records the one-hot's order, which is the order of the model's columns
     assert meta["groups"] == sorted(AREA)
     assert list(gru.regressor_.feature_names_in_[1:4]) == [
         f"district_{g}_lag5" for g in meta["groups"]]
-    frame, csv = _panel(tmp_path)
     assert _predict(out / "models" / "gru.skops", csv, tmp_path / "f.csv").exit_code == 0
     got = pd.read_csv(tmp_path / "f.csv", dtype={"district": str}, parse_dates=["date"])
     eye = {g: list(np.eye(3)[i]) for i, g in enumerate(sorted(AREA))}
