@@ -118,9 +118,9 @@ class FeaturesConfig(_Strict):
     ``per_series`` for panels, ``global`` for a single series. ``scale`` is the older
     spelling (``standard`` = ``global``). ``static``: columns constant within each series,
     or ``"group"`` (a one-hot of the series), repeated on every step (the last features
-    of each step). Static columns are standardised with statistics pooled over all
-    series (per-series ones would turn each series' constant into 0), a one-hot is left
-    0/1, whatever the ``scaling``.
+    of each step). Unless ``scaling = "none"``, static columns are standardised with
+    statistics pooled over all series (per-series ones would turn each series' constant
+    into 0) and a one-hot is left 0/1.
     """
 
     max_lags: int | None = Field(default=None, gt=0)
