@@ -175,3 +175,21 @@ def test_group_one_hot_with_per_series_scaling(tmp_path):
 def test_static_settings_are_checked(tmp_path, features, message):
     result, _ = _run(tmp_path, features, "bad")
     assert result.exit_code == 2 and message in result.output
+
+
+def test_a_one_hot_run_without_the_series_order_is_refused(tmp_path):
+    from skrnn._experiment.config import ExperimentError
+    from skrnn._experiment.predict import _step_features
+
+    meta = {"max_lags": 5, "n_step_features": 4, "date": "date", "group": "district",
+            "value": "crimes", "static": "group"}  # a run of an older skrnn
+    with pytest.raises(ExperimentError, match="did not record the series' order"):
+        _step_features(meta, tmp_path / "gru.skops")
+    features, one_hot = _step_features({**meta, "groups": ["a", "b", "c"]},
+                                       tmp_path / "gru.skops")
+    assert one_hot == ["district_a", "district_b", "district_c"]
+    assert features.static_columns() == one_hot and features.n_step_features() == 4
+    # a one-hot name never takes a column of the data
+    _, one_hot = _step_features({**meta, "groups": ["a", "b", "c"], "group": "x",
+                                 "value": "x_a"}, tmp_path / "gru.skops")
+    assert one_hot == ["_x_a", "_x_b", "_x_c"]
