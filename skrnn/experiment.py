@@ -171,7 +171,7 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
         _check_covariates(frame, d, exp.features)
         grid = check_panel(frame, d)
         features = resolve_features(exp.features, grid.freq, bool(group),
-                                    len(grid.labels) if group else 0)
+                                    grid.labels if group else ())
         timings["data_s"] = time.perf_counter() - clock
         clock = time.perf_counter()
         X, y = _windows(frame, d, features, freq=grid.freq)

@@ -82,13 +82,27 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     handle_unknown : {"error", "global"}, default="error"
         Rows of a group not seen in ``fit``: raise, or use the statistics of all training
         rows together.
+    pooled_features : array-like of int, default=None
+        Step features (indices in ``[0, n_step_features)``; without ``n_step_features``,
+        columns) scaled with one set of statistics pooled over all series (those of all
+        training rows together) instead of each series' own. For features that describe
+        a series rather than vary within it: a static covariate or a one-hot of the
+        series is constant within each series, so per-series statistics would map every
+        series to 0 and erase what tells them apart; pooled, the differences between
+        series survive. None: every feature per series.
+    passthrough_features : array-like of int, default=None
+        Step features (or columns, as for ``pooled_features``) left as they are (center
+        0, scale 1): for a one-hot, already on a unit scale, which standardising would
+        blow up to about ``sqrt(n_categories)`` for the rare category.
 
     Attributes
     ----------
     groups_ : ndarray of shape (n_groups,)
         Group labels seen in ``fit`` (``[None]`` for one global group).
     center_ : ndarray of shape (n_groups, n_scaled_features)
-        Mean (standard) or minimum (min-max) per group and scaled column.
+        Mean (standard) or minimum (min-max) per group and scaled column (the pooled
+        one, the same in every row, for ``pooled_features``; 0 for
+        ``passthrough_features``).
     scale_ : ndarray of shape (n_groups, n_scaled_features)
         Divisor per group and scaled column; 1 where the series is constant.
     global_center_ : ndarray of shape (n_scaled_features,)
@@ -115,15 +129,20 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "feature_range": [tuple],
         "n_step_features": [None, Interval(Integral, 1, None, closed="left")],
         "handle_unknown": [StrOptions({"error", "global"})],
+        "pooled_features": [None, "array-like"],
+        "passthrough_features": [None, "array-like"],
     }
 
     def __init__(self, method="standard", *, group=None, feature_range=(0, 1),
-                 n_step_features=None, handle_unknown="error"):
+                 n_step_features=None, handle_unknown="error", pooled_features=None,
+                 passthrough_features=None):
         self.method = method
         self.group = group
         self.feature_range = feature_range
         self.n_step_features = n_step_features
         self.handle_unknown = handle_unknown
+        self.pooled_features = pooled_features
+        self.passthrough_features = passthrough_features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -178,6 +197,21 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 f"columns, got {p} columns."
             )
         return np.arange(p) % self.n_step_features
+
+    def _listed(self, param, p):
+        """Mask of the scaled columns of the step features (or columns) ``param`` lists."""
+        given = getattr(self, param)
+        if given is None:
+            return np.zeros(p, dtype=bool)
+        n = self.n_step_features if self.n_step_features is not None else p
+        what = "step features" if self.n_step_features is not None else "columns"
+        idx = np.asarray(given)
+        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)) or (
+                idx.size and (idx.min() < 0 or idx.max() >= n)):
+            raise ValueError(
+                f"{param} must list {what} by their index in [0, {n}), got {given!r}."
+            )
+        return np.isin(self._steps(p), idx)
 
     def _stats(self, values, codes, n_groups):
         """Center and scale per group (rows) and statistic (columns)."""
@@ -240,6 +274,18 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.center_, self.scale_ = self._stats(values, codes, len(self.groups_))
         g_center, g_scale = self._stats(values, np.zeros(values.shape[0], dtype=np.intp), 1)
         self.global_center_, self.global_scale_ = g_center[0], g_scale[0]
+        pooled = self._listed("pooled_features", values.shape[1])
+        kept = self._listed("passthrough_features", values.shape[1])
+        if (pooled & kept).any():
+            raise ValueError("pooled_features and passthrough_features must not share a "
+                             f"feature; got {self.pooled_features!r} and "
+                             f"{self.passthrough_features!r}.")
+        self.center_[:, pooled] = self.global_center_[pooled]
+        self.scale_[:, pooled] = self.global_scale_[pooled]
+        # min-max maps onto feature_range by adding its low end: take it off again
+        for stats in (self.center_, self.global_center_):
+            stats[..., kept] = self._offset()
+        self.scale_[:, kept] = self.global_scale_[kept] = 1.0
         return self
 
     def _row_stats(self, labels, n):

@@ -118,8 +118,10 @@ class FeaturesConfig(_Strict):
     training dates only and inverted on the predictions. None (the default):
     ``per_series`` for panels, ``global`` for a single series. ``scale`` is the older
     spelling (``standard`` = ``global``). ``static``: columns constant within each series,
-    or ``"group"`` (a one-hot of the series), repeated on every step; they need
-    ``scaling = "global"`` or ``"none"`` (per-series scaling would turn them into 0).
+    or ``"group"`` (a one-hot of the series), repeated on every step (the last features
+    of each step). Unless ``scaling = "none"``, static columns are standardised with
+    statistics pooled over all series (per-series ones would turn each series' constant
+    into 0) and a one-hot is left 0/1.
     """
 
     max_lags: int | None = Field(default=None, gt=0)
@@ -131,7 +133,7 @@ class FeaturesConfig(_Strict):
     known_future: list[str] = Field(default_factory=list)
     past_covariates: list[str] = Field(default_factory=list)
     static: list[str] | Literal["group"] = Field(default_factory=list)
-    _n_groups: int = PrivateAttr(default=0)  # the one-hot's width, known from the data
+    _groups: tuple = PrivateAttr(default=())  # the one-hot's series, known from the data
 
     @model_validator(mode="after")
     def _fits(self):
@@ -170,8 +172,16 @@ class FeaturesConfig(_Strict):
 
         calendar = (len(calendar_feature_names(self.calendar, self.country))
                     if self.calendar else 0)
-        static = self._n_groups if self.static == "group" else len(self.static)
-        return 1 + len(self.past_covariates) + len(self.known_future) + calendar + static
+        return (1 + len(self.past_covariates) + len(self.known_future) + calendar
+                + self.n_static_features())
+
+    def n_static_features(self):
+        """Static features per step (the last ones of each step)."""
+        return len(self._groups) if self.static == "group" else len(self.static)
+
+    def one_hot_groups(self):
+        """The series of the one-hot columns, in their order (``static = "group"``)."""
+        return list(self._groups) if self.static == "group" else None
 
 
 #: Window length by frequency when ``features.max_lags`` is not given (several
@@ -187,21 +197,18 @@ def infer_max_lags(freq):
     return DEFAULT_MAX_LAGS.get(code.rstrip("SE") or code, 14)  # MS, ME -> M
 
 
-def resolve_features(features, freq, panel, n_groups=0):
-    """``features`` with ``max_lags``, ``lags`` and ``scaling`` filled in (``n_groups``: the
-    width of the series one-hot, when ``static = "group"``)."""
+def resolve_features(features, freq, panel, groups=()):
+    """``features`` with ``max_lags``, ``lags`` and ``scaling`` filled in (``groups``: the
+    series of the data, in the order of the series one-hot, when ``static = "group"``)."""
     max_lags = features.max_lags or infer_max_lags(freq)
     lags = features.lags or max_lags
     if lags > max_lags:
         raise ExperimentError(f"features.lags ({lags}) exceeds the inferred features.max_lags "
                               f"({max_lags}); set features.max_lags")
-    if features.static and features.resolved_scaling(panel) == "per_series":
-        raise ExperimentError("features.static needs features.scaling = \"global\" or "
-                              "\"none\": per-series scaling turns a series' constant into 0")
     out = features.model_copy(update={"max_lags": max_lags, "lags": lags,
                                       "scaling": features.resolved_scaling(panel),
                                       "scale": None})
-    out._n_groups = n_groups
+    out._groups = tuple(groups)
     return out
 
 

@@ -10,7 +10,9 @@ def _build(model, features, seed, group=None):
 
     ``features`` is resolved (:func:`resolve_features`). Learned models read the windows
     through a scaler (per series: a :class:`~skrnn.GroupScaler` on the ``group`` index
-    level, one statistic per step feature) and :class:`~skrnn.lags.LastSteps`, which cuts
+    level, one statistic per step feature; static columns, constant within each
+    series, standardised with statistics pooled over all series, a one-hot of the
+    series left 0/1) and :class:`~skrnn.lags.LastSteps`, which cuts
     whole steps of ``n_step_features`` columns; the target is scaled alike
     (:class:`~skrnn.scaling.GroupTargetRegressor` per series) and predictions come back
     in the data's units.
@@ -50,8 +52,13 @@ def _build(model, features, seed, group=None):
     per_series = scaling == "per_series" and group is not None
     steps = []
     if scaling != "none":
+        n_static = features.n_static_features()
+        # static columns: standardised over all series; a one-hot: left 0/1
+        how = "passthrough_features" if features.static == "group" else "pooled_features"
+        static = {how: tuple(range(F - n_static, F))} if n_static else {}
         steps.append(("scale", GroupScaler(group=group if per_series else None,
-                                           n_step_features=F).set_output(transform="pandas")))
+                                           n_step_features=F, **static
+                                           ).set_output(transform="pandas")))
     steps.append(("window", LastSteps(n_steps=model.lags or features.lags, n_step_features=F)))
     steps.append(("model", est))
     pipe = Pipeline(steps)

@@ -128,6 +128,8 @@ def _save_models(fitted, exp, out, freq, features):
             "calendar": features.calendar, "country": features.country,
             "known_future": features.known_future,
             "past_covariates": features.past_covariates, "static": features.static}
+    if features.static == "group":  # the one-hot's columns, in order
+        meta["groups"] = [str(g) for g in features.one_hot_groups()]
     (models / "windows.json").write_text(json.dumps(meta, indent=2))
 
 

@@ -33,7 +33,11 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None,
     Step features are built as in the run: calendar features of each step's date (the
     forecast date's included), past covariates from the CSV's history, and
     known-future covariates, whose values on the forecast date come from the CSV's row
-    of that date (its value cell left empty): each series needs one.
+    of that date (its value cell left empty): each series needs one. Static features:
+    the series' own static columns, read from the CSV (and checked constant within
+    each series, as in the run), or the one-hot of the series over the run's series in
+    the run's order (``groups`` in ``windows.json``): a series the run did not see is
+    refused, since the model has no column for it.
 
     Returns
     -------
@@ -50,22 +54,26 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None,
         raise ExperimentError(f"{model_path} does not exist; this run's models: "
                               f"{sorted(manifest.get('models', {}))}")
     meta = json.loads((model_path.parent / "windows.json").read_text())
-    features = _step_features(meta, model_path)
+    features, one_hot = _step_features(meta, model_path)
     cfg = DataConfig(
         source="csv", path=str(data_path), date=date or meta["date"],
         group=group or meta["group"], value=value or meta["value"],
         fill_gaps=meta.get("fill_gaps") if fill_gaps is _UNSET else fill_gaps,
         sep=sep or meta.get("sep") or ",", date_format=date_format or meta.get("date_format"))
     model = load_model(model_path)
-    frame = read_csv(Path(data_path), cfg, features.known_future + features.past_covariates)
+    frame = read_csv(Path(data_path), cfg, features.known_future + features.past_covariates
+                     + [c for c in features.static_columns() if c not in one_hot])
     if cfg.group:
         frame[cfg.group] = frame[cfg.group].astype(str)
+    if one_hot:
+        frame = _group_one_hot(frame, cfg, meta, one_hot)
     future = None
     if features.known_future:  # the forecast dates' rows: after each series' last value
         frame, future = _split_future(frame, cfg)
     frame = _check_values(frame, cfg, Path(data_path)).reset_index(drop=True)
     _check_covariates(frame, cfg, features)
     grid = check_panel(frame, cfg, freq=meta.get("freq"))
+    static = _static_values(frame, grid, features.static_columns())
     L = meta["max_lags"]
     step = pd.tseries.frequencies.to_offset(meta["freq"]) if meta.get("freq") else grid.freq
     labels = grid.labels if grid.labels is not None else [None]
@@ -87,7 +95,8 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None,
         rows.append({**({cfg.group: label} if cfg.group else {}),
                      cfg.date: last + step if step is not None else pd.NaT})
     out = pd.DataFrame(rows)
-    targets = out.assign(**{c: np.nan for c in [cfg.value, *features.past_covariates]})
+    targets = out.assign(**{c: np.nan for c in [cfg.value, *features.past_covariates]},
+                         **{c: static[:, j] for j, c in enumerate(features.static_columns())})
     if features.known_future:
         targets = _known_future(targets, future, cfg, features.known_future)
     # the forecast dates' rows hold no value: windows are built with them, then kept alone
@@ -110,23 +119,67 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None,
 
 
 def _step_features(meta, model_path):
-    """The run's step features (``windows.json``), as the features of its windows."""
-    if meta.get("static"):
-        raise ExperimentError(
-            f"{model_path.name} reads static covariates (features.static = "
-            f"{meta['static']!r}), which skrnn predict does not build yet; predict with the "
-            "model in Python (skrnn.lags.make_supervised with the same static settings)")
+    """The run's step features (``windows.json``), as the features of its windows, and
+    the names of the columns standing for the series one-hot (``static = "group"``):
+    the one-hot is built as static columns, one per series of the run, in its order."""
+    static, one_hot = meta.get("static") or [], []
+    if static == "group":
+        if meta.get("groups") is None:
+            raise ExperimentError(
+                f"{model_path.name} reads a one-hot of the series (features.static = "
+                "\"group\"), and its run did not record the series' order (a run of an "
+                "older skrnn): run the experiment again to forecast with skrnn predict")
+        taken = {meta["date"], meta["group"], meta["value"], *meta.get("known_future", []),
+                 *meta.get("past_covariates", [])}
+        one_hot = [f"{meta['group']}_{g}" for g in meta["groups"]]
+        while taken & set(one_hot):  # never a name of the data's own columns
+            one_hot = [f"_{c}" for c in one_hot]
+        static = one_hot
     features = FeaturesConfig(
         max_lags=meta["max_lags"], lags=meta["max_lags"], scaling="none",
         calendar=meta.get("calendar", []), country=meta.get("country"),
         known_future=meta.get("known_future", []),
-        past_covariates=meta.get("past_covariates", []))
+        past_covariates=meta.get("past_covariates", []), static=static)
     if features.n_step_features() != meta.get("n_step_features", 1):
         raise ExperimentError(
             f"{model_path.name} reads windows with {meta['n_step_features']} features per "
             "step, and its run did not record which (a run of an older skrnn): run the "
             "experiment again to forecast with skrnn predict")
-    return features
+    return features, one_hot
+
+
+def _group_one_hot(frame, cfg, meta, columns):
+    """``frame`` with the run's series one-hot as columns; a series the run did not see
+    is refused (the model has no column for it)."""
+    if not cfg.group:
+        raise ExperimentError("this model reads a one-hot of the series: the data needs "
+                              f"its series column ({meta['group']!r}, or --group)")
+    known = pd.Index(meta["groups"], dtype=object)
+    where = known.get_indexer(pd.Index(frame[cfg.group], dtype=object))
+    if (where < 0).any():
+        new = pd.unique(frame[cfg.group][where < 0])
+        raise ExperimentError(
+            f"series {[str(g) for g in new[:5]]} of the data were not in the run "
+            f"({len(new)} unknown): the model reads a one-hot of the run's {len(known)} "
+            "series (features.static = \"group\") and has no column for them; forecast the "
+            "run's series only, or run the experiment again on data that holds them")
+    flags = np.zeros((len(frame), len(known)))
+    flags[np.arange(len(frame)), where] = 1.0
+    return frame.assign(**dict(zip(columns, flags.T)))
+
+
+def _static_values(frame, grid, columns):
+    """Each series' value of its static ``columns``, ``(n_series, k)`` in the grid's
+    order; a column that varies within a series is refused, as in the run."""
+    from skrnn._panel import series_constants
+
+    if not columns:
+        return np.empty((len(grid.lengths), 0))
+    try:
+        return series_constants(grid, frame[columns].to_numpy(dtype=np.float64), columns,
+                                "static")
+    except ValueError as exc:
+        raise ExperimentError(f"features: {exc}") from None
 
 
 def _split_future(frame, cfg):

@@ -5,36 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from experiments import csv_experiment
 
 from skrnn.cli import main
 from skrnn.datasets import make_count_panel
 from skrnn.experiment import load_model, parse_experiment, study_fingerprint
-
-BASE = """
-name = "feat"
-seed = 0
-output = "{out}"
-baselines = {baselines}
-
-[data]
-source = "csv"
-path = "{csv}"
-date = "date"
-group = "district"
-value = "crimes"
-
-[split]
-test_periods = 15
-
-[features]
-max_lags = 7
-{features}
-
-{models}
-
-[tracking]
-enabled = false
-"""
 
 
 def panel(path):
@@ -46,13 +21,13 @@ def panel(path):
     return frame
 
 
-def run(tmp_path, models, features="", baselines="false", extra=()):
+def run(tmp_path, models, features="", baselines=False, extra=()):
     csv = tmp_path / "panel.csv"
     if not csv.exists():
         panel(csv)
     out = tmp_path / "run"
-    text = BASE.format(out=out.as_posix(), csv=csv.as_posix(), baselines=baselines,
-                       features=features, models=models)
+    text = csv_experiment("feat", models, path=csv.as_posix(), test_periods=15, max_lags=7,
+                          features=features, baselines=baselines).format(out=out.as_posix())
     (tmp_path / "feat.toml").write_text(text)
     result = CliRunner().invoke(main, ["run", str(tmp_path / "feat.toml"), "--quiet",
                                        *extra], catch_exceptions=False)
@@ -63,7 +38,7 @@ GRU = """
 [[models]]
 name = "gru"
 kind = "gru"
-params = { units = 4, max_iter = 2, batch_size = 32, dtype = "float32" }
+params = {{ units = 4, max_iter = 2, batch_size = 32, dtype = "float32" }}
 """
 
 
@@ -151,7 +126,7 @@ def test_per_series_scaling_inverts_exactly(tmp_path):
 
     from skrnn.lags import make_supervised
 
-    models = '[[models]]\nname = "ridge"\nkind = "ridge"\nparams = { alpha = 0.5 }\n'
+    models = '[[models]]\nname = "ridge"\nkind = "ridge"\nparams = {{ alpha = 0.5 }}\n'
     result, out = run(tmp_path, models, 'scaling = "per_series"')
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(tmp_path / "panel.csv", dtype={"district": str},
@@ -184,9 +159,9 @@ def test_per_series_scaling_inverts_exactly(tmp_path):
 def test_ensemble_row_is_the_mean_of_its_members(tmp_path):
     from skrnn.lags import make_supervised
 
-    models = GRU.replace('dtype = "float32" }', 'dtype = "float32" }\nensemble = 2') + (
+    models = GRU.replace('dtype = "float32" }}', 'dtype = "float32" }}\nensemble = 2') + (
         '[[models]]\nname = "ridge"\nkind = "ridge"\nensemble = 3\n'
-        '[models.search]\nn_trials = 4\nspace = { alpha = [0.01, 100.0, "log"] }\n')
+        '[models.search]\nn_trials = 4\nspace = {{ alpha = [0.01, 100.0, "log"] }}\n')
     result, out = run(tmp_path, models, "lags = 4")
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "results.csv")
@@ -211,7 +186,7 @@ def test_ensemble_row_is_the_mean_of_its_members(tmp_path):
 
 
 def test_ridge_and_hgb_rows_by_default(tmp_path):
-    result, out = run(tmp_path, GRU, baselines="true")
+    result, out = run(tmp_path, GRU, baselines=True)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "results.csv")
     assert set(table["model"]) == {"gru", "last_value", "ridge", "hgb"}
@@ -223,7 +198,7 @@ def test_ridge_and_hgb_rows_by_default(tmp_path):
 
 
 def test_baselines_false_runs_the_listed_models_only(tmp_path):
-    result, out = run(tmp_path, GRU, baselines="false")
+    result, out = run(tmp_path, GRU, baselines=False)
     assert result.exit_code == 0, result.output
     assert list(pd.read_csv(out / "results.csv")["model"]) == ["gru"]
 
