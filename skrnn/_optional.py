@@ -22,6 +22,7 @@ EXTRA = {
     "click": "cli",
     "rich": "cli",
     "pydantic": "cli",
+    "pyarrow": "parquet",
 }
 
 

@@ -762,12 +762,10 @@ def predict_to_file(estimator, values, lengths, path, *, window, keys=None,
                          "columns.")
     parquet = path.endswith(".parquet")
     if parquet:
-        try:
-            import pyarrow as pa
-        except ImportError:
-            raise ImportError(
-                "Parquet output needs pyarrow: pip install pyarrow (or write a .csv)."
-            ) from None
+        from skrnn._optional import require
+
+        require("pyarrow", by="Parquet output")
+        import pyarrow as pa
         import pyarrow.parquet as pq
     bar = _progress_bar(progress, len(W))
     writer, n_rows = None, 0

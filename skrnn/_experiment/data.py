@@ -101,6 +101,9 @@ def read_table(path, cfg, columns=()):
 
 def _read_parquet(path, wanted):
     """The ``wanted`` columns of a Parquet file (the others are not read)."""
+    from skrnn._optional import require
+
+    require("pyarrow", by=f"reading the Parquet file {path}")
     import pyarrow.parquet as pq
 
     try:

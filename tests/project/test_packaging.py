@@ -23,7 +23,7 @@ CORE = {"numpy", "scipy", "pandas", "scikit-learn", "skops", "threadpoolctl"}
 # the distribution that installs each optional module
 DIST = {"optuna": "optuna", "optuna_integration": "optuna-integration", "mlflow": "mlflow",
         "sktime": "sktime", "matplotlib": "matplotlib", "click": "click", "rich": "rich",
-        "pydantic": "pydantic"}
+        "pydantic": "pydantic", "pyarrow": "pyarrow"}
 
 
 def _name(requirement):
@@ -57,8 +57,11 @@ def test_each_optional_module_comes_with_the_extra_its_error_names():
     assert {"optuna", "mlflow", "matplotlib", "click", "rich", "pydantic"} <= _expand("cli")
 
 
-# hides the optional packages from the import system, as in a plain `pip install skrnn`
-BLOCK = f"import sys\nfor _m in {sorted(EXTRA)!r}:\n    sys.modules[_m] = None\n"
+# hides the optional packages from the import system, as in a plain `pip install skrnn`;
+# not pyarrow: hidden as None in sys.modules, scikit-learn and pandas take it for imported
+# (they test `"pyarrow" in sys.modules`), so test_parquet_names_its_extra hides it alone
+BLOCK = (f"import sys\nfor _m in {sorted(set(EXTRA) - {'pyarrow'})!r}:\n"
+         "    sys.modules[_m] = None\n")
 
 
 def _without_extras(code, cwd=None):
@@ -78,6 +81,31 @@ def test_a_missing_extra_is_named(module, message):
     proc = _without_extras(f"import {module}")
     assert proc.returncode != 0
     assert f"ImportError: {message}" in proc.stderr, proc.stderr
+
+
+def test_parquet_names_its_extra(tmp_path, monkeypatch):
+    # in-process: hidden as None in sys.modules, pyarrow breaks scikit-learn itself
+    import importlib.util
+
+    import numpy as np
+    from sklearn.linear_model import Ridge
+
+    from skrnn._experiment.config import DataConfig
+    from skrnn._experiment.data import read_table
+    from skrnn.windows import predict_to_file
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pyarrow" else find_spec(name, *a))
+    model = Ridge().fit(np.eye(3), np.arange(3.0))
+    with pytest.raises(ImportError, match=re.escape(
+            "Parquet output needs pyarrow: pip install 'skrnn[parquet]'")):
+        predict_to_file(model, np.arange(6.0), [3, 3], tmp_path / "f.parquet", window=3)
+    assert not (tmp_path / "f.parquet").exists()
+    (tmp_path / "d.parquet").write_bytes(b"PAR1")
+    with pytest.raises(ImportError, match="needs pyarrow: pip install 'skrnn\\[parquet\\]'"):
+        read_table(tmp_path / "d.parquet", DataConfig(source="csv", path="d.parquet",
+                                                      date="date", value="y"))
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

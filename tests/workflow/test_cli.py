@@ -220,6 +220,27 @@ def test_group_keys_stay_strings(fast, tmp_path):
     assert got.to_dict() == last.astype(float).to_dict()
 
 
+def test_parquet_data_runs_and_predicts_like_its_csv(fast, tmp_path):
+    path, out = fast
+    from skrnn.datasets import make_count_panel
+
+    panel = make_count_panel(n_groups=2, periods=100, random_state=5)
+    panel["district"] = panel["district"].map({"D01": "007", "D02": "7"})
+    panel.to_csv(tmp_path / "d.csv", index=False)
+    panel.to_parquet(tmp_path / "d.parquet", index=False)
+    tables, forecasts = {}, {}
+    for kind in ("csv", "parquet"):
+        invoke("run", path, "--quiet", "--data", tmp_path / f"d.{kind}", "--fresh")
+        tables[kind] = pd.read_csv(out / "results.csv")
+        invoke("predict", "--model", out / "models" / "ridge.skops", "--data",
+               tmp_path / f"d.{kind}", "--output", tmp_path / f"f_{kind}.csv")
+        forecasts[kind] = pd.read_csv(tmp_path / f"f_{kind}.csv", dtype={"district": str})
+    pd.testing.assert_frame_equal(tables["csv"].drop(columns="fit_s"),
+                                  tables["parquet"].drop(columns="fit_s"))
+    pd.testing.assert_frame_equal(forecasts["csv"], forecasts["parquet"])
+    assert sorted(forecasts["csv"]["district"]) == ["007", "7"]
+
+
 def test_empty_cells_are_missing_rows(fast, tmp_path):
     path, _ = fast
     from skrnn.datasets import make_count_panel
