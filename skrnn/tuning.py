@@ -451,6 +451,10 @@ def _fit_score(estimator, X, y, train, test, scorer, trial, fold, fit_params, ru
 
 
 def _take(data, idx):
+    from skrnn.windows import PanelWindows
+
+    if isinstance(data, PanelWindows):  # the rows stay windows, never the matrix
+        return data.subset(idx)
     return data.iloc[idx] if hasattr(data, "iloc") else np.asarray(data)[idx]
 
 

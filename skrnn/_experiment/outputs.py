@@ -170,6 +170,7 @@ def _finish_tracking(parent, exp, table, fitted, plots, Xte, staging):
             for step, loss in enumerate(reg.validation_loss_curve_ or [], start=1):
                 client.log_metric(rid, "validation_loss", float(loss), step=step)
         with mlflow.start_run(run_id=rid):
-            log_model(fitted[name], name="model", X_example=Xte.iloc[:5])
+            example = Xte.frame(slice(0, 5)) if hasattr(Xte, "frame") else Xte.iloc[:5]
+            log_model(fitted[name], name="model", X_example=example)
         client.set_terminated(rid)
     client.set_terminated(parent)
