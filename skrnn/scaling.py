@@ -31,9 +31,8 @@ from sklearn.base import (
 )
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
-
 from sklearn.utils._set_output import _wrap_data_with_container
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skrnn._panel import group_codes, lookup_key
 from skrnn.windows import PanelWindows
@@ -44,6 +43,10 @@ __all__ = [
     "pooled_scales",
     "series_scales",
 ]
+
+
+# window cells GroupScaler gathers at once when fitting on lag windows (16 MB of float64)
+_WINDOW_CELLS = 1 << 21
 
 
 class _KeepsWindows:
@@ -356,7 +359,7 @@ class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEst
                                  f"{labels.shape}.")
         return labels
 
-    def _fit_windows(self, W, groups, cells=1 << 23):
+    def _fit_windows(self, W, groups, cells=None):
         """``fit`` on lag windows, a chunk of series at a time.
 
         Each series' statistics are computed by the same code, over the same values in
@@ -368,6 +371,7 @@ class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEst
         last bits (relative 1e-12 at most in practice).
         """
         labels = self._window_labels(W, groups, reset=True)
+        cells = _WINDOW_CELLS if cells is None else cells
         p, F = W.shape[1], W.n_step_features
         share = self._steps(p)
         per_chunk = max(1, cells // max(p, 1))
