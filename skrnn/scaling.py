@@ -462,10 +462,11 @@ class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEst
         full_c, full_s = np.full((n_series, F), np.nan), np.ones((n_series, F))
         full_c[present], full_s[present] = center, scale
         of = W.value_series()
-        values = W.values
-        out = ((values - full_c[of]) / full_s[of] + self._offset()).astype(values.dtype,
-                                                                            copy=False)
-        return W.with_values(out)
+        # in place after the first copy: the same operations, one panel-sized temporary
+        out = W.values - full_c[of]
+        out /= full_s[of]
+        out += self._offset()
+        return W.with_values(out.astype(W.values.dtype, copy=False))
 
     def inverse_transform(self, X, groups=None):
         """Undo the scaling.

@@ -160,7 +160,6 @@ class _Features:
         return self.F
 
 
-# HGB's fits are slow on a busy machine (threads): one scaling is enough for it
 @pytest.mark.parametrize("kind,params,scaling", [
     (kind, params, scaling) for kind, params in [
         ("gru", {"max_iter": 2, "units": 4}), ("seasonal_naive", {"sp": 7}), ("ridge", {})]
@@ -175,7 +174,10 @@ def test_runner_pipelines_on_windows_equal_the_dense_path(both, kind, params, sc
     X, y, W, _, train = both
     est, _ = _build(ModelConfig(name=kind, kind=kind, params=params),
                     _Features(scaling, W.n_step_features), 0, "district")
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    # one thread: HGB's OpenMP threads crawl on a busy machine
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # convergence of the tiny fits
         dense = clone(est).fit(X[train], y[train])
         lazy = clone(est).fit(W.subset(train), y[train])
