@@ -106,6 +106,13 @@ class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEst
     (``GroupScaler(group=...).fit(y_train)``) and undo it on the predictions with
     ``inverse_transform(pred, groups=...)``.
 
+    Lag windows as views (a labelled :class:`~skrnn.windows.PanelWindows`, as
+    ``make_supervised(..., as_windows=True)`` gives, with ``n_step_features`` set to
+    theirs) are scaled without building the window matrix: the statistics are gathered a
+    chunk of series at a time, and ``transform`` returns the same windows over each
+    series' scaled values (O(panel) memory), equal to the scaled DataFrame bit for bit.
+    The group comes from the windows' ``index``.
+
     Series whose values are constant (a district with only zeros) get a scale of 1 instead
     of a division by zero: they map to 0 (standard) or to ``feature_range[0]`` (min-max).
     Missing values are ignored when fitting and kept as NaN by ``transform``.

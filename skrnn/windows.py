@@ -12,7 +12,10 @@ module keeps the panel and hands out windows on demand:
   each batch's rows; ``numpy.asarray`` gives the dense matrix for code that needs it;
   :meth:`PanelWindows.at` takes any rows and step offsets (explicit lag lists), over
   series padded by :func:`pad_series` -- the one place skrnn gathers windows
-  (``LagFeatures`` and ``make_supervised`` build theirs here);
+  (``LagFeatures`` and ``make_supervised`` build theirs here); labelled with their
+  rows' index and column names (:meth:`PanelWindows.labelled`), they travel through
+  the experiment runner's pipelines (split, per-series scaling, ``LastSteps``, the
+  baselines) as windows, never as the window matrix;
 - :func:`fit_local`: one clone of an estimator per series through ``joblib``, so
   ``joblib.parallel_config(backend="dask")`` spreads the fits over a cluster;
 - :func:`predict_to_file`: forecasts of a large panel written chunk by chunk;
