@@ -212,3 +212,9 @@ def test_tuning_split_reads_the_dates_of_windows(both):
     lazy = tune(clone(est), W.subset(train), y[train], **kwargs)
     assert dense.best_params == lazy.best_params
     assert lazy.study.best_value == pytest.approx(dense.study.best_value, rel=1e-12)
+
+
+def test_time_holdout_on_unlabelled_windows_says_what_it_needs():
+    W = PanelWindows(np.arange(20.0), [10, 10], window=3)
+    with pytest.raises(ValueError, match="dates in a column or in the index"):
+        next(TimeHoldout(start="2020-01-01", date="date").split(W))
