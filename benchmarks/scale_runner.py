@@ -133,11 +133,11 @@ def table(rows):
     for r in rows:
         if "gru_fit_s" in r:
             train = r["windows"] - r["series"] * TEST_DAYS
-            speed = f"{train / r['epoch_s']:,.0f}"
+            speed = f"{train / r['epoch_s']:,.0f}" if r["epoch_s"] > 0 else ""
             mae = " / ".join(f"{r['mae'][m]:.3f}" for m in ("gru", "last_value",
                                                              "seasonal_naive"))
             cells = [f"{r['data_s']:.1f}", f"{r['windows_s']:.1f}", f"{r['gru_fit_s']:.1f}",
-                     str(r["epochs"]), f"{r['epoch_s']:.1f}", speed, f"{r['outputs_s']:.1f}",
+                     str(r["epochs"]), f"{r['epoch_s']:.2f}", speed, f"{r['outputs_s']:.1f}",
                      mae]
         else:
             cells = [""] * 8
