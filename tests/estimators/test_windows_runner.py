@@ -164,7 +164,7 @@ class _Features:
     (kind, params, scaling) for kind, params in [
         ("gru", {"max_iter": 2, "units": 4}), ("seasonal_naive", {"sp": 7}), ("ridge", {})]
     for scaling in ["per_series", "global", "none"]] + [
-    ("hgb", {"max_iter": 5}, "per_series")])
+    ("hgb", {"max_iter": 5}, "per_series"), ("mlp", {"max_iter": 5}, "per_series")])
 def test_runner_pipelines_on_windows_equal_the_dense_path(both, kind, params, scaling):
     """The runner's estimators (scaler, LastSteps, model, target scaling) fit on
     windows predict what they predict fitted on the DataFrame, on windows and on the
@@ -218,3 +218,18 @@ def test_time_holdout_on_unlabelled_windows_says_what_it_needs():
     W = PanelWindows(np.arange(20.0), [10, 10], window=3)
     with pytest.raises(ValueError, match="dates in a column or in the index"):
         next(TimeHoldout(start="2020-01-01", date="date").split(W))
+
+
+def test_window_helpers_check_their_arguments(both):
+    X, _, W, _, _ = both
+    with pytest.raises(ValueError, match="exceeds the window"):
+        W.last_steps(W.window + 1)
+    with pytest.raises(ValueError, match="values must have shape"):
+        W.with_values(W.values[:-1])
+    with pytest.raises(ValueError, match="names for windows"):
+        W.labelled(columns=["a"])
+    cols = [0, 5, X.shape[1] - 1]
+    assert np.array_equal(W.take(cols), X.to_numpy()[:, cols])
+    # window-relative levels need the whole window: gathered, same numbers
+    rel = PanelWindows(np.arange(12.0), [6, 6], window=3, level="last")
+    assert np.array_equal(rel.take([0, 2]), np.asarray(rel)[:, [0, 2]])
