@@ -814,7 +814,8 @@ class LastSteps(CallbackSupportMixin, TransformerMixin, BaseEstimator):
         to their last steps (:meth:`~skrnn.windows.PanelWindows.last_steps`), with
         nothing gathered or copied, and without column names, like the array a
         DataFrame gives (so a model after this step records no feature names on
-        either path). ``set_output`` does not apply to windows.
+        either path). Leave ``set_output`` at its default for windows: a pandas output
+        would densify them.
         """
         check_is_fitted(self)
         if isinstance(X, PanelWindows):
