@@ -12,7 +12,7 @@ from sklearn.utils.validation import _check_sample_weight, _check_y, validate_da
 
 from skrnn import _layout
 from skrnn.exceptions import NonNumericInputError
-from skrnn.windows import _LazySequences, lazy_source
+from skrnn.windows import PanelWindows, _LazySequences, lazy_source
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -217,7 +217,9 @@ class _SequenceInputMixin:
             if not reset:
                 self._check_layout(T, F)
         # n_features_in_ (set or checked) and feature names, from one row
-        validate_data(self, np.asarray(X[:1]).reshape(1, -1), reset=reset, dtype=dtype)
+        # (labelled windows give their column names, as the DataFrame of them would)
+        head = X.head() if isinstance(X, PanelWindows) else np.asarray(X[:1]).reshape(1, -1)
+        validate_data(self, head, reset=reset, dtype=dtype)
         if X.ndim == 2:
             n, n_cols = X.shape
             F = getattr(X, "n_step_features", None)

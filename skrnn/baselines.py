@@ -21,9 +21,10 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skrnn import _layout
+from skrnn.windows import PanelWindows
 
 __all__ = [
     "LastValueRegressor",
@@ -106,8 +107,10 @@ class _NaiveRegressor(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Lag windows, step-major, oldest step first.
+        X : array-like of shape (n_samples, n_features) or PanelWindows
+            Lag windows, step-major, oldest step first. Windows
+            (:class:`~skrnn.windows.PanelWindows`) stay views: only their first row is
+            checked against the layout.
         y : array-like of shape (n_samples,) or (n_samples, h)
             Targets; ``h`` columns mean ``h`` forecast steps. Only the shape is used.
 
@@ -116,7 +119,15 @@ class _NaiveRegressor(RegressorMixin, BaseEstimator):
         self : object
             Fitted regressor.
         """
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
+        if isinstance(X, PanelWindows):  # check the first row; the windows stay views
+            if len(X) != len(y):
+                raise ValueError(f"X holds {len(X)} windows but y has {len(y)} targets.")
+            if X.nonfinite_rows().any():
+                raise ValueError("Input X contains NaN or infinity.")
+            y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")
+            validate_data(self, X.head(), y[:1], multi_output=True, y_numeric=True)
+        else:
+            X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
         self._y_1d = y.ndim == 1
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
         self.window_indices_ = self._window_indices(X.shape[1])
@@ -135,8 +146,9 @@ class _NaiveRegressor(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Lag windows, laid out as in ``fit``.
+        X : array-like of shape (n_samples, n_features) or PanelWindows
+            Lag windows, laid out as in ``fit``. Of windows, only the steps the
+            forecast reads are gathered (``PanelWindows.take``).
 
         Returns
         -------
@@ -144,8 +156,15 @@ class _NaiveRegressor(RegressorMixin, BaseEstimator):
             Forecasts, one column per step ahead.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False)
-        window = np.asarray(X[:, self.window_indices_], dtype=np.float64)
+        if isinstance(X, PanelWindows):
+            # gather only the steps read, never the window matrix
+            validate_data(self, X.head(), reset=False)
+            if X.nonfinite_rows().any():
+                raise ValueError("Input X contains NaN or infinity.")
+            window = np.asarray(X.take(self.window_indices_), dtype=np.float64)
+        else:
+            X = validate_data(self, X, reset=False)
+            window = np.asarray(X[:, self.window_indices_], dtype=np.float64)
         steps = np.arange(1, self.n_outputs_ + 1)
         pred = self._forecast(window, steps)
         return pred[:, 0] if self._y_1d else pred

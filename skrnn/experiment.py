@@ -174,7 +174,9 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
                                     grid.labels if group else ())
         timings["data_s"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        X, y = _windows(frame, d, features, freq=grid.freq)
+        # lag windows as views of the panel: no n_rows x window matrix is built (only
+        # Ridge, HGB and MLP gather theirs, after the window is cut to its lags)
+        X, y = _windows(frame, d, features, freq=grid.freq, as_windows=True)
         test, start, val_start = _split_dates(X, exp.split, d.date)
         train = ~test
         if exp.split.train_start is not None:
@@ -183,7 +185,7 @@ def run_experiment(exp, *, output=None, track=None, progress=True, console=None,
                 raise ExperimentError(
                     f"split.train_start {exp.split.train_start} leaves no training dates "
                     f"before the validation dates (from {val_start.date()})")
-        Xtr, ytr, Xte, yte = X[train], y[train], X[test], y[test]
+        Xtr, ytr, Xte, yte = X.subset(train), y[train], X.subset(test), y[test]
         nonnegative = bool((ytr >= 0).all())
         spaces = {m.name: check_model(m, features, exp.seed, group, nonnegative)
                   for m in exp.models}

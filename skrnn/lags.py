@@ -643,7 +643,8 @@ def make_supervised(
         same rows (``numpy.asarray(X)`` is the DataFrame's values, bit for bit) over one
         padded copy of the panel, so it costs O(panel) memory instead of O(rows x lags).
         The recurrent regressors fit and predict on it directly, gathering each batch's
-        rows; ``y`` carries the rows' index.
+        rows; the windows carry the rows' index and the column names
+        (``X.index``, ``X.columns``), and ``y`` the same index.
 
     Returns
     -------
@@ -723,7 +724,8 @@ def make_supervised(
         keep = np.flatnonzero(~(W.nonfinite_rows() | np.isnan(Y).any(axis=1)))
         W, Y = W.subset(keep), Y[keep]
     index = data.index if not dropna else data.index[keep]
-    X = W if as_windows else pd.DataFrame(W[:], index=index, columns=lagger._lag_names())
+    X = (W.labelled(index, lagger._lag_names()) if as_windows
+         else pd.DataFrame(W[:], index=index, columns=lagger._lag_names()))
     if Y.shape[1] == 1:
         name = target if horizon == 1 else f"{target}_h{horizon}"
         y = pd.Series(Y[:, 0], index=index, name=name)
@@ -778,7 +780,11 @@ class LastSteps(CallbackSupportMixin, TransformerMixin, BaseEstimator):
         # a one-task fit, so a Pipeline's progress bar propagates through it
         ctx = self._init_callback_context()
         ctx.call_on_fit_task_begin(estimator=self, X=X, y=y)
-        X = validate_data(self, X, ensure_all_finite="allow-nan")
+        if isinstance(X, PanelWindows):
+            self._check_windows(X)
+            validate_data(self, X.head(), ensure_all_finite="allow-nan")
+        else:
+            X = validate_data(self, X, ensure_all_finite="allow-nan")
         self._check_width(X.shape[1])
         ctx.call_on_fit_task_end(estimator=self, X=X, y=y, reconstruction_attributes={})
         return self
@@ -796,9 +802,27 @@ class LastSteps(CallbackSupportMixin, TransformerMixin, BaseEstimator):
     def _keep(self):
         return self.n_features_in_ if self.n_steps is None else self.n_steps * self.n_step_features
 
+    def _check_windows(self, X):
+        if X.n_step_features != self.n_step_features:
+            raise ValueError(
+                f"X holds windows of {X.n_step_features} features per step, but "
+                f"n_step_features={self.n_step_features}.")
+
     def transform(self, X):
-        """The last ``n_steps`` steps of each window, oldest first."""
+        """The last ``n_steps`` steps of each window, oldest first.
+
+        A :class:`~skrnn.windows.PanelWindows` gives windows again: the same rows cut
+        to their last steps (:meth:`~skrnn.windows.PanelWindows.last_steps`), with
+        nothing gathered or copied, and without column names, like the array a
+        DataFrame gives (so a model after this step records no feature names on
+        either path). Leave ``set_output`` at its default for windows: a pandas output
+        would densify them.
+        """
         check_is_fitted(self)
+        if isinstance(X, PanelWindows):
+            self._check_windows(X)
+            validate_data(self, X.head(), reset=False, ensure_all_finite="allow-nan")
+            return X.last_steps(self._keep() // self.n_step_features, columns=False)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
         return X[:, -self._keep():]
 

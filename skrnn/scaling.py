@@ -31,9 +31,11 @@ from sklearn.base import (
 )
 from sklearn.utils import get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._set_output import _wrap_data_with_container
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skrnn._panel import group_codes, lookup_key
+from skrnn.windows import PanelWindows
 
 __all__ = [
     "GroupScaler",
@@ -43,7 +45,49 @@ __all__ = [
 ]
 
 
-class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+# window cells GroupScaler gathers at once when fitting on lag windows (16 MB of float64)
+_WINDOW_CELLS = 1 << 21
+
+
+class _KeepsWindows:
+    """``transform`` and ``fit_transform`` of :class:`GroupScaler`, outside its class body.
+
+    scikit-learn's ``set_output`` wraps the ``transform`` a class defines itself into
+    a DataFrame; lag windows (:class:`~skrnn.windows.PanelWindows`) must come out as
+    windows, so these methods wrap only what is not windows themselves.
+    """
+
+    def transform(self, X, groups=None):
+        """Scale each row with the statistics of its series.
+
+        Parameters
+        ----------
+        X : DataFrame, Series, array-like of shape (n_samples, n_features) or \
+                PanelWindows
+            Rows to scale, same layout as in ``fit``.
+        groups : array-like of shape (n_samples,), default=None
+            Series label of each row, when not given by ``group``.
+
+        Returns
+        -------
+        X_scaled : ndarray of shape (n_samples, n_scaled_features), DataFrame or \
+                PanelWindows
+            Scaled values (a group column is dropped); a DataFrame with
+            ``set_output(transform="pandas")``; windows for windows (see
+            :meth:`_transform_windows`).
+        """
+        if isinstance(X, PanelWindows):
+            return self._transform_windows(X, groups)
+        return _wrap_data_with_container("transform", self._transform(X, groups), X, self)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """``fit(X, y, **fit_params).transform(X)``; windows give windows."""
+        if isinstance(X, PanelWindows):
+            return self.fit(X, y, **fit_params).transform(X, fit_params.get("groups"))
+        return super().fit_transform(X, y, **fit_params)
+
+
+class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Standard or min-max scaling with one set of statistics per series.
 
     Where the groups come from:
@@ -61,6 +105,13 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     :class:`GroupTargetRegressor`, or scale ``y`` yourself
     (``GroupScaler(group=...).fit(y_train)``) and undo it on the predictions with
     ``inverse_transform(pred, groups=...)``.
+
+    Lag windows as views (a labelled :class:`~skrnn.windows.PanelWindows`, as
+    ``make_supervised(..., as_windows=True)`` gives, with ``n_step_features`` set to
+    theirs) are scaled without building the window matrix: the statistics are gathered a
+    chunk of series at a time, and ``transform`` returns the same windows over each
+    series' scaled values (O(panel) memory), equal to the scaled DataFrame bit for bit.
+    The group comes from the windows' ``index``.
 
     Series whose values are constant (a district with only zeros) get a scale of 1 instead
     of a division by zero: they map to 0 (standard) or to ``feature_range[0]`` (min-max).
@@ -215,6 +266,11 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _stats(self, values, codes, n_groups):
         """Center and scale per group (rows) and statistic (columns)."""
+        share = self._steps(values.shape[1])
+        return self._finish(*self._raw_stats(values, codes, n_groups), share)
+
+    def _raw_stats(self, values, codes, n_groups):
+        """Center and spread (n_groups, n_stats) before constant series are fixed."""
         p = values.shape[1]
         share = self._steps(p)
         n_stats = share.max() + 1 if p else 0
@@ -230,12 +286,13 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             return np.array(stat.reindex(range(n_groups)), dtype=np.float64)
 
         if self.method == "standard":
-            center = per_group(frame.mean())
-            scale = per_group(frame.std(ddof=0))
-        else:
-            lo, hi = self.feature_range
-            center = per_group(frame.min())
-            scale = (per_group(frame.max()) - center) / (hi - lo)
+            return per_group(frame.mean()), per_group(frame.std(ddof=0))
+        lo, hi = self.feature_range
+        center = per_group(frame.min())
+        return center, (per_group(frame.max()) - center) / (hi - lo)
+
+    @staticmethod
+    def _finish(center, scale, share):
         # Constant or empty series: scale 1 keeps them finite instead of dividing by zero.
         # (the tolerance catches the rounding noise of a constant non-zero series)
         bad = ~np.isfinite(scale) | (scale <= 10 * np.finfo(np.float64).eps * np.abs(center))
@@ -265,6 +322,8 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"feature_range must be (min, max) with min < max, got {self.feature_range!r}."
             )
+        if isinstance(X, PanelWindows):
+            return self._fit_windows(X, groups)
         values, labels = self._read(X, groups, reset=True)
         if labels is None:
             codes, self.groups_ = np.zeros(values.shape[0], dtype=np.intp), np.array([None])
@@ -318,25 +377,149 @@ class GroupScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _offset(self):
         return float(self.feature_range[0]) if self.method == "minmax" else 0.0
 
-    def transform(self, X, groups=None):
-        """Scale each row with the statistics of its series.
-
-        Parameters
-        ----------
-        X : DataFrame, Series or array-like of shape (n_samples, n_features)
-            Rows to scale, same layout as in ``fit``.
-        groups : array-like of shape (n_samples,), default=None
-            Series label of each row, when not given by ``group``.
-
-        Returns
-        -------
-        X_scaled : ndarray of shape (n_samples, n_scaled_features)
-            Scaled values (a group column is dropped).
-        """
+    def _transform(self, X, groups=None):
         check_is_fitted(self)
         values, labels = self._read(X, groups, reset=False)
         center, scale = self._row_stats(labels, values.shape[0])
         return ((values - center) / scale + self._offset()).astype(values.dtype, copy=False)
+
+    # -- lag windows as views (skrnn.windows.PanelWindows) ------------------------------
+
+    def _window_labels(self, W, groups, reset):
+        """Check the windows' layout and names; the group label of each window."""
+        if self.n_step_features is None or self.n_step_features != W.n_step_features:
+            raise ValueError(
+                f"windows of {W.n_step_features} features per step are scaled with one "
+                "statistic per step feature: set n_step_features="
+                f"{W.n_step_features} (got {self.n_step_features}).")
+        validate_data(self, W.head(), skip_check_array=True, reset=reset)
+        if reset:
+            self._kept_columns = None if W.columns is None else np.asarray(W.columns,
+                                                                            dtype=object)
+        labels = None
+        if self.group is not None:
+            if W.index is None:
+                raise ValueError(
+                    f"group={self.group!r} names an index level, but these windows carry no "
+                    "index; label them (PanelWindows.labelled) or pass groups=.")
+            labels, _ = lookup_key(W, self.group, "group")
+        if groups is not None:
+            if labels is not None:
+                raise ValueError(f"Pass either group={self.group!r} or groups=, not both.")
+            labels = np.asarray(groups)
+            if labels.shape != (len(W),):
+                raise ValueError(f"groups must have shape ({len(W)},) like X's rows, got "
+                                 f"{labels.shape}.")
+        return labels
+
+    def _fit_windows(self, W, groups, cells=None):
+        """``fit`` on lag windows, a chunk of series at a time.
+
+        Each series' statistics are computed by the same code, over the same values in
+        the same order, as on the dense window matrix, so they are equal bit for bit;
+        only about ``cells`` window cells are gathered at once. The statistics pooled
+        over all rows (one global group, and ``handle_unknown="global"``) are equal too
+        when the windows hold at most ``cells`` cells; beyond that they are combined
+        from chunks (Chan's pairwise update) and may differ from the dense ones in the
+        last bits (relative 1e-12 at most in practice).
+        """
+        labels = self._window_labels(W, groups, reset=True)
+        cells = _WINDOW_CELLS if cells is None else cells
+        p, F = W.shape[1], W.n_step_features
+        share = self._steps(p)
+        per_chunk = max(1, cells // max(p, 1))
+        if len(W) <= per_chunk:  # small enough to be pooled exactly as on the dense X
+            g_center, g_scale = (x[0] for x in self._raw_stats(
+                W[:], np.zeros(len(W), dtype=np.intp), 1))
+        else:
+            g_center, g_scale = self._pooled_window_stats(W, per_chunk)
+        self.global_center_, self.global_scale_ = (x[0] for x in self._finish(
+            g_center[None], g_scale[None], share))
+        if labels is None:
+            self.groups_ = np.array([None])
+            self.center_, self.scale_ = self.global_center_[None], self.global_scale_[None]
+            return self
+        codes, uniques = group_codes(labels, "group" if groups is None else "groups")
+        self.groups_ = np.asarray(uniques)
+        G = len(self.groups_)
+        order = np.argsort(codes, kind="stable")  # each group's rows in their own order
+        ends = np.cumsum(np.bincount(codes, minlength=G))
+        center, scale = np.empty((G, F)), np.empty((G, F))
+        g = 0
+        while g < G:
+            lo = ends[g - 1] if g else 0
+            # whole groups, about per_chunk rows (at least one group)
+            h = max(g + 1, int(np.searchsorted(ends, lo + per_chunk, side="right")))
+            rows = order[lo:ends[h - 1]]
+            c, s = self._raw_stats(W[rows], codes[rows] - g, h - g)
+            center[g:h], scale[g:h] = c, s
+            g = h
+        self.center_, self.scale_ = self._finish(center, scale, share)
+        return self
+
+    def _pooled_window_stats(self, W, per_chunk):
+        """Center and spread of each step feature over every cell of every window."""
+        F = W.n_step_features
+        n, mean, m2 = np.zeros(F), np.zeros(F), np.zeros(F)
+        lo, hi = np.full(F, np.inf), np.full(F, -np.inf)
+        for s in range(0, len(W), per_chunk):
+            cells = W.sequences(slice(s, s + per_chunk)).reshape(-1, F)
+            ok = ~np.isnan(cells)
+            k = ok.sum(axis=0)
+            if not k.any():
+                continue
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mu = np.where(ok, cells, 0).sum(axis=0) / k
+                q = np.where(ok, (cells - mu) ** 2, 0).sum(axis=0)
+                total = n + k
+                delta = mu - mean
+                mean = np.where(k > 0, mean + delta * k / total, mean)
+                m2 = np.where(k > 0, m2 + q + delta ** 2 * n * k / total, m2)
+            n = total
+            lo = np.fmin(lo, np.nanmin(np.where(ok, cells, np.inf), axis=0))
+            hi = np.fmax(hi, np.nanmax(np.where(ok, cells, -np.inf), axis=0))
+        empty = n == 0
+        if self.method == "standard":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                std = np.sqrt(m2 / n)
+            return np.where(empty, np.nan, mean), np.where(empty, np.nan, std)
+        a, b = self.feature_range
+        center = np.where(empty, np.nan, lo)
+        return center, (np.where(empty, np.nan, hi) - center) / (b - a)
+
+    def _transform_windows(self, W, groups=None):
+        """Scaled windows: the same windows over the scaled values of each series.
+
+        A window reads only its own series' values, and one statistic per step feature
+        is shared by every step, so scaling each series' values once is exactly the
+        scaling of every window cell (bit for bit): O(panel) memory, no window matrix.
+        """
+        check_is_fitted(self)
+        labels = self._window_labels(W, groups, reset=False)
+        F = W.n_step_features
+        present, first = np.unique(W.series, return_index=True)
+        if labels is None:
+            center, scale = self._row_stats(None, len(W))
+            center = np.broadcast_to(center[:F], (len(present), F))
+            scale = np.broadcast_to(scale[:F], (len(present), F))
+        else:
+            labels = pd.Index(labels)
+            center, scale = self._row_stats(labels[first], len(present))
+            center, scale = center[:, :F], scale[:, :F]
+            where = np.searchsorted(present, W.series)
+            if not (labels[first][where] == labels).all():
+                raise ValueError("the windows of one series carry several group labels; "
+                                 "each series must belong to one group.")
+        # values of series no window reads are never gathered: NaN marks them
+        n_series = len(W.lengths)
+        full_c, full_s = np.full((n_series, F), np.nan), np.ones((n_series, F))
+        full_c[present], full_s[present] = center, scale
+        of = W.value_series()
+        # in place after the first copy: the same operations, one panel-sized temporary
+        out = W.values - full_c[of]
+        out /= full_s[of]
+        out += self._offset()
+        return W.with_values(out.astype(W.values.dtype, copy=False))
 
     def inverse_transform(self, X, groups=None):
         """Undo the scaling.
@@ -471,7 +654,9 @@ class GroupTargetRegressor(RegressorMixin, BaseEstimator):
         """The regressor's X and the series label of each row."""
         labels = None
         if self.group is not None:
-            if not isinstance(X, (pd.DataFrame, pd.Series)):
+            # labelled lag windows carry their rows' index (PanelWindows.index)
+            if not (isinstance(X, (pd.DataFrame, pd.Series))
+                    or isinstance(X, PanelWindows) and X.index is not None):
                 raise ValueError(
                     f"group={self.group!r} names a column or index level, so X must be a "
                     f"pandas DataFrame; got {type(X).__name__}. Pass groups= for arrays."

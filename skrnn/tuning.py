@@ -123,7 +123,7 @@ class TimeHoldout:
 def _dates_of(X, date):
     import pandas as pd
 
-    if date is not None and hasattr(X, "columns") and date in X.columns:
+    if date is not None and getattr(X, "columns", None) is not None and date in X.columns:
         return pd.to_datetime(X[date]).to_numpy()
     index = getattr(X, "index", None)
     if index is None:
@@ -451,6 +451,10 @@ def _fit_score(estimator, X, y, train, test, scorer, trial, fold, fit_params, ru
 
 
 def _take(data, idx):
+    from skrnn.windows import PanelWindows
+
+    if isinstance(data, PanelWindows):  # the rows stay windows, never the matrix
+        return data.subset(idx)
     return data.iloc[idx] if hasattr(data, "iloc") else np.asarray(data)[idx]
 
 
@@ -464,7 +468,8 @@ def _row_dates(X, cv):
 
     index = getattr(X, "index", None)
     date = getattr(cv, "date", None)
-    dated = (date is not None and hasattr(X, "columns") and date in X.columns) or isinstance(
+    columns = getattr(X, "columns", None)  # None on unlabelled windows
+    dated = (date is not None and columns is not None and date in columns) or isinstance(
         index, pd.DatetimeIndex) or (isinstance(index, pd.MultiIndex) and any(
             isinstance(level, pd.DatetimeIndex) for level in index.levels))
     return _dates_of(X, date) if dated else None

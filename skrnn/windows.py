@@ -12,10 +12,13 @@ module keeps the panel and hands out windows on demand:
   each batch's rows; ``numpy.asarray`` gives the dense matrix for code that needs it;
   :meth:`PanelWindows.at` takes any rows and step offsets (explicit lag lists), over
   series padded by :func:`pad_series` -- the one place skrnn gathers windows
-  (``LagFeatures`` and ``make_supervised`` build theirs here);
+  (``LagFeatures`` and ``make_supervised`` build theirs here); labelled with their
+  rows' index and column names (:meth:`PanelWindows.labelled`), they travel through
+  the experiment runner's pipelines (split, per-series scaling, ``LastSteps``, the
+  baselines) as windows, never as the window matrix;
 - :func:`map_row_blocks`: the regressors' whole-input methods (``get_states``,
-  ``input_gradients``, ``predict_quantiles``) over blocks of rows, so that windows
-  as views are gathered a block at a time there too;
+  ``input_gradients``, ``predict_quantiles``) and the early-stopping hold-out over
+  blocks of rows, so that windows as views are gathered a block at a time there too;
 - :func:`fit_local`: one clone of an estimator per series through ``joblib``, so
   ``joblib.parallel_config(backend="dask")`` spreads the fits over a cluster;
 - :func:`predict_to_file`: forecasts of a large panel written chunk by chunk;
@@ -213,6 +216,15 @@ class PanelWindows:
         Index of the series of each window.
     shape : tuple
         ``(n_windows, window * n_step_features)``, as the dense ``X``.
+    index : pandas Index of length n_windows or None
+        Row labels (e.g. the ``(date, group)`` of each window), set by
+        :meth:`labelled` (``make_supervised(..., as_windows=True)`` sets them); row
+        selections slice it too. Splitters and per-series scalers read dates and
+        groups from it as from a DataFrame's index.
+    columns : pandas Index of length shape[1] or None
+        Column names of the dense ``X`` (``<col>_lag<L>``); estimators fitted on
+        labelled windows record them as ``feature_names_in_``, so they predict on
+        the DataFrame of the same windows without a warning.
 
     Examples
     --------
@@ -230,6 +242,9 @@ class PanelWindows:
 
     ndim = 2
     level = None
+    # row labels and column names (None: unlabelled), see ``labelled``
+    index = None
+    columns = None
 
     def __init__(self, values, lengths=None, *, window, horizon=1, target=0,
                  order="series", level=None):
@@ -397,11 +412,101 @@ class PanelWindows:
         return out
 
     def subset(self, rows):
-        """The windows ``rows`` as a new ``PanelWindows`` sharing ``values``."""
+        """The windows ``rows`` (slice, int array or boolean mask) as a new
+        ``PanelWindows`` sharing ``values``; ``index`` is sliced alike."""
+        new = self._copy()
+        new.starts, new.series = self.starts[rows], self.series[rows]
+        if self.index is not None:
+            new.index = self.index[rows]
+        return new
+
+    def _copy(self, **changes):
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
-        new.starts, new.series = self.starts[rows], self.series[rows]
+        new.__dict__.update(changes)
         return new
+
+    def labelled(self, index=None, columns=None):
+        """These windows with row labels and column names (a new object, same values).
+
+        Parameters
+        ----------
+        index : pandas Index or array-like of length n_windows, default=None
+            Label of each row, e.g. a ``(date, group)`` MultiIndex.
+        columns : array-like of str of length shape[1], default=None
+            Names of the dense ``X``'s columns, step-major like the values.
+        """
+        import pandas as pd
+
+        changes = {}
+        if index is not None:
+            index = index if isinstance(index, pd.Index) else pd.Index(index)
+            if len(index) != len(self):
+                raise ValueError(f"index has {len(index)} labels for {len(self)} windows.")
+            changes["index"] = index
+        if columns is not None:
+            columns = pd.Index(columns)
+            if len(columns) != self.shape[1]:
+                raise ValueError(f"columns has {len(columns)} names for windows of "
+                                 f"{self.shape[1]} columns.")
+            changes["columns"] = columns
+        return self._copy(**changes)
+
+    def frame(self, rows=slice(None)):
+        """The dense rows ``rows`` as a DataFrame with the windows' index and columns.
+
+        The dense matrix of those rows only (for a model that needs it, or the first
+        rows as an input example); the labels are positional where there are none.
+        """
+        import pandas as pd
+
+        rows = [rows] if isinstance(rows, numbers.Integral) else rows
+        index = None if self.index is None else self.index[rows]
+        return pd.DataFrame(self[rows], index=index, columns=self.columns)
+
+    def head(self):
+        """The first row as a one-row dense ``X`` (a DataFrame when the columns are
+        named): what an estimator checks the column count and names on."""
+        return self.frame(slice(0, 1)) if self.columns is not None else self[:1]
+
+    def last_steps(self, n_steps, *, columns=True):
+        """The windows cut to their last ``n_steps`` steps (the same rows, no copy).
+
+        The cut windows carry no targets (``y``); the column names are cut alike, or
+        dropped with ``columns=False``.
+        """
+        n_steps = _check_positive_int(n_steps, "n_steps")
+        if n_steps > self.window:
+            raise ValueError(f"n_steps={n_steps} exceeds the window of {self.window} steps.")
+        F = self.n_step_features
+        columns = (None if self.columns is None or not columns
+                   else self.columns[-n_steps * F:])
+        return self._copy(_steps=self._steps[-n_steps:], window=n_steps, horizon=0,
+                          columns=columns)
+
+    def take(self, columns):
+        """The dense columns ``columns`` (positions in ``shape[1]``) of every window.
+
+        Gathers only those cells: ``O(n_windows x len(columns))``, not the window
+        matrix (the naive baselines read a window's target steps this way).
+        """
+        columns = np.asarray(columns, dtype=np.intp)
+        if self.level is not None:  # levels need the whole window
+            return self[:][:, columns]
+        F = self.n_step_features
+        return self.values[self.starts[:, None] + self._steps[columns // F], columns % F]
+
+    def value_series(self):
+        """The series (an index into ``lengths``) of each row of ``values``."""
+        return np.repeat(np.arange(len(self.lengths)), self.lengths)
+
+    def with_values(self, values):
+        """The same windows over other ``values`` of the same shape (e.g. scaled)."""
+        values = np.asarray(values)
+        values = values if values.ndim == 2 else values[:, None]
+        if values.shape != self.values.shape:
+            raise ValueError(f"values must have shape {self.values.shape}, got {values.shape}.")
+        return self._copy(values=values)
 
     @property
     def y(self):

@@ -235,10 +235,15 @@ def _check_covariates(frame, cfg_data, features):
             frame[col] = values.astype(np.float64)
 
 
-def _windows(frame, cfg_data, features, freq=None, dropna=True):
+def _windows(frame, cfg_data, features, freq=None, dropna=True, as_windows=False):
     """Lag windows of ``features.max_lags`` steps inside each series (value, covariates,
     calendar features per step), indexed by (date[, group]); ``dropna=False`` keeps the
-    rows without a target (the forecast dates of ``skrnn predict``)."""
+    rows without a target (the forecast dates of ``skrnn predict``).
+
+    ``as_windows=True`` (the runner) gives them as a labelled
+    :class:`~skrnn.windows.PanelWindows` (``index`` and ``columns`` as the DataFrame's)
+    over one padded copy of the panel: O(panel) memory instead of the
+    n_rows x (max_lags x n_step_features) matrix."""
     from skrnn.lags import make_supervised
 
     index = [cfg_data.date] + ([cfg_data.group] if cfg_data.group else [])
@@ -251,7 +256,7 @@ def _windows(frame, cfg_data, features, freq=None, dropna=True):
             future_covariates=features.known_future or None,
             calendar=features.calendar or None, country=features.country,
             static=features.static_columns() or None,
-            group_one_hot=features.static == "group", dropna=dropna)
+            group_one_hot=features.static == "group", dropna=dropna, as_windows=as_windows)
     except (ValueError, TypeError, ImportError) as exc:
         raise ExperimentError(f"features: {exc}") from None
     return X, y

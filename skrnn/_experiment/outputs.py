@@ -89,6 +89,10 @@ def _plots(exp, frame, Xtr, fitted, predictions, table, out):
     files = {}
     framed = frame.set_index([d.date] + ([d.group] if d.group else []))
     errors = table.set_index("model")
+    if d.group:  # plot_fit draws the first 6 series: predict only their training rows
+        shown = pd.Index(frame[d.group].unique()).sort_values()[:6]
+        keep = np.asarray(Xtr.index.get_level_values(d.group).isin(shown))
+        Xtr = Xtr.subset(keep) if hasattr(Xtr, "subset") else Xtr[keep]
     for name, est in fitted.items():
         train_pred = pd.Series(np.asarray(est.predict(Xtr)).ravel(), index=Xtr.index)
         row = errors.loc[name]
@@ -172,6 +176,7 @@ def _finish_tracking(parent, exp, table, fitted, plots, Xte, staging):
             for step, loss in enumerate(reg.validation_loss_curve_ or [], start=1):
                 client.log_metric(rid, "validation_loss", float(loss), step=step)
         with mlflow.start_run(run_id=rid):
-            log_model(fitted[name], name="model", X_example=Xte.iloc[:5])
+            example = Xte.frame(slice(0, 5)) if hasattr(Xte, "frame") else Xte.iloc[:5]
+            log_model(fitted[name], name="model", X_example=example)
         client.set_terminated(rid)
     client.set_terminated(parent)

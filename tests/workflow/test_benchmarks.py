@@ -48,3 +48,13 @@ def test_ab_builds_times_one_build_against_itself():
     for row in rows:
         cols = [c.strip() for c in row.strip("|").split("|")]
         assert all(float(v) > 0 for v in cols[4:])
+
+
+def test_scale_runner_reports_a_run_and_refuses_a_dense_one_too_large():
+    out = _run(str(BENCH / "scale_runner.py"), "--series", "2", "--days", "120",
+               "--before", str(BENCH.parent), "--max-dense-gb", "0")
+    windows, = _rows(out, "windows")[-1:]
+    cols = [c.strip() for c in windows.strip("|").split("|")]
+    assert cols[1] == "2" and float(cols[3].replace(",", "")) > 0  # peak RSS
+    assert int(cols[8]) == 1 and float(cols[9]) >= 0  # one epoch, its time
+    assert "not run: the window DataFrame alone is" in _rows(out, "dense")[-1]
