@@ -113,8 +113,10 @@ class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEst
     series' scaled values (O(panel) memory), equal to the scaled DataFrame bit for bit.
     The group comes from the windows' ``index``.
 
-    Series whose values are constant (a district with only zeros) get a scale of 1 instead
-    of a division by zero: they map to 0 (standard) or to ``feature_range[0]`` (min-max).
+    Series whose values are constant (a district with only zeros; a spread within 1e-12 of
+    the level, :func:`spread_or_one`, as every scaler of this module) get a scale of 1
+    instead of a division by zero: they map to 0 (standard) or to ``feature_range[0]``
+    (min-max).
     Missing values are ignored when fitting and kept as NaN by ``transform``.
 
     Parameters
@@ -293,10 +295,7 @@ class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEst
 
     @staticmethod
     def _finish(center, scale, share):
-        # Constant or empty series: scale 1 keeps them finite instead of dividing by zero.
-        # (the tolerance catches the rounding noise of a constant non-zero series)
-        bad = ~np.isfinite(scale) | (scale <= 10 * np.finfo(np.float64).eps * np.abs(center))
-        scale[bad] = 1.0
+        scale = spread_or_one(scale, center)  # constant or empty series
         center[~np.isfinite(center)] = 0.0
         return center[:, share], scale[:, share]
 
@@ -333,12 +332,19 @@ class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEst
         self.center_, self.scale_ = self._stats(values, codes, len(self.groups_))
         g_center, g_scale = self._stats(values, np.zeros(values.shape[0], dtype=np.intp), 1)
         self.global_center_, self.global_scale_ = g_center[0], g_scale[0]
-        pooled = self._listed("pooled_features", values.shape[1])
-        kept = self._listed("passthrough_features", values.shape[1])
+        return self._pool_and_pass(values.shape[1])
+
+    def _pool_and_pass(self, p):
+        """Give ``pooled_features`` the global statistics and leave
+        ``passthrough_features`` as they are, in every group; return self."""
+        pooled = self._listed("pooled_features", p)
+        kept = self._listed("passthrough_features", p)
         if (pooled & kept).any():
             raise ValueError("pooled_features and passthrough_features must not share a "
                              f"feature; got {self.pooled_features!r} and "
                              f"{self.passthrough_features!r}.")
+        self.center_ = np.array(self.center_)  # own rows, not views of the global ones
+        self.scale_ = np.array(self.scale_)
         self.center_[:, pooled] = self.global_center_[pooled]
         self.scale_[:, pooled] = self.global_scale_[pooled]
         # min-max maps onto feature_range by adding its low end: take it off again
@@ -438,7 +444,7 @@ class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEst
         if labels is None:
             self.groups_ = np.array([None])
             self.center_, self.scale_ = self.global_center_[None], self.global_scale_[None]
-            return self
+            return self._pool_and_pass(p)
         codes, uniques = group_codes(labels, "group" if groups is None else "groups")
         self.groups_ = np.asarray(uniques)
         G = len(self.groups_)
@@ -455,7 +461,7 @@ class GroupScaler(_KeepsWindows, OneToOneFeatureMixin, TransformerMixin, BaseEst
             center[g:h], scale[g:h] = c, s
             g = h
         self.center_, self.scale_ = self._finish(center, scale, share)
-        return self
+        return self._pool_and_pass(p)
 
     def _pooled_window_stats(self, W, per_chunk):
         """Center and spread of each step feature over every cell of every window."""
@@ -737,6 +743,22 @@ class GroupTargetRegressor(RegressorMixin, BaseEstimator):
 # -- per-series and window-relative scaling (RecurrentForecaster) ----------------------
 
 
+def _real_spread(spread, level):
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(spread) & (spread > 1e-12 * np.maximum(1.0, np.abs(level)))
+
+
+def spread_or_one(spread, level):
+    """``spread`` where it is a real spread, else 1: the divisor of every scaler here.
+
+    A constant (or empty, NaN) series or column must not be divided by zero or by the
+    rounding noise of its constant: a spread within 1e-12 of its ``level``'s size (at
+    least 1) counts as none.
+    """
+    spread = np.asarray(spread, dtype=np.float64)
+    return np.where(_real_spread(spread, level), spread, 1.0)
+
+
 def series_scales(series, method):
     """Location and scale of each series for ``method``, fitted on its values.
 
@@ -763,17 +785,15 @@ def series_scales(series, method):
     for i, v in enumerate(series):
         if method == "standard":
             loc[i] = v.mean()
-            sd = v.std()
-            scale[i] = sd if sd > 1e-12 * max(1.0, abs(loc[i])) else 1.0
+            scale[i] = spread_or_one(v.std(), loc[i])
         elif method == "mean":
-            m = np.abs(v).mean()
-            scale[i] = m if m > 1e-12 else 1.0
+            scale[i] = spread_or_one(np.abs(v).mean(), 0.0)
         elif method in ("window_last", "window_mean"):
             loc[i] = v.mean()
             sd = np.diff(v).std() if len(v) > 2 else 0.0
-            if not sd > 1e-12 * max(1.0, abs(loc[i])):
+            if not _real_spread(sd, loc[i]):
                 sd = v.std()
-            scale[i] = sd if sd > 1e-12 * max(1.0, abs(loc[i])) else 1.0
+            scale[i] = spread_or_one(sd, loc[i])
     return loc, scale
 
 
@@ -784,5 +804,4 @@ def pooled_scales(values):
     gets scale 1.
     """
     loc = np.nanmean(values, axis=0)
-    sd = np.nanstd(values, axis=0)
-    return loc, np.where(sd > 1e-12 * np.maximum(1.0, np.abs(loc)), sd, 1.0)
+    return loc, spread_or_one(np.nanstd(values, axis=0), loc)

@@ -63,6 +63,27 @@ def test_constant_series_do_not_divide_by_zero(panel):
     np.testing.assert_allclose([std[d1].mean(), std[d1].std()], [0.0, 1.0], atol=1e-12)
 
 
+@pytest.mark.parametrize("level, noise, constant", [
+    (0.0, 0.0, True), (5.0, 0.0, True),
+    (1e6, 1e-7, True),      # rounding noise of a large constant: 1e-13 of its level
+    (0.0, 1e-13, True),     # a spread below 1e-12 of a level of at most 1
+    (1e6, 1e-4, False), (0.0, 1e-9, False), (3.0, 0.5, False)])
+def test_every_scaler_agrees_on_what_is_constant(level, noise, constant):
+    """GroupScaler (the runner), series_scales (the forecaster) and pooled_scales (its
+    covariates) divide a series by its spread exactly when spread_or_one says it is one."""
+    from skrnn.scaling import pooled_scales, series_scales, spread_or_one
+
+    v = level + noise * np.tile([1.0, -1.0], 20)
+    # the same number, summed in each scaler's own order
+    expected = 1.0 if constant else pytest.approx(v.std(), rel=1e-9)
+    assert spread_or_one(v.std(), v.mean()) == expected
+    gs = GroupScaler().fit(v[:, None])
+    assert gs.scale_[0, 0] == expected
+    assert series_scales([v], "standard")[1][0] == expected
+    assert pooled_scales(v[:, None])[1][0] == expected
+    assert np.isfinite(gs.transform(v[:, None])).all()
+
+
 @pytest.mark.parametrize("level_order", [["date", "district"], ["district", "date"]])
 def test_group_from_index_level_and_inverse(panel, level_order):
     series = panel.set_index(level_order)["crimes"].astype(float)

@@ -56,10 +56,13 @@ def test_windows_carry_the_rows_index_and_column_names(both):
 
 @pytest.mark.parametrize("method", ["standard", "minmax"])
 @pytest.mark.parametrize("group", ["district", None])
-def test_group_scaler_on_windows_equals_the_dense_path(both, method, group):
+@pytest.mark.parametrize("rule", [None, "pooled_features", "passthrough_features"])
+def test_group_scaler_on_windows_equals_the_dense_path(both, method, group, rule):
     X, _, W, _, train = both
     F = W.n_step_features
-    dense = GroupScaler(method, group=group, n_step_features=F).set_output(transform="pandas")
+    rules = {} if rule is None else {rule: (F - 1,)}  # the last step feature
+    dense = GroupScaler(method, group=group, n_step_features=F, **rules
+                        ).set_output(transform="pandas")
     lazy = clone(dense)
     out_dense = dense.fit(X[train]).transform(X)
     out_lazy = lazy.fit_transform(W.subset(train))
@@ -156,8 +159,13 @@ class _Features:
     def __init__(self, scaling, F):
         self.scaling, self.F = scaling, F
 
+    static = ()
+
     def n_step_features(self):
         return self.F
+
+    def n_static_features(self):
+        return 0
 
 
 @pytest.mark.parametrize("kind,params,scaling", [
