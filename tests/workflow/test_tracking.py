@@ -14,6 +14,8 @@ from sklearn.preprocessing import StandardScaler
 
 mlflow = pytest.importorskip("mlflow")
 
+from stopping import RaiseAtEpoch  # noqa: E402
+
 from skrnn import GRURegressor, LSTMRegressor, tracking  # noqa: E402
 from skrnn.persistence import IncompatibleVersionError  # noqa: E402
 
@@ -70,26 +72,6 @@ def tracked(store, monkeypatch, request):
 
 def _history(client, run_id, key):
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
-
-
-class _RaiseAtEpoch:
-    """A callback that raises at the end of a given epoch."""
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def setup(self, estimator, context):
-        pass
-
-    def teardown(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context, **kwargs):
-        pass
-
-    def on_fit_task_end(self, estimator, context, **kwargs):
-        if context.task_name == "epoch" and estimator.n_iter_ == self.epoch:
-            raise RuntimeError(f"stopped at epoch {self.epoch}")
 
 
 # -- the store --------------------------------------------------------------------------------
@@ -200,7 +182,7 @@ def test_pipeline_params_and_metrics(tracked):
 
 def test_fit_that_raises_leaves_the_run_failed_with_metrics_so_far(tracked):
     model = LSTMRegressor(units=4, max_iter=6, random_state=0)
-    model.set_callbacks(tracking.MLflowCallback(), _RaiseAtEpoch(3))
+    model.set_callbacks(tracking.MLflowCallback(), RaiseAtEpoch(3))
     with pytest.raises(RuntimeError, match="stopped at epoch 3"):
         tracking.track_fit(model, X, Y, run_name="failing")
     (run,) = mlflow.search_runs(filter_string="attributes.run_name = 'failing'",
@@ -209,10 +191,10 @@ def test_fit_that_raises_leaves_the_run_failed_with_metrics_so_far(tracked):
     # track_fit's callback replaced the model's MLflowCallback and runs after the raising
     # one: epochs 1 and 2 are logged, epoch 3 raised before it was
     assert [s for s, _ in _history(tracked, run.info.run_id, "loss")] == [1, 2]
-    assert [type(c) for c in model._skl_callbacks] == [tracking.MLflowCallback, _RaiseAtEpoch]
+    assert [type(c) for c in model._skl_callbacks] == [tracking.MLflowCallback, RaiseAtEpoch]
     # a run the callback started itself ends FAILED too
     callback = tracking.MLflowCallback()
-    model.set_callbacks(_RaiseAtEpoch(2), callback)
+    model.set_callbacks(RaiseAtEpoch(2), callback)
     with pytest.raises(RuntimeError):
         model.fit(X, Y)
     run = tracked.get_run(callback.last_run_id_)
@@ -611,14 +593,9 @@ def test_callback_without_a_configured_store_uses_skrnns_default(store, monkeypa
 
 @pytest.mark.filterwarnings("ignore:fit was interrupted:UserWarning")
 def test_callback_run_ends_killed_on_ctrl_c(tracked):
-    class CtrlC(_RaiseAtEpoch):
-        def on_fit_task_end(self, estimator, context, **kwargs):
-            if context.task_name == "epoch" and estimator.n_iter_ == self.epoch:
-                raise KeyboardInterrupt
-
     callback = tracking.MLflowCallback()
     model = GRURegressor(units=3, max_iter=4, random_state=0)
-    model.set_callbacks(callback, CtrlC(2))
+    model.set_callbacks(callback, RaiseAtEpoch(2, KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
         model.fit(X, Y)
     run = tracked.get_run(callback.last_run_id_)

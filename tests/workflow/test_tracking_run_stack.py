@@ -13,6 +13,8 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
+from stopping import RaiseAtEpoch  # noqa: E402
+
 from skrnn import GRURegressor, tracking  # noqa: E402
 
 pytestmark = [
@@ -60,26 +62,6 @@ def client(store_uri, monkeypatch, request):
         mlflow.end_run()
 
 
-class _Stop:
-    """A callback raising ``error`` at the end of epoch 1."""
-
-    def __init__(self, error):
-        self.error = error
-
-    def setup(self, estimator, context):
-        pass
-
-    def teardown(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context, **kwargs):
-        pass
-
-    def on_fit_task_end(self, estimator, context, **kwargs):
-        if context.task_name == "epoch" and estimator.n_iter_ == 1:
-            raise self.error
-
-
 ENDINGS = {"normal": (None, "FINISHED"),
            "error": (RuntimeError("stop"), "FAILED"),
            "ctrl-c": (KeyboardInterrupt(), "KILLED")}
@@ -87,7 +69,7 @@ ENDINGS = {"normal": (None, "FINISHED"),
 
 def _fit(callbacks, error):
     model = GRURegressor(units=3, max_iter=2, random_state=0)
-    model.set_callbacks(*callbacks, *([] if error is None else [_Stop(error)]))
+    model.set_callbacks(*callbacks, *([] if error is None else [RaiseAtEpoch(1, error)]))
     if error is None:
         model.fit(X, Y)
     else:
