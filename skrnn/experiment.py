@@ -60,7 +60,7 @@ from skrnn._experiment.data import (  # noqa: F401 - re-exported
     check_panel,
     data_hash,
     load_data,
-    read_csv,
+    read_table,
 )
 from skrnn._experiment.models import _build, _ensemble, _short_name, check_model
 from skrnn._experiment.outputs import (

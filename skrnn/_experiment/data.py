@@ -49,11 +49,6 @@ def load_data(cfg, base_dir=Path("."), seed=0, columns=()):
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def read_csv(path, cfg, columns=()):
-    """Read a user's CSV (or Parquet file) as ``cfg`` describes it: :func:`read_table`."""
-    return read_table(path, cfg, columns)
-
-
 def is_parquet(path):
     return str(path).lower().endswith(".parquet")
 

@@ -12,7 +12,7 @@ from skrnn._experiment.data import (
     _check_values,
     _windows,
     check_panel,
-    read_csv,
+    read_table,
 )
 from skrnn._experiment.run_folder import check_run
 
@@ -61,8 +61,8 @@ def forecast_next(model_path, data_path, *, date=None, group=None, value=None,
         fill_gaps=meta.get("fill_gaps") if fill_gaps is _UNSET else fill_gaps,
         sep=sep or meta.get("sep") or ",", date_format=date_format or meta.get("date_format"))
     model = load_model(model_path)
-    frame = read_csv(Path(data_path), cfg, features.known_future + features.past_covariates
-                     + [c for c in features.static_columns() if c not in one_hot])
+    frame = read_table(Path(data_path), cfg, features.known_future + features.past_covariates
+                       + [c for c in features.static_columns() if c not in one_hot])
     if cfg.group:
         frame[cfg.group] = frame[cfg.group].astype(str)
     if one_hot:
