@@ -47,7 +47,7 @@ def _dense(exp):
     d = exp.data
     frame = load_data(d, exp.base_dir, exp.seed)
     grid = check_panel(frame, d)
-    features = resolve_features(exp.features, grid.freq, True, len(grid.labels))
+    features = resolve_features(exp.features, grid.freq, True, grid.labels)
     X, y = _windows(frame, d, features, freq=grid.freq)
     test, _, _ = _split_dates(X, exp.split, d.date)
     return X[~test], y[~test], X[test], y[test], features, grid
@@ -120,7 +120,8 @@ def test_the_runner_window_step_stays_of_the_order_of_the_panel(monkeypatch):
     d = DataConfig(source="generated", date="date", group="district", value="crimes")
     day = pd.tseries.frequencies.to_offset("D")
     features = resolve_features(
-        FeaturesConfig(max_lags=56, lags=28, calendar=["dayofweek"]), day, True, 60)
+        FeaturesConfig(max_lags=56, lags=28, calendar=["dayofweek"]), day, True,
+        sorted(frame["district"].unique()))
     # the statistics gather a bounded chunk of windows; shrink it to see the rest
     monkeypatch.setattr(skrnn.scaling, "_WINDOW_CELLS", 1 << 15)
     tracemalloc.start()
