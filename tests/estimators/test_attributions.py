@@ -2,22 +2,14 @@
 
 import numpy as np
 import pytest
+from cell_variants import IDS, VARIANTS
 from sklearn.exceptions import NotFittedError
 
-from skrnn import GRURegressor, LSTMRegressor, SimpleRNNRegressor
+from skrnn import GRURegressor, LSTMRegressor
 from skrnn.nn._cells import compiled_available, engine
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-VARIANTS = [
-    (SimpleRNNRegressor, {"activation": "tanh"}),
-    (SimpleRNNRegressor, {"activation": "relu"}),
-    (LSTMRegressor, {"peephole": False}),
-    (LSTMRegressor, {"peephole": True}),
-    (GRURegressor, {"reset_after": True}),
-    (GRURegressor, {"reset_after": False}),
-]
-IDS = [f"{c.__name__}-{k}" for c, k in VARIANTS]
 RNG = np.random.RandomState(0)
 X3 = RNG.normal(size=(5, 4, 2))  # 5 sequences, 4 steps, 2 features per step
 Y2 = np.c_[X3[:, -1, 0] + 0.5 * X3[:, 0, 1], X3[:, :, 1].sum(axis=1)]

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cell_variants import IDS, VARIANTS
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from skrnn import GRURegressor, LSTMRegressor, SimpleRNNRegressor
+from skrnn import GRURegressor, LSTMRegressor
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("skl2onnx")
@@ -21,15 +22,6 @@ from skrnn.onnx import to_onnx
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-VARIANTS = [
-    (SimpleRNNRegressor, {"activation": "tanh"}),
-    (SimpleRNNRegressor, {"activation": "relu"}),
-    (LSTMRegressor, {"peephole": False}),
-    (LSTMRegressor, {"peephole": True}),
-    (GRURegressor, {"reset_after": True}),
-    (GRURegressor, {"reset_after": False}),
-]
-IDS = [f"{c.__name__}-{k}" for c, k in VARIANTS]
 RNG = np.random.RandomState(0)
 X3 = RNG.normal(size=(64, 5, 3)).astype(np.float32)  # 64 sequences, 5 steps, 3 features
 X2 = X3.reshape(64, 15)

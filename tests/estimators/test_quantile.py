@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from cell_variants import CELLS
 from sklearn.base import clone
 from sklearn.metrics import make_scorer, mean_pinball_loss
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
@@ -14,14 +15,6 @@ from skrnn.nn._network import RecurrentNetwork
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
-CELLS = [
-    ("rnn", {"activation": "tanh"}),
-    ("rnn", {"activation": "relu"}),
-    ("lstm", {"peephole": False}),
-    ("lstm", {"peephole": True}),
-    ("gru", {"reset_after": True}),
-    ("gru", {"reset_after": False}),
-]
 T, B, F, N_TARGETS = 4, 3, 2, 2
 
 

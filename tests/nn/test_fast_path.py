@@ -13,6 +13,7 @@ import itertools
 
 import numpy as np
 import pytest
+from cell_variants import CELLS, LOSSES
 
 from skrnn.nn import _cells, _engine
 from skrnn.nn._network import RecurrentNetwork
@@ -21,15 +22,6 @@ pytestmark = pytest.mark.skipif(
     not _cells.compiled_available(), reason="compiled engine not built (no C compiler?)"
 )
 
-CELLS = [
-    ("rnn", {"activation": "tanh"}),
-    ("rnn", {"activation": "relu"}),
-    ("lstm", {"peephole": False}),
-    ("lstm", {"peephole": True}),
-    ("gru", {"reset_after": True}),
-    ("gru", {"reset_after": False}),
-]
-LOSSES = ["squared_error", "absolute_error", "huber", "poisson"]
 T, B, F, N_OUT = 6, 19, 3, 2
 TOL = {np.float64: 1e-11, np.float32: 2e-5}
 

@@ -4,18 +4,10 @@ import itertools
 
 import numpy as np
 import pytest
+from cell_variants import CELLS, LOSSES
 
 from skrnn.nn._network import RecurrentNetwork
 
-CELLS = [
-    ("rnn", {"activation": "tanh"}),
-    ("rnn", {"activation": "relu"}),
-    ("lstm", {"peephole": False}),
-    ("lstm", {"peephole": True}),
-    ("gru", {"reset_after": True}),
-    ("gru", {"reset_after": False}),
-]
-LOSSES = ["squared_error", "absolute_error", "huber", "poisson"]
 T, B, F, N_OUT = 4, 3, 2, 2
 
 
