@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from cell_variants import CELLS
+from cell_variants import relative_error as _relative_error
 from sklearn.base import clone
 from sklearn.metrics import make_scorer, mean_pinball_loss
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
@@ -52,24 +53,6 @@ def test_pinball_loss_equals_sklearn_and_its_gradient(levels):
                         - loss_and_grad(Zm, y, sw, "quantile", "identity",
                                         quantiles=levels)[0]) / (2 * eps)
     np.testing.assert_allclose(grad, numeric, atol=1e-7)
-
-
-def _relative_error(net, X, y, sw, **kw):
-    net.loss_and_gradient(X, y, sw, **kw)
-    analytic = net.grad.copy()
-    theta = net.theta.copy()
-    numeric = np.empty_like(theta)
-    eps = 1e-6
-    for i in range(theta.size):
-        net.theta[:] = theta
-        net.theta[i] += eps
-        plus = net.loss_and_gradient(X, y, sw, **kw)
-        net.theta[i] -= 2 * eps
-        minus = net.loss_and_gradient(X, y, sw, **kw)
-        numeric[i] = (plus - minus) / (2 * eps)
-    net.theta[:] = theta
-    return np.linalg.norm(analytic - numeric) / (np.linalg.norm(analytic)
-                                                  + np.linalg.norm(numeric))
 
 
 @pytest.mark.parametrize("cell,kwargs", CELLS, ids=str)

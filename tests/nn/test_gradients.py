@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 from cell_variants import CELLS, LOSSES
+from cell_variants import relative_error as _relative_error
 
 from skrnn.nn._network import RecurrentNetwork
 
@@ -22,24 +23,6 @@ def _network(cell, kwargs, units, head, seed=0):
     y = np.abs(rng.normal(size=y_shape)) * 2  # non-negative: valid for Poisson too
     sw = rng.uniform(0.5, 2.0, size=B)
     return net, X, y, sw, rng
-
-
-def _relative_error(net, X, y, sw, masks=None, **kw):
-    net.loss_and_gradient(X, y, sw, masks=masks, **kw)
-    analytic = net.grad.copy()
-    theta = net.theta.copy()
-    numeric = np.empty_like(theta)
-    eps = 1e-6
-    for i in range(theta.size):
-        net.theta[:] = theta
-        net.theta[i] += eps
-        plus = net.loss_and_gradient(X, y, sw, masks=masks, **kw)
-        net.theta[i] -= 2 * eps
-        minus = net.loss_and_gradient(X, y, sw, masks=masks, **kw)
-        numeric[i] = (plus - minus) / (2 * eps)
-    net.theta[:] = theta
-    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    return np.linalg.norm(analytic - numeric) / scale
 
 
 @pytest.mark.parametrize(
